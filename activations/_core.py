@@ -1,0 +1,398 @@
+"""The machinery every activation here is built on.
+
+An activation is a pair: the ``forward`` function that computes values, and the
+derivative that backprop multiplies the incoming cotangent by. Here the two are
+chosen independently. Three builders cover the cases, from the most convenient to
+the most general:
+
+* :func:`surrogate` -- give a forward function and a ``backward`` function; the
+  gradient is the derivative of ``backward``, found by JAX.
+* :func:`with_derivative` -- give the derivative itself, as a function of the
+  input, of the output, or of a smaller residual such as the sign mask.
+* :func:`custom_backward` -- give a full backward rule, for backward passes that
+  are not a per-element multiply (clipping or noising the cotangent).
+
+Every function these return takes ``(x, *hyperparameters)``. Hyperparameters are
+turned into arrays, so they can be traced, swept with ``jax.vmap`` and changed
+without a new trace; they get a zero gradient. The output and gradient keep the
+dtype of ``x``. Derivatives of float16 and bfloat16 inputs are computed in float32
+and cast back, so they do not overflow. A NaN input gives a NaN output and a NaN
+gradient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+from jax.typing import ArrayLike
+
+Impl = Literal["vjp", "jvp"]
+IMPLS: tuple[Impl, ...] = ("vjp", "jvp")
+Wrt = Literal["input", "output"] | Callable[..., Array]
+Activation = Callable[..., Array]
+
+
+def check_input(x: Any, name: str = "activation") -> Array:
+  """Returns ``x`` as a floating-point array, or raises a ``TypeError``.
+
+  Python numbers become float arrays; integer, boolean and complex arrays are
+  refused, because a gradient with respect to them means nothing.
+
+  Examples:
+    >>> check_input(2)
+    Array(2., dtype=float32, weak_type=True)
+    >>> check_input(jnp.array([1, 2]), "necro_relu")
+    Traceback (most recent call last):
+    ...
+    TypeError: necro_relu expects a floating-point array, got int32; convert it first, e.g. x.astype(jnp.float32).
+  """
+  if isinstance(x, bool):
+    raise TypeError(f"{name} expects a floating-point array, got a Python bool.")
+  if isinstance(x, int):
+    x = float(x)
+  x = jnp.asarray(x)
+  if not jnp.issubdtype(x.dtype, jnp.floating):
+    raise TypeError(
+        f"{name} expects a floating-point array, got {x.dtype}; convert it"
+        " first, e.g. x.astype(jnp.float32)."
+    )
+  return x
+
+
+def compute_dtype(dtype: Any) -> jnp.dtype:
+  """The dtype derivatives are computed in: float32 for 16-bit inputs."""
+  return jnp.promote_types(dtype, jnp.float32)
+
+
+def _hyperparameter(value: Any, dtype: Any, name: str) -> Array:
+  if isinstance(value, bool) or getattr(value, "dtype", None) == jnp.bool_:
+    return jnp.asarray(value, jnp.bool_)
+  array = jnp.asarray(value)
+  if not (
+      jnp.issubdtype(array.dtype, jnp.floating)
+      or jnp.issubdtype(array.dtype, jnp.integer)
+  ):
+    raise TypeError(
+        f"{name}: hyperparameters must be real numbers or booleans, got"
+        f" {value!r} of dtype {array.dtype}."
+    )
+  return array.astype(dtype)
+
+
+def _like(hyperparameters: tuple[Array, ...], dtype: Any) -> tuple[Array, ...]:
+  """Casts floating hyperparameters to ``dtype``, leaving booleans alone."""
+  return tuple(
+      h.astype(dtype) if jnp.issubdtype(h.dtype, jnp.floating) else h
+      for h in hyperparameters
+  )
+
+
+def _upcast(residual: Array) -> Array:
+  if jnp.issubdtype(residual.dtype, jnp.floating):
+    return residual.astype(compute_dtype(residual.dtype))
+  return residual
+
+
+def _nan_where(x: Array, value: Array) -> Array:
+  """``value``, but NaN wherever ``x`` is NaN."""
+  return jnp.where(jnp.isnan(x), jnp.asarray(jnp.nan, value.dtype), value)
+
+
+class _SignMask(NamedTuple):
+  """A boolean residual that also remembers NaN inputs, in one byte.
+
+  ``code`` is 1 where the mask is true, 0 where false and -1 where the input
+  was NaN, so a lean mask still gives a NaN gradient for a NaN input.
+  """
+
+  code: Array
+
+  @classmethod
+  def encode(cls, mask: Array, x: Array) -> _SignMask:
+    code = jnp.where(jnp.isnan(x), -1, mask.astype(jnp.int8))
+    return cls(code.astype(jnp.int8))
+
+
+def _check_impl(impl: Any) -> Impl:
+  if impl not in IMPLS:
+    raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}.")
+  return impl
+
+
+def _check_wrt(wrt: Any) -> Wrt:
+  if wrt in ("input", "output") or callable(wrt):
+    return wrt
+  raise ValueError(
+      "wrt must be 'input', 'output' or a function of the input that returns"
+      f" the residual the derivative needs, got {wrt!r}."
+  )
+
+
+def _describe(function: Callable[..., Any]) -> str:
+  return getattr(function, "__name__", type(function).__name__)
+
+
+def with_derivative(
+    forward: Callable[..., Array],
+    derivative: Callable[..., Array],
+    *,
+    wrt: Wrt = "input",
+    impl: Impl = "vjp",
+) -> Activation:
+  r"""An elementwise activation whose backward pass multiplies by ``derivative``.
+
+  The returned function computes ``y = forward(x, *hyperparameters)``; backprop
+  multiplies the cotangent by ``derivative(r, *hyperparameters)``, where the
+  residual ``r`` saved by the forward pass is chosen by ``wrt``:
+
+  * ``"input"``: ``r = x``, a float copy of the input;
+  * ``"output"``: ``r = y``, which the next layer keeps anyway, so it costs no
+    memory (tanh: ``1 - y**2``);
+  * a function ``wrt(x, *hyperparameters)``: the smallest thing the derivative
+    needs, e.g. the sign mask ``lambda x: x >= 0`` (one byte per element).
+
+  Args:
+    forward: elementwise function ``forward(x, *hyperparameters)``.
+    derivative: elementwise function ``derivative(r, *hyperparameters)``.
+    wrt: what the derivative is a function of (see above).
+    impl: ``"vjp"`` builds on ``jax.custom_vjp`` and saves only the residual.
+      ``"jvp"`` builds on ``jax.custom_jvp``, so forward mode (``jax.jvp``,
+      ``jax.jacfwd``, ``jax.hessian``) works too; reverse-mode gradients are
+      identical, but reverse mode then saves the float derivative.
+
+  Returns:
+    A function ``f(x, *hyperparameters)`` with the dtype and shape of ``x``.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> tanh = with_derivative(jnp.tanh, lambda y: 1 - y**2, wrt="output")
+    >>> x = jnp.array([-1.0, 0.0, 2.0])
+    >>> jax.grad(lambda x: tanh(x).sum())(x)
+    Array([0.41997433, 1.        , 0.07065082], dtype=float32)
+  """
+  _check_wrt(wrt)
+  name = f"with_derivative({_describe(forward)}, {_describe(derivative)})"
+
+  def forward_values(x: Array, hyperparameters: tuple[Array, ...]) -> Array:
+    y = jnp.asarray(forward(x, *_like(hyperparameters, x.dtype)))
+    return _nan_where(x, y.astype(x.dtype))
+
+  def residual(x: Array, y: Array, hyperparameters: tuple[Array, ...]) -> Array:
+    if wrt == "input":
+      return x
+    if wrt == "output":
+      return y
+    return jnp.asarray(wrt(x, *_like(hyperparameters, x.dtype)))
+
+  def evaluate(residual_value: Array, hyperparameters: tuple[Array, ...]) -> Array:
+    return jnp.asarray(derivative(_upcast(residual_value), *hyperparameters))
+
+  if _check_impl(impl) == "vjp":
+
+    @jax.custom_vjp
+    def core(x, *hyperparameters):
+      return forward_values(x, hyperparameters)
+
+    def core_forward(x, *hyperparameters):
+      y = forward_values(x, hyperparameters)
+      saved = residual(x, y, hyperparameters)
+      if saved.dtype == jnp.bool_:
+        saved = _SignMask.encode(saved, x)
+      return y, (saved, hyperparameters)
+
+    def core_backward(residuals, cotangent):
+      saved, hyperparameters = residuals
+      if isinstance(saved, _SignMask):
+        slope = evaluate(saved.code > 0, hyperparameters)
+        gradient = jnp.where(saved.code < 0, jnp.nan, _upcast(cotangent) * slope)
+      else:
+        slope = evaluate(saved, hyperparameters)
+        gradient = _nan_where(saved, _upcast(cotangent) * slope)
+      return (gradient.astype(cotangent.dtype), *(None for _ in hyperparameters))
+
+    core.defvjp(core_forward, core_backward)
+  else:
+
+    @jax.custom_jvp
+    def core(x, *hyperparameters):
+      return forward_values(x, hyperparameters)
+
+    @core.defjvp
+    def core_jvp(primals, tangents):
+      x, *hyperparameters = primals
+      hyperparameters = tuple(hyperparameters)
+      y = forward_values(x, hyperparameters)
+      slope = evaluate(residual(x, y, hyperparameters), hyperparameters)
+      tangent = _nan_where(x, _upcast(tangents[0]) * slope)
+      return y, tangent.astype(x.dtype)
+
+  return _with_checked_inputs(core, name)
+
+
+def _with_checked_inputs(core: Callable[..., Array], name: str) -> Activation:
+  def activation(x: ArrayLike, *hyperparameters: ArrayLike) -> Array:
+    x = check_input(x, name)
+    dtype = compute_dtype(x.dtype)
+    return core(x, *(_hyperparameter(h, dtype, name) for h in hyperparameters))
+
+  activation.__name__ = activation.__qualname__ = name
+  return activation
+
+
+def elementwise_derivative(function: Callable[..., Array]) -> Callable[..., Array]:
+  """The derivative of an elementwise ``function``, found by forward-mode AD.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> elementwise_derivative(jnp.sin)(jnp.array([0.0]))
+    Array([1.], dtype=float32)
+  """
+
+  def derivative(x: Array, *hyperparameters: Array) -> Array:
+    return jax.jvp(
+        lambda x: function(x, *hyperparameters), (x,), (jnp.ones_like(x),)
+    )[1]
+
+  derivative.__name__ = f"derivative_of_{_describe(function)}"
+  return derivative
+
+
+def surrogate(
+    forward: Callable[..., Array],
+    backward: Callable[..., Array],
+    *,
+    impl: Impl = "vjp",
+) -> Activation:
+  r"""Values of ``forward``, gradients of ``backward``: a surrogate in one line.
+
+  .. math::
+    f(x) = \mathrm{forward}(x), \qquad
+    \frac{\partial f}{\partial x} := \mathrm{backward}'(x).
+
+  The derivative of ``backward`` is found by JAX, so no derivative is written
+  by hand. The forward pass saves ``x``; where the derivative only needs the
+  sign of ``x``, :func:`with_derivative` with a mask residual is leaner.
+
+  Args:
+    forward: elementwise function ``forward(x, *hyperparameters)``.
+    backward: elementwise function ``backward(x, *hyperparameters)`` whose
+      derivative backprop uses.
+    impl: ``"vjp"`` (``jax.custom_vjp``) or ``"jvp"`` (``jax.custom_jvp``,
+      forward mode too); see :func:`with_derivative`.
+
+  Returns:
+    A function ``f(x, *hyperparameters)``.
+
+  Examples:
+    NecroReLU: ReLU forward, LeakyReLU(0.1) backward.
+
+    >>> import functools, jax, jax.numpy as jnp
+    >>> necro = surrogate(
+    ...     jax.nn.relu, functools.partial(jax.nn.leaky_relu, negative_slope=0.1))
+    >>> x = jnp.array([-2.0, 3.0])
+    >>> necro(x)
+    Array([0., 3.], dtype=float32)
+    >>> jax.grad(lambda x: necro(x).sum())(x)
+    Array([0.1, 1. ], dtype=float32)
+  """
+  return with_derivative(
+      forward, elementwise_derivative(backward), wrt="input", impl=impl
+  )
+
+
+def custom_backward(
+    forward: Callable[..., tuple[Array, Any]],
+    backward_rule: Callable[[Any, Array], Array],
+) -> Activation:
+  """An activation with a full backward rule, built on ``jax.custom_vjp``.
+
+  For backward passes that are not a per-element multiply: clipping or
+  normalising the cotangent, adding noise, gradient reversal. Forward mode is
+  not available (a backward rule need not be linear in the cotangent).
+
+  Args:
+    forward: ``forward(x, *hyperparameters) -> (y, residuals)``; ``residuals``
+      is any pytree of arrays the backward rule needs.
+    backward_rule: ``backward_rule(residuals, cotangent) -> input cotangent``;
+      the result is cast to the input's dtype.
+
+  Returns:
+    A function ``f(x, *hyperparameters)``.
+
+  Examples:
+    ReLU forward whose backward passes the cotangent clipped to [-1, 1]:
+
+    >>> import jax, jax.numpy as jnp
+    >>> clipped = custom_backward(
+    ...     lambda x: (jax.nn.relu(x), None),
+    ...     lambda residuals, g: jnp.clip(g, -1.0, 1.0))
+    >>> jax.grad(lambda x: 5.0 * clipped(x))(2.0)
+    Array(1., dtype=float32)
+  """
+  name = f"custom_backward({_describe(forward)}, {_describe(backward_rule)})"
+
+  def forward_values(x, hyperparameters):
+    y, residuals = forward(x, *_like(hyperparameters, x.dtype))
+    return _nan_where(x, jnp.asarray(y).astype(x.dtype)), residuals
+
+  @jax.custom_vjp
+  def core(x, *hyperparameters):
+    return forward_values(x, hyperparameters)[0]
+
+  def core_forward(x, *hyperparameters):
+    y, residuals = forward_values(x, hyperparameters)
+    # Hyperparameters travel along only so the backward knows how many zero
+    # cotangents to return.
+    return y, (residuals, hyperparameters)
+
+  def core_backward(residuals, cotangent):
+    residuals, hyperparameters = residuals
+    gradient = jnp.asarray(backward_rule(residuals, cotangent))
+    return (gradient.astype(cotangent.dtype), *(None for _ in hyperparameters))
+
+  core.defvjp(core_forward, core_backward)
+  return _with_checked_inputs(core, name)
+
+
+def backward_derivative(fn: Callable[..., Array]) -> Callable[..., Array]:
+  """The elementwise derivative that backprop will actually use for ``fn``.
+
+  For plots and tests: ``backward_derivative(fn)(x, *args, **kwargs)`` is the
+  gradient of ``sum(fn(x, *args, **kwargs))`` with respect to ``x``, which for
+  an elementwise ``fn`` is the per-element derivative backprop multiplies by.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from activations import necro_relu
+    >>> backward_derivative(necro_relu)(jnp.array([-1.0, 0.0, 1.0]))
+    Array([0.1, 1. , 1. ], dtype=float32)
+  """
+
+  def derivative(x: ArrayLike, *args: Any, **kwargs: Any) -> Array:
+    x = check_input(x, "backward_derivative")
+    y, pullback = jax.vjp(lambda x: fn(x, *args, **kwargs), x)
+    return pullback(jnp.ones_like(y))[0]
+
+  return derivative
+
+
+def for_each_impl(
+    forward: Callable[..., Array],
+    derivative: Callable[..., Array],
+    *,
+    wrt: Wrt = "input",
+) -> dict[Impl, Activation]:
+  """:func:`with_derivative` built once per ``impl``, for the catalogue."""
+  return {
+      impl: with_derivative(forward, derivative, wrt=wrt, impl=impl)
+      for impl in IMPLS
+  }
+
+
+def select_impl(built: dict[Impl, Activation], impl: Any) -> Activation:
+  """Picks the ``impl`` variant, with a clear error for a bad one."""
+  return built[_check_impl(impl)]
