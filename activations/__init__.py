@@ -47,6 +47,7 @@ from activations.registry import (
     names,
     parse_spec,
     register,
+    unregister,
 )
 from activations.relu_family import (
     necro_relu,
@@ -117,5 +118,6 @@ __all__ = [
     "sugar_softplus",
     "surrogate",
     "tanh",
+    "unregister",
     "with_derivative",
 ]

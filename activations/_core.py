@@ -65,20 +65,24 @@ def check_input(x: Any, name: str = "activation") -> Array:
 
 def compute_dtype(dtype: Any) -> jnp.dtype:
   """The dtype derivatives are computed in: float32 for 16-bit inputs."""
-  return jnp.promote_types(dtype, jnp.float32)
+  dtype = jnp.dtype(dtype)
+  return jnp.dtype(jnp.float32) if jnp.finfo(dtype).bits < 32 else dtype
 
 
 def _hyperparameter(value: Any, dtype: Any, name: str) -> Array:
   if isinstance(value, bool) or getattr(value, "dtype", None) == jnp.bool_:
     return jnp.asarray(value, jnp.bool_)
-  array = jnp.asarray(value)
-  if not (
+  try:
+    array = jnp.asarray(value)
+  except TypeError:
+    array = None
+  if array is None or not (
       jnp.issubdtype(array.dtype, jnp.floating)
       or jnp.issubdtype(array.dtype, jnp.integer)
   ):
     raise TypeError(
         f"{name}: hyperparameters must be real numbers or booleans, got"
-        f" {value!r} of dtype {array.dtype}."
+        f" {value!r}."
     )
   return array.astype(dtype)
 
@@ -208,10 +212,10 @@ def with_derivative(
       saved, hyperparameters = residuals
       if isinstance(saved, _SignMask):
         slope = evaluate(saved.code > 0, hyperparameters)
-        gradient = jnp.where(saved.code < 0, jnp.nan, _upcast(cotangent) * slope)
+        slope = jnp.where(saved.code < 0, jnp.asarray(jnp.nan, slope.dtype), slope)
       else:
-        slope = evaluate(saved, hyperparameters)
-        gradient = _nan_where(saved, _upcast(cotangent) * slope)
+        slope = _nan_where(saved, evaluate(saved, hyperparameters))
+      gradient = _upcast(cotangent) * slope
       return (gradient.astype(cotangent.dtype), *(None for _ in hyperparameters))
 
     core.defvjp(core_forward, core_backward)
@@ -227,7 +231,9 @@ def with_derivative(
       hyperparameters = tuple(hyperparameters)
       y = forward_values(x, hyperparameters)
       slope = evaluate(residual(x, y, hyperparameters), hyperparameters)
-      tangent = _nan_where(x, _upcast(tangents[0]) * slope)
+      # NaN enters through the slope, not the product: the tangent must stay
+      # linear in the input tangent for reverse mode to transpose it.
+      tangent = _upcast(tangents[0]) * _nan_where(x, slope)
       return y, tangent.astype(x.dtype)
 
   return _with_checked_inputs(core, name)

@@ -82,7 +82,11 @@ _SOFTPLUS = for_each_impl(jax.nn.softplus, lambda x: jax.nn.sigmoid(x))
 _GELU = {
     approximate: for_each_impl(
         lambda x, a=approximate: jax.nn.gelu(x, approximate=a),
-        elementwise_derivative(lambda x, a=approximate: jax.nn.gelu(x, approximate=a)),
+        # Beyond |x| = 10 the derivative is 0 or 1 to float64 precision; the
+        # clip keeps the tanh form's x**3 from overflowing into 0 * inf.
+        lambda x, a=approximate: elementwise_derivative(
+            lambda x: jax.nn.gelu(x, approximate=a)
+        )(jnp.clip(x, -10.0, 10.0)),
     )
     for approximate in (True, False)
 }

@@ -52,6 +52,7 @@ def register(
     ...     overwrite=True)
     >>> "slow_leak" in activations.names()
     True
+    >>> activations.unregister("slow_leak")
   """
   if not isinstance(name, str) or not name.isidentifier():
     raise ValueError(f"An activation name must be a Python identifier, got {name!r}.")
@@ -64,6 +65,20 @@ def register(
   _REGISTRY[name] = fn
   _KIND.setdefault(name, "user")
   return fn
+
+
+def unregister(name: str) -> None:
+  """Removes ``name`` from the registry (for tests and notebooks).
+
+  Examples:
+    >>> import activations
+    >>> _ = activations.register("scratch", activations.relu)
+    >>> activations.unregister("scratch")
+    >>> "scratch" in activations.names()
+    False
+  """
+  _lookup(name)
+  del _REGISTRY[name], _KIND[name]
 
 
 def names() -> tuple[str, ...]:

@@ -105,14 +105,14 @@ def _b_silu(x: Array, alpha: Array) -> Array:
   return (x + alpha) * jax.nn.sigmoid(x) - alpha / 2
 
 
-def _nelu(x: Array, alpha: Array) -> Array:
-  # Below zero only: -alpha / (1 + x^2); above zero NeLU is the identity.
-  return jnp.where(x > 0, x, -alpha / (1 + jnp.square(jnp.minimum(x, 0.0))))
+def _nelu_derivative(x: Array, alpha: Array) -> Array:
+  # 2 alpha x / (1 + x^2)^2, split so that huge |x| gives 0, not inf / inf.
+  ratio = x / (1 + jnp.square(x))
+  return jnp.where(x > 0, 1.0, 2 * alpha * ratio / (1 + jnp.square(x)))
 
 
-def _sugar(backward: Callable[..., Array]) -> dict[Impl, Callable[..., Array]]:
-  """ReLU forward with the derivative of ``backward(x, *parameters)``."""
-  derivative = elementwise_derivative(backward)
+def _sugar(derivative: Callable[..., Array]) -> dict[Impl, Callable[..., Array]]:
+  """ReLU forward with ``derivative(x, *parameters)`` backward."""
 
   def surrogate_derivative(x: Array, *parameters: Array) -> Array:
     *parameters, below_zero_only = parameters
@@ -121,13 +121,15 @@ def _sugar(backward: Callable[..., Array]) -> dict[Impl, Callable[..., Array]]:
   return for_each_impl(lambda x, *unused: jax.nn.relu(x), surrogate_derivative)
 
 
-_SUGAR_BSILU = _sugar(_b_silu)
-_SUGAR_NELU = _sugar(_nelu)
-_SUGAR_ELU = _sugar(jax.nn.elu)
-_SUGAR_SELU = _sugar(jax.nn.selu)
-_SUGAR_GELU = _sugar(lambda x: jax.nn.gelu(x, approximate=False))
-_SUGAR_SILU = _sugar(jax.nn.silu)
-_SUGAR_SOFTPLUS = _sugar(jax.nn.softplus)
+_SUGAR_BSILU = _sugar(elementwise_derivative(_b_silu))
+_SUGAR_NELU = _sugar(_nelu_derivative)
+_SUGAR_ELU = _sugar(elementwise_derivative(jax.nn.elu))
+_SUGAR_SELU = _sugar(elementwise_derivative(jax.nn.selu))
+_SUGAR_GELU = _sugar(
+    elementwise_derivative(lambda x: jax.nn.gelu(x, approximate=False))
+)
+_SUGAR_SILU = _sugar(elementwise_derivative(jax.nn.silu))
+_SUGAR_SOFTPLUS = _sugar(jax.nn.sigmoid)
 
 
 def sugar_bsilu(

@@ -3,16 +3,31 @@
 import jax
 import pytest
 
-# Mixed-dtype arithmetic and implicit broadcasting across ranks raise, so a
-# custom gradient that silently changes dtype or shape fails loudly here.
-jax.config.update("jax_numpy_dtype_promotion", "strict")
-jax.config.update("jax_numpy_rank_promotion", "raise")
+# Run each check eagerly and under jit: custom gradients must hold in both.
+WRAPS = [pytest.param(lambda f: f, id="eager"), pytest.param(jax.jit, id="jit")]
+
+
+def pytest_configure(config):
+  config.addinivalue_line(
+      "markers",
+      "standard_promotion: run with JAX's standard dtype promotion (for code"
+      " that calls optax, whose adam mixes Python floats and int32 counts).",
+  )
+
+
+@pytest.fixture(autouse=True)
+def strict_promotion(request):
+  """Mixed-dtype arithmetic and implicit rank broadcasting raise.
+
+  A custom gradient that silently changes dtype or shape then fails loudly.
+  """
+  if request.node.get_closest_marker("standard_promotion"):
+    yield
+    return
+  with jax.numpy_dtype_promotion("strict"), jax.numpy_rank_promotion("raise"):
+    yield
 
 
 @pytest.fixture
 def key() -> jax.Array:
   return jax.random.key(0)
-
-
-# Run each check eagerly and under jit: custom gradients must hold in both.
-WRAPS = [pytest.param(lambda f: f, id="eager"), pytest.param(jax.jit, id="jit")]
