@@ -1,0 +1,83 @@
+"""Spreading the runs of a grid over every device: GPUs, TPU cores, CPU cores.
+
+A grid's state has a leading "runs" axis. It is sharded over a one-axis
+:class:`jax.sharding.Mesh` of all devices, the data replicated, so each device
+trains its share of the runs and the same code uses one GPU, eight, a TPU slice,
+or several hosts after ``jax.distributed.initialize()``. A run count that does
+not divide the device count is padded with copies of the last run, whose
+results are dropped.
+
+On a CPU, one process sees one device, and one small run uses one core. The
+command line therefore asks XLA for one CPU device per core
+(:func:`use_every_cpu_core`), so a grid trains on all cores at once.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+_CPU_DEVICES_FLAG = "--xla_force_host_platform_device_count"
+
+
+def use_every_cpu_core() -> None:
+  """Asks XLA for one CPU device per core; call before JAX starts.
+
+  Does nothing if the flag is already set (the user decides) or if JAX has
+  already created its backends. GPUs and TPUs are unaffected.
+  """
+  flags = os.environ.get("XLA_FLAGS", "")
+  if _CPU_DEVICES_FLAG in flags:
+    return
+  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+  os.environ["XLA_FLAGS"] = f"{flags} {_CPU_DEVICES_FLAG}={max(1, cores or 1)}".strip()
+
+
+def runs_mesh() -> Mesh:
+  """A one-axis mesh named "runs" over every device of every process."""
+  return Mesh(np.array(jax.devices()), ("runs",))
+
+
+def padded_size(num_runs: int, num_devices: int) -> int:
+  """The smallest multiple of ``num_devices`` that holds ``num_runs``.
+
+  Examples:
+    >>> padded_size(5, 4)
+    8
+  """
+  return -(-num_runs // num_devices) * num_devices
+
+
+def pad_runs(tree: Any, size: int) -> Any:
+  """Pads every leaf's leading axis to ``size`` by repeating its last entry."""
+
+  def pad(leaf: Any) -> Any:
+    leaf = np.asarray(leaf) if not isinstance(leaf, jax.Array) else leaf
+    missing = size - leaf.shape[0]
+    if missing == 0:
+      return leaf
+    return jax.numpy.concatenate([leaf, jax.numpy.repeat(leaf[-1:], missing, axis=0)])
+
+  return jax.tree.map(pad, tree)
+
+
+def shard_runs(tree: Any, mesh: Mesh) -> Any:
+  """Places each leaf with its leading (runs) axis split over the mesh."""
+  return jax.device_put(tree, NamedSharding(mesh, PartitionSpec("runs")))
+
+
+def replicate(tree: Any, mesh: Mesh) -> Any:
+  """Places a full copy of each leaf on every device of the mesh."""
+  return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+
+
+def to_host(tree: Any) -> Any:
+  """Every leaf as a NumPy array, gathered from all processes if need be."""
+  if jax.process_count() > 1:
+    return multihost_utils.process_allgather(tree, tiled=True)
+  return jax.tree.map(np.asarray, jax.device_get(tree))

@@ -1,0 +1,122 @@
+"""The runs of a comparison: activation specs x seeds x learning rates x sweeps.
+
+A spec such as ``"necro_relu(negative_slope=[0.05, 0.1])"`` is one *grid*: its
+list values are swept. Every run of a grid shares one activation function, so the
+whole grid trains as one compiled program, with the seed, learning rate and
+swept hyperparameters as arrays along a leading "runs" axis.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import activations
+from research.config import Config
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """One training run: an activation with fixed hyperparameters, a seed, a rate."""
+
+  grid: str  # the user's spec this run came from
+  name: str  # registry name
+  activation: str  # canonical spec of this run, e.g. "necro_relu(negative_slope=0.1)"
+  hyperparameters: tuple[tuple[str, float], ...]  # float hyperparameters, arrays per run
+  seed: int
+  learning_rate: float
+
+  @property
+  def run_id(self) -> str:
+    """A unique, readable key: rerunning skips ids already in runs.csv."""
+    return f"{self.activation}|seed={self.seed}|learning_rate={self.learning_rate!r}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+  """The runs that share one activation function and so one compiled program."""
+
+  spec: str
+  name: str
+  static: tuple[tuple[str, Any], ...]  # non-float hyperparameters, fixed at trace time
+  swept: tuple[str, ...]  # names of the float hyperparameters passed as arrays
+  runs: tuple[Run, ...]
+
+  def activation(self) -> Callable[..., Any]:
+    """The activation with its static hyperparameters bound."""
+    function = activations.get(self.name)
+    return functools.partial(function, **dict(self.static)) if self.static else function
+
+
+def _canonical(name: str, values: dict[str, Any]) -> str:
+  if not values:
+    return name
+  return f"{name}({', '.join(f'{key}={value!r}' for key, value in values.items())})"
+
+
+def _grid(spec: str, config: Config) -> Grid:
+  name, kwargs = activations.parse_spec(spec)
+  defaults = activations.hyperparameters(name)  # raises for an unknown name
+  float_names = [k for k, v in defaults.items() if isinstance(v, float)]
+  static, axes = {}, {}
+  for key, value in kwargs.items():
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not values:
+      raise ValueError(f"{spec}: {key} has an empty list of values.")
+    if len(values) > 1 and key not in float_names:
+      raise ValueError(
+          f"{spec}: only numeric hyperparameters can be swept"
+          f" ({', '.join(float_names) or 'none for ' + name}); {key} cannot."
+      )
+    for single in values:  # validates the name, key and type
+      activations.get(_canonical(name, {key: single}))
+    if key in float_names:
+      axes[key] = [float(v) for v in values]
+    else:
+      static[key] = values[0]
+  for key in float_names:  # unswept floats still travel as arrays: one program
+    axes.setdefault(key, [float(defaults[key])])
+  runs = []
+  for values in itertools.product(*axes.values()):
+    hyperparameters = tuple(zip(axes, values))
+    shown = {k: v for k, v in hyperparameters if k in kwargs} | static
+    shown = {k: shown[k] for k in kwargs}  # keep the user's order
+    for learning_rate in config.learning_rates:
+      for seed in range(config.seeds):
+        runs.append(
+            Run(
+                grid=spec,
+                name=name,
+                activation=_canonical(name, shown),
+                hyperparameters=hyperparameters,
+                seed=seed,
+                learning_rate=float(learning_rate),
+            )
+        )
+  return Grid(spec, name, tuple(static.items()), tuple(axes), tuple(runs))
+
+
+def expand(config: Config) -> tuple[Grid, ...]:
+  """The grids of a config, one per activation spec, in the given order.
+
+  Raises a ``ValueError`` for an unknown activation or hyperparameter, naming
+  the valid ones, and for a spec given twice.
+
+  Examples:
+    >>> grids = expand(Config(activations=("relu", "necro_relu(negative_slope=[0.05, 0.1])"), seeds=2))
+    >>> [len(g.runs) for g in grids]
+    [2, 4]
+    >>> grids[1].runs[2].run_id
+    'necro_relu(negative_slope=0.1)|seed=0|learning_rate=0.01'
+  """
+  if not config.activations:
+    raise ValueError("activations must name at least one activation spec.")
+  grids = tuple(_grid(spec, config) for spec in config.activations)
+  ids = [run.run_id for grid in grids for run in grid.runs]
+  duplicates = sorted({i for i in ids if ids.count(i) > 1})
+  if duplicates:
+    raise ValueError(f"Two activation specs give the same runs: {duplicates[0]}.")
+  return grids

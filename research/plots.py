@@ -1,0 +1,325 @@
+"""The plots of a comparison, written as PNG files next to its results.
+
+* ``learning_curves.png``: the main metric (test accuracy, or test loss for
+  regression) and the training loss against the step;
+* ``dead_fraction.png``: the fraction of dead units against the step, one panel
+  per hidden layer (claim 1 of the research brief);
+* ``final_accuracy.png``: each seed's final metric per configuration, with the
+  mean and its 95% interval; diverged runs as red crosses along the bottom.
+
+A curve is the mean over a configuration's non-diverged runs, with a shaded 95%
+Student t band over seeds (none for a single seed). Colour tells the
+activation, line style the learning rate.
+
+Figures are drawn on :class:`matplotlib.figure.Figure` with the Agg canvas, not
+through :mod:`matplotlib.pyplot`: writing plots neither needs a display nor
+changes the backend of the caller (a notebook keeps its inline plots).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import pathlib
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from research.results import write_bytes_atomic
+from research.summary import choose_metric, mean_confidence_interval
+
+LEARNING_CURVES, DEAD_FRACTION, FINAL_ACCURACY = (
+    "learning_curves.png", "dead_fraction.png", "final_accuracy.png"
+)
+_DPI = 110
+_LINE_STYLES = ("-", "--", ":", "-.")
+_PERCENT_COLUMNS = frozenset(
+    {"test_accuracy", "train_accuracy", "dead_fraction", "sparsity", "revived_fraction"}
+)
+_PERCENT_PREFIXES = ("dead/", "sparsity/", "revived/")  # per-layer fractions
+_DEAD_LAYER = re.compile(r"dead/layer_(\d+)")
+
+Configuration = tuple[str, float]  # (activation, learning rate)
+
+
+def write_plots(
+    folder: str | os.PathLike,
+    runs: Sequence[Mapping[str, Any]],
+    history: Sequence[Mapping[str, Any]],
+    *,
+    metric: str | None = None,
+) -> list[pathlib.Path]:
+  """Writes the comparison's PNG plots into ``folder``, each file atomically.
+
+  Args:
+    folder: where to write (created if absent), usually the results folder.
+    runs: rows of ``runs.csv``: they say which runs exist, their configuration
+      and whether they diverged. History rows of other runs are ignored.
+    history: rows of ``history.csv``: ``run_id``, ``step`` and metric columns.
+    metric: the main metric; ``None`` picks test accuracy, or test loss when no
+      run has a finite accuracy (regression).
+
+  Returns:
+    The paths written, in the order of the module docstring.
+    ``dead_fraction.png`` is left out when the history has no dead-unit column.
+
+  Examples:
+    >>> import tempfile
+    >>> runs = [{"run_id": f"relu|{seed}", "activation": "relu", "seed": seed,
+    ...          "learning_rate": 0.01, "diverged": False, "test_accuracy": 0.5}
+    ...         for seed in range(2)]
+    >>> history = [{"run_id": row["run_id"], "step": step, "test_accuracy": 0.5,
+    ...             "train_loss": 1.0 / (step + 1), "dead/layer_0": 0.1}
+    ...            for row in runs for step in (0, 10)]
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...   print([path.name for path in write_plots(folder, runs, history)])
+    ['learning_curves.png', 'dead_fraction.png', 'final_accuracy.png']
+  """
+  try:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+  except ImportError:
+    raise ImportError(
+        "research.plots needs matplotlib: pip install matplotlib"
+        " (or pip install 'surrogate-activations[research]')."
+    ) from None
+  folder = pathlib.Path(folder).expanduser()
+  folder.mkdir(parents=True, exist_ok=True)
+  metric = choose_metric(runs) if metric is None else metric
+  configurations = _configurations(runs)
+  curves = _curves_by_configuration(runs, history)
+  styles = _styles(configurations)
+
+  def save(figure: Any, name: str) -> pathlib.Path:
+    FigureCanvasAgg(figure)  # attaches itself: PNG output without pyplot
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=_DPI)
+    path = folder / name
+    write_bytes_atomic(path, buffer.getvalue())
+    return path
+
+  written = [save(_learning_curves(configurations, curves, styles, metric), LEARNING_CURVES)]
+  dead_columns = _dead_columns(history)
+  if dead_columns:
+    written.append(save(_dead_fraction(configurations, curves, styles, dead_columns),
+                        DEAD_FRACTION))
+  written.append(save(_final(configurations, metric), FINAL_ACCURACY))
+  return written
+
+
+def _configurations(
+    runs: Sequence[Mapping[str, Any]],
+) -> dict[Configuration, list[Mapping[str, Any]]]:
+  """Runs by (activation, learning rate), in first-appearance order."""
+  groups: dict[Configuration, list[Mapping[str, Any]]] = {}
+  for row in runs:
+    key = (str(row["activation"]), float(row["learning_rate"]))
+    groups.setdefault(key, []).append(row)
+  return groups
+
+
+def _curves_by_configuration(
+    runs: Sequence[Mapping[str, Any]], history: Sequence[Mapping[str, Any]]
+) -> dict[Configuration, list[Mapping[str, Any]]]:
+  """History rows of non-diverged runs, by configuration."""
+  configuration_of = {
+      row["run_id"]: (str(row["activation"]), float(row["learning_rate"]))
+      for row in runs
+      if not row.get("diverged")
+  }
+  curves: dict[Configuration, list[Mapping[str, Any]]] = {}
+  for row in history:
+    key = configuration_of.get(row.get("run_id"))
+    if key is not None:
+      curves.setdefault(key, []).append(row)
+  return curves
+
+
+def _styles(configurations: Sequence[Configuration]) -> dict[Configuration, dict[str, Any]]:
+  """Colour by activation, line style by learning rate, so both read at a glance."""
+  from matplotlib import colormaps
+
+  activations = list(dict.fromkeys(activation for activation, _ in configurations))
+  learning_rates = sorted({learning_rate for _, learning_rate in configurations})
+  palette = colormaps["tab10" if len(activations) <= 10 else "tab20"]
+  several_rates = len(learning_rates) > 1
+  return {
+      (activation, learning_rate): {
+          "color": palette(activations.index(activation) % palette.N),
+          "linestyle": _LINE_STYLES[learning_rates.index(learning_rate) % len(_LINE_STYLES)],
+          "label": f"{activation}, lr={learning_rate:g}" if several_rates else activation,
+      }
+      for activation, learning_rate in configurations
+  }
+
+
+def _mean_curve(
+    rows: Sequence[Mapping[str, Any]], column: str, scale: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Steps, mean and half width of ``column`` over runs, at each step."""
+  by_step: dict[int, list[float]] = {}
+  for row in rows:
+    value = row.get(column)
+    if value is not None and row.get("step") is not None and math.isfinite(value):
+      by_step.setdefault(row["step"], []).append(scale * value)
+  steps = sorted(by_step)
+  estimates = [mean_confidence_interval(by_step[step]) for step in steps]
+  means = np.array([mean for mean, _ in estimates], dtype=np.float64)
+  half_widths = np.array([half for _, half in estimates], dtype=np.float64)
+  return np.array(steps, dtype=np.float64), means, half_widths
+
+
+def _draw_curves(axis, configurations, curves, styles, column: str) -> bool:
+  """One mean line (with its band) per configuration; whether anything was drawn."""
+  scale = _scale(column)
+  drawn = False
+  for key in configurations:
+    steps, means, half_widths = _mean_curve(curves.get(key, []), column, scale)
+    if not len(steps):
+      continue  # every run diverged, or this column is missing for these runs
+    style = styles[key]
+    axis.plot(steps, means, color=style["color"], linestyle=style["linestyle"],
+              label=style["label"])
+    band = np.isfinite(half_widths)
+    if band.any():  # a single seed has no spread to show
+      axis.fill_between(steps, means - np.where(band, half_widths, 0.0),
+                        means + np.where(band, half_widths, 0.0), where=band,
+                        color=style["color"], alpha=0.2, linewidth=0)
+    drawn = True
+  if not drawn:
+    axis.text(0.5, 0.5, f"no {_label_of(column)} to show", ha="center", va="center",
+              transform=axis.transAxes, color="0.5")
+  axis.set_xlabel("step")
+  axis.set_ylabel(_label_of(column) + (" (%)" if scale == 100.0 else ""))
+  axis.grid(alpha=0.3)
+  return drawn
+
+
+def _figure(width: float, height: float) -> Any:
+  """A figure outside pyplot: nothing global is registered or changed."""
+  from matplotlib.figure import Figure
+
+  return Figure(figsize=(width, height), layout="constrained")
+
+
+def _legend(figure, axes) -> None:
+  handles, labels = [], []
+  for axis in axes:
+    for handle, label in zip(*axis.get_legend_handles_labels()):
+      if label not in labels:
+        handles.append(handle)
+        labels.append(label)
+  if handles:
+    figure.legend(handles, labels, loc="outside lower center", frameon=False,
+                  ncols=min(len(labels), 3), fontsize="small")
+
+
+def _legend_height(configurations) -> float:
+  """Inches the legend below the panels needs: three entries a row."""
+  return 0.25 * math.ceil(len(configurations) / 3) + 0.2
+
+
+def _learning_curves(configurations, curves, styles, metric: str):
+  figure = _figure(11, 4 + _legend_height(configurations))
+  metric_axis, loss_axis = figure.subplots(1, 2)
+  _draw_curves(metric_axis, configurations, curves, styles, metric)
+  metric_axis.set_title(_label_of(metric))
+  if _draw_curves(loss_axis, configurations, curves, styles, "train_loss"):
+    if all(np.all(line.get_ydata() > 0) for line in loss_axis.get_lines()):
+      loss_axis.set_yscale("log")  # losses span decades over training
+  loss_axis.set_title("train loss")
+  figure.suptitle("Learning curves: mean over non-diverged seeds, 95% t band")
+  _legend(figure, (metric_axis, loss_axis))
+  return figure
+
+
+def _dead_columns(history: Sequence[Mapping[str, Any]]) -> list[str]:
+  """``dead/layer_i`` columns in layer order, else ``dead_fraction`` if present."""
+  columns = {key for row in history for key in row}
+  layers = sorted(
+      (int(match.group(1)), column)
+      for column in columns
+      if (match := _DEAD_LAYER.fullmatch(column))
+  )
+  if layers:
+    return [column for _, column in layers]
+  return ["dead_fraction"] if "dead_fraction" in columns else []
+
+
+def _dead_fraction(configurations, curves, styles, columns: Sequence[str]):
+  num_columns = min(len(columns), 3)
+  num_rows = math.ceil(len(columns) / num_columns)
+  figure = _figure(4.2 * num_columns, 3.4 * num_rows + _legend_height(configurations))
+  axes = figure.subplots(num_rows, num_columns, squeeze=False, sharey=True).ravel()
+  for axis, column in zip(axes, columns):
+    _draw_curves(axis, configurations, curves, styles, column)
+    axis.set_title("all hidden layers (mean)" if column == "dead_fraction"
+                   else column.replace("dead/layer_", "hidden layer "))
+    axis.set_ylabel("dead units (%)")
+  for axis in axes[len(columns):]:
+    axis.set_visible(False)
+  figure.suptitle("Dead units (pre-activation <= 0 on every probe example)")
+  _legend(figure, axes[:len(columns)])
+  return figure
+
+
+def _final(configurations, metric: str):
+  """Each seed's final metric as a dot, the mean ± 95% interval as an error bar."""
+  scale = _scale(metric)
+  several_rates = len({learning_rate for _, learning_rate in configurations}) > 1
+  figure = _figure(max(5.0, 1.1 * len(configurations) + 2.0), 4.6)
+  axis = figure.subplots()
+  jitter = np.random.default_rng(0)  # fixed: the same plot on every rewrite
+  crosses: list[float] = []
+  extremes: list[float] = []  # every value and interval end drawn: sets the y range
+  for position, rows in enumerate(configurations.values()):
+    values = [scale * row[metric] for row in rows
+              if not row.get("diverged") and row.get(metric) is not None
+              and math.isfinite(row[metric])]
+    num_diverged = sum(1 for row in rows if row.get("diverged"))
+    crosses += list(position + jitter.uniform(-0.15, 0.15, num_diverged))
+    if not values:
+      continue
+    offsets = jitter.uniform(-0.15, 0.15, len(values))
+    axis.scatter(position + offsets, values, s=18, color="tab:blue", alpha=0.7,
+                 zorder=2)
+    mean, half_width = mean_confidence_interval(values)
+    extremes += values
+    if math.isnan(half_width):  # one seed: a mean without an interval
+      axis.plot([position + 0.3], [mean], "o", color="black", zorder=3)
+    else:
+      extremes += [mean - half_width, mean + half_width]
+      axis.errorbar([position + 0.3], [mean], yerr=[[half_width], [half_width]],
+                    fmt="o", color="black", capsize=4, zorder=3)
+  low, high = (min(extremes), max(extremes)) if extremes else (0.0, 1.0)
+  margin = 0.08 * (high - low) if high > low else max(abs(low) * 0.1, 1.0)
+  bottom = low - margin  # the diverged runs' row, below every value
+  if crosses:
+    axis.scatter(crosses, [bottom] * len(crosses), marker="x", color="red", s=40,
+                 zorder=3, label="diverged run")
+    axis.legend(loc="best", frameon=False, fontsize="small")
+  axis.set_ylim(bottom - margin, high + margin)
+  axis.set_xticks(range(len(configurations)))
+  axis.set_xticklabels(
+      [f"{activation}\nlr={learning_rate:g}" if several_rates else activation
+       for activation, learning_rate in configurations],
+      rotation=30, ha="right", fontsize="small")
+  axis.set_xlim(-0.6, len(configurations) - 0.4)
+  axis.set_ylabel(_label_of(metric) + (" (%)" if scale == 100.0 else ""))
+  axis.grid(axis="y", alpha=0.3)
+  title = f"Final {_label_of(metric)}: seeds (dots), mean ± 95% t interval (black)"
+  if crosses:
+    title += f"\n{len(crosses)} diverged run{'s' if len(crosses) != 1 else ''} (red x)"
+  axis.set_title(title, fontsize="medium")
+  return figure
+
+
+def _label_of(column: str) -> str:
+  return column.replace("_", " ")
+
+
+def _scale(column: str) -> float:
+  """100 for fractions, drawn as percentages; 1 otherwise."""
+  return 100.0 if column in _PERCENT_COLUMNS or column.startswith(_PERCENT_PREFIXES) else 1.0

@@ -1,0 +1,588 @@
+"""Statistics over seeds, and the summary report of a comparison.
+
+A *configuration* is an activation (its canonical spec, so each swept
+hyperparameter value is its own configuration) at one learning rate. Over the
+runs of a configuration (one per seed), :func:`summarize` reports the mean of
+each final metric with a 95% Student t interval, and compares the main metric
+with the baseline activation at the same learning rate, paired by seed: the
+same seed gives the same initialisation and batches, so the paired difference
+removes most of the seed-to-seed noise.
+
+Diverged runs are never averaged in (one NaN would hide the configuration, and
+a diverged run's last numbers mean nothing); they are counted and listed by id.
+
+The main metric is test accuracy (higher is better) when any run has one, and
+test loss (lower is better) otherwise, as for regression tasks.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+from scipy import stats
+
+CONFIDENCE = 0.95  # of every interval in the summary
+# The final metrics summarised per configuration, in the order of the tables.
+SUMMARY_COLUMNS = ("test_accuracy", "test_loss", "train_loss", "dead_fraction", "sparsity")
+# Columns shown as percentages: fractions in [0, 1].
+_PERCENT_COLUMNS = frozenset(
+    {"test_accuracy", "train_accuracy", "dead_fraction", "sparsity", "revived_fraction"}
+)
+
+
+def mean_confidence_interval(
+    values: Sequence[float], confidence: float = CONFIDENCE
+) -> tuple[float, float]:
+  """The mean of ``values`` and the half width of its Student t interval.
+
+  The interval is ``mean ± t((1 + confidence) / 2, n - 1) * s / sqrt(n)``, with
+  ``s`` the sample standard deviation (``ddof=1``): it assumes the values are
+  independent draws (e.g. one per seed) from a roughly normal distribution.
+
+  Args:
+    values: the sample, e.g. one final accuracy per seed.
+    confidence: the coverage of the interval, in (0, 1).
+
+  Returns:
+    ``(mean, half_width)``. The half width is NaN for fewer than two values
+    (no spread to estimate); both are NaN for no values.
+
+  Examples:
+    >>> mean, half_width = mean_confidence_interval([1, 2, 3, 4])
+    >>> mean, round(half_width, 6)  # 3.182446 * 1.290994 / 2
+    (2.5, 2.054260)
+    >>> mean_confidence_interval([0.7])
+    (0.7, nan)
+  """
+  _check_confidence(confidence)
+  sample = np.asarray(values, dtype=np.float64)
+  if sample.ndim != 1:
+    raise ValueError(f"values must be a flat sequence of numbers, got shape {sample.shape}.")
+  if sample.size == 0:
+    return math.nan, math.nan
+  with np.errstate(invalid="ignore"):  # an inf among the values gives NaN, quietly
+    mean = float(sample.mean())
+    if sample.size < 2:
+      return mean, math.nan
+    spread = float(sample.std(ddof=1))
+  quantile = float(stats.t.ppf((1 + confidence) / 2, sample.size - 1))
+  return mean, quantile * spread / math.sqrt(sample.size)
+
+
+class PairedComparison(NamedTuple):
+  """A treatment against a baseline over the seeds both have.
+
+  Attributes:
+    num_pairs: seeds present in both.
+    mean_difference: mean of ``treatment - baseline`` over those seeds.
+    half_width: half width of the t interval of that mean (NaN below 2 pairs).
+    p_value: two-sided paired t-test, :func:`scipy.stats.ttest_rel` (NaN below 2
+      pairs, or when every difference is the same).
+    wins: pairs where the treatment is better: higher, or lower when lower is
+      better. Ties are not wins.
+  """
+
+  num_pairs: int
+  mean_difference: float
+  half_width: float
+  p_value: float
+  wins: int
+
+
+def paired_comparison(
+    treatment: Mapping[int, float],
+    baseline: Mapping[int, float],
+    confidence: float = CONFIDENCE,
+    *,
+    higher_is_better: bool = True,
+) -> PairedComparison:
+  """Compares two configurations seed by seed.
+
+  Args:
+    treatment: final metric by seed.
+    baseline: final metric by seed of the configuration compared against.
+    confidence: the coverage of the interval of the mean difference.
+    higher_is_better: False for a loss: then a win is a lower value.
+
+  Returns:
+    A :class:`PairedComparison` over the seeds both mappings have.
+
+  Examples:
+    >>> result = paired_comparison({0: 0.70, 1: 0.72, 2: 0.69, 3: 0.75},
+    ...                            {0: 0.68, 1: 0.71, 2: 0.70, 3: 0.71, 4: 0.99})
+    >>> result.num_pairs, round(result.mean_difference, 4), result.wins
+    (4, 0.015, 3)
+    >>> round(result.p_value, 4)
+    0.2452
+  """
+  seeds = sorted(set(treatment) & set(baseline))
+  treated = np.array([treatment[seed] for seed in seeds], dtype=np.float64)
+  control = np.array([baseline[seed] for seed in seeds], dtype=np.float64)
+  mean_difference, half_width = mean_confidence_interval(treated - control, confidence)
+  p_value = math.nan
+  if len(seeds) >= 2:
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+      # Identical differences make the t statistic 0/0 or c/0; scipy then
+      # warns and returns NaN or 0, which is the answer we report.
+      warnings.simplefilter("ignore", RuntimeWarning)
+      p_value = float(stats.ttest_rel(treated, control).pvalue)
+  better = treated > control if higher_is_better else treated < control
+  return PairedComparison(
+      num_pairs=len(seeds),
+      mean_difference=mean_difference,
+      half_width=half_width,
+      p_value=p_value,
+      wins=int(np.sum(better)),
+  )
+
+
+class ConfigurationSummary(NamedTuple):
+  """What :func:`summarize` reports for one (activation, learning rate).
+
+  Attributes:
+    activation: the canonical activation spec, e.g. ``"necro_relu(negative_slope=0.1)"``.
+    name: its registry name, e.g. ``"necro_relu"``.
+    learning_rate: the learning rate.
+    num_runs: runs of this configuration, diverged ones included.
+    num_diverged: runs that diverged.
+    diverged_run_ids: their ``run_id``, in input order.
+    metric: the main metric, e.g. ``"test_accuracy"``.
+    higher_is_better: whether a larger ``metric`` is better.
+    statistics: ``(mean, half_width)`` over the non-diverged runs for each
+      column of :data:`SUMMARY_COLUMNS` and ``metric``; ``(nan, nan)`` if none.
+    is_baseline: this is the baseline configuration at its learning rate.
+    comparison: the paired comparison of ``metric`` with the baseline at this
+      learning rate; ``None`` for the baseline itself and where no baseline run
+      has this learning rate.
+  """
+
+  activation: str
+  name: str
+  learning_rate: float
+  num_runs: int
+  num_diverged: int
+  diverged_run_ids: tuple[str, ...]
+  metric: str
+  higher_is_better: bool
+  statistics: Mapping[str, tuple[float, float]]
+  is_baseline: bool
+  comparison: PairedComparison | None
+
+  @property
+  def num_finished(self) -> int:
+    """Runs that did not diverge: the ones averaged."""
+    return self.num_runs - self.num_diverged
+
+
+def higher_is_better(metric: str) -> bool:
+  """Whether a larger value of ``metric`` is better: False for losses and errors.
+
+  Examples:
+    >>> higher_is_better("test_accuracy"), higher_is_better("test_loss")
+    (True, False)
+  """
+  return not metric.endswith(("loss", "error"))
+
+
+def choose_metric(runs: Sequence[Mapping[str, Any]]) -> str:
+  """``"test_accuracy"`` if any run has a finite one, else ``"test_loss"``.
+
+  Regression runs report a NaN accuracy, so their main metric is the test loss.
+
+  Examples:
+    >>> choose_metric([{"test_accuracy": 0.9, "test_loss": 0.3}])
+    'test_accuracy'
+    >>> choose_metric([{"test_accuracy": float("nan"), "test_loss": 0.3}])
+    'test_loss'
+  """
+  for row in runs:
+    value = row.get("test_accuracy")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+      return "test_accuracy"
+  return "test_loss"
+
+
+def summarize(
+    runs: Sequence[Mapping[str, Any]],
+    *,
+    metric: str | None = None,
+    baseline: str = "relu",
+) -> list[ConfigurationSummary]:
+  """Per configuration: counts, means with 95% intervals, and the paired comparison.
+
+  Args:
+    runs: rows of ``runs.csv`` (see :mod:`research.results`); each needs
+      ``activation``, ``learning_rate`` and ``seed``, and uses ``run_id``,
+      ``name``, ``diverged`` and the metric columns.
+    metric: the main metric; ``None`` picks one with :func:`choose_metric`.
+    baseline: the configuration compared against at each learning rate: a
+      registry name (the runs whose ``name`` is it) or a full activation spec.
+
+  Returns:
+    One :class:`ConfigurationSummary` per (activation, learning rate), in the
+    order configurations first appear in ``runs``.
+
+  Raises:
+    ValueError: a row lacks a needed key; two runs share activation, learning
+      rate and seed; or ``baseline`` matches several configurations at one
+      learning rate (then pass one full spec).
+
+  Examples:
+    >>> runs = [
+    ...     {"run_id": f"{activation}|{seed}", "activation": activation, "seed": seed,
+    ...      "learning_rate": 0.01, "diverged": False, "test_accuracy": accuracy}
+    ...     for activation, accuracies in (("relu", [0.60, 0.62, 0.64]),
+    ...                                    ("necro_relu", [0.63, 0.64, 0.68]))
+    ...     for seed, accuracy in enumerate(accuracies)]
+    >>> relu, necro = summarize(runs)
+    >>> relu.is_baseline, relu.statistics["test_accuracy"][0]
+    (True, 0.62)
+    >>> comparison = necro.comparison
+    >>> comparison.num_pairs, round(comparison.mean_difference, 3), comparison.wins
+    (3, 0.03, 3)
+  """
+  metric = choose_metric(runs) if metric is None else metric
+  higher = higher_is_better(metric)
+  columns = SUMMARY_COLUMNS + ((metric,) if metric not in SUMMARY_COLUMNS else ())
+  groups = _configurations(runs)
+  baselines = _baseline_configurations(groups, baseline)
+  summaries = []
+  for (activation, learning_rate), rows in groups.items():
+    finished = [row for row in rows if not row.get("diverged")]
+    diverged = tuple(_label(row) for row in rows if row.get("diverged"))
+    statistics = {
+        column: mean_confidence_interval(
+            [row[column] for row in finished if row.get(column) is not None]
+        )
+        for column in columns
+    }
+    baseline_key = baselines.get(learning_rate)
+    is_baseline = baseline_key == (activation, learning_rate)
+    comparison = None
+    if baseline_key is not None and not is_baseline:
+      comparison = paired_comparison(
+          _by_seed(finished, metric),
+          _by_seed([r for r in groups[baseline_key] if not r.get("diverged")], metric),
+          higher_is_better=higher,
+      )
+    summaries.append(
+        ConfigurationSummary(
+            activation=activation,
+            name=_name(rows[0]),
+            learning_rate=learning_rate,
+            num_runs=len(rows),
+            num_diverged=len(diverged),
+            diverged_run_ids=diverged,
+            metric=metric,
+            higher_is_better=higher,
+            statistics=statistics,
+            is_baseline=is_baseline,
+            comparison=comparison,
+        )
+    )
+  return summaries
+
+
+def summary_markdown(
+    runs: Sequence[Mapping[str, Any]],
+    *,
+    title: str,
+    config: Mapping[str, Any] | None = None,
+    metric: str | None = None,
+    baseline: str = "relu",
+) -> str:
+  """The summary report as GitHub Markdown: setup, main table, diverged runs, notes.
+
+  Args:
+    runs: rows of ``runs.csv``.
+    title: the report's heading.
+    config: the experiment's configuration, listed under "Setup" if given.
+    metric: the main metric; ``None`` picks one with :func:`choose_metric`.
+    baseline: the configuration compared against (see :func:`summarize`).
+
+  Examples:
+    >>> runs = [
+    ...     {"run_id": f"{activation}|seed={seed}", "activation": activation,
+    ...      "seed": seed, "learning_rate": 0.01, "diverged": activation == "elu",
+    ...      "test_accuracy": accuracy, "test_loss": 1.0}
+    ...     for activation, accuracies in (("relu", [0.60, 0.62]), ("elu", [0.1, 0.1]))
+    ...     for seed, accuracy in enumerate(accuracies)]
+    >>> print(summary_markdown(runs, title="Demo", config={"steps": 100}))
+    # Demo
+    ...
+    | `relu` | 0.01 | 2 | 0 | 61.0% ± 12.7 | 1.000 ± 0.000 | - | - | baseline | | |
+    | `elu` | 0.01 | 0 | 2 | - | - | - | - | - | - | - |
+    <BLANKLINE>
+    ## Diverged runs
+    <BLANKLINE>
+    2 of 4 runs diverged; they are left out of every mean and comparison above.
+    <BLANKLINE>
+    - `elu|seed=0`
+    - `elu|seed=1`
+    ...
+  """
+  summaries = summarize(runs, metric=metric, baseline=baseline)
+  lines = [f"# {title}", "", _description(runs, summaries, baseline), ""]
+  if config:
+    lines += ["Setup:", ""]
+    lines += [f"- `{key}`: {_config_value(value)}" for key, value in config.items()]
+    lines.append("")
+  if summaries:
+    header, cells = _table(summaries, baseline)
+    align = ["---" if column in ("activation",) else "---:" for column in header]
+    markdown_cells = [[f"`{row[0]}`", *row[1:]] for row in cells]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "|".join(align) + "|")
+    lines += ["| " + " | ".join(row) + " |" for row in markdown_cells]
+    lines.append("")
+  lines += ["## Diverged runs", ""]
+  diverged = [row for row in runs if row.get("diverged")]
+  if diverged:
+    lines.append(
+        f"{len(diverged)} of {len(runs)} runs diverged; they are left out of every"
+        " mean and comparison above."
+    )
+    lines.append("")
+    for row in diverged:
+      step = row.get("diverged_step")
+      lines.append(f"- `{_label(row)}`" + (f" (at step {step})" if step is not None else ""))
+  else:
+    lines.append("No run diverged.")
+  lines += ["", "## How to read this", "", *_reading_notes(summaries, baseline)]
+  return "\n".join(lines) + "\n"
+
+
+def summary_table(
+    runs: Sequence[Mapping[str, Any]],
+    *,
+    metric: str | None = None,
+    baseline: str = "relu",
+) -> str:
+  """The main table of :func:`summary_markdown` as aligned plain text.
+
+  Examples:
+    >>> runs = [
+    ...     {"run_id": f"{activation}|seed={seed}", "activation": activation,
+    ...      "seed": seed, "learning_rate": 0.01, "diverged": False,
+    ...      "test_accuracy": accuracy, "test_loss": 1.0 - accuracy}
+    ...     for activation, accuracies in (("relu", [0.60, 0.62]),
+    ...                                    ("necro_relu", [0.66, 0.70]))
+    ...     for seed, accuracy in enumerate(accuracies)]
+    >>> print(summary_table(runs))
+    activation  learning rate  n  diverged  test accuracy  ...         vs relu      p  wins
+    ----------  -------------  -  --------  -------------  ...  --------------  -----  ----
+    relu                 0.01  2         0   61.0% ± 12.7  ...        baseline
+    necro_relu           0.01  2         0   68.0% ± 25.4  ...  +7.0 pp ± 12.7  0.090   2/2
+  """
+  summaries = summarize(runs, metric=metric, baseline=baseline)
+  if not summaries:
+    return "No runs."
+  header, cells = _table(summaries, baseline)
+  widths = [max(len(row[i]) for row in (header, *cells)) for i in range(len(header))]
+  rule = ["-" * width for width in widths]
+  lines = []
+  for row in (header, rule, *cells):
+    # The activation is text: left-aligned; numbers right-aligned, to compare digits.
+    padded = [cell.ljust(width) if i == 0 else cell.rjust(width)
+              for i, (cell, width) in enumerate(zip(row, widths))]
+    lines.append("  ".join(padded).rstrip())
+  return "\n".join(lines)
+
+
+def _check_confidence(confidence: float) -> None:
+  if not 0 < confidence < 1:
+    raise ValueError(f"confidence must be between 0 and 1 (exclusive), got {confidence!r}.")
+
+
+def _name(row: Mapping[str, Any]) -> str:
+  """The registry name: the ``name`` column, else the spec up to its ``(``."""
+  return row.get("name") or str(row["activation"]).split("(")[0].strip()
+
+
+def _label(row: Mapping[str, Any]) -> str:
+  return row.get("run_id") or (
+      f"{row['activation']}|seed={row['seed']}|learning_rate={row['learning_rate']!r}"
+  )
+
+
+def _configurations(
+    runs: Sequence[Mapping[str, Any]],
+) -> dict[tuple[str, float], list[Mapping[str, Any]]]:
+  """Runs grouped by (activation, learning rate), in first-appearance order."""
+  groups: dict[tuple[str, float], list[Mapping[str, Any]]] = {}
+  seen: dict[tuple[str, float, Any], Mapping[str, Any]] = {}
+  for row in runs:
+    missing = [key for key in ("activation", "learning_rate", "seed") if row.get(key) is None]
+    if missing:
+      raise ValueError(
+          f"Every run needs activation, learning_rate and seed; {_describe(row)} lacks"
+          f" {', '.join(missing)}."
+      )
+    key = (str(row["activation"]), float(row["learning_rate"]))
+    other = seen.setdefault((*key, row["seed"]), row)
+    if other is not row:
+      raise ValueError(
+          f"Runs {_label(other)!r} and {_label(row)!r} share activation, learning_rate"
+          " and seed; a configuration is (activation, learning_rate) with one run"
+          " per seed."
+      )
+    groups.setdefault(key, []).append(row)
+  return groups
+
+
+def _describe(row: Mapping[str, Any]) -> str:
+  return repr(row["run_id"]) if row.get("run_id") else f"the row {dict(row)!r}"
+
+
+def _baseline_configurations(
+    groups: Mapping[tuple[str, float], Any], baseline: str
+) -> dict[float, tuple[str, float]]:
+  """The baseline configuration at each learning rate that has one."""
+  by_spec = any(activation == baseline for activation, _ in groups)
+  found: dict[float, tuple[str, float]] = {}
+  for key, rows in groups.items():
+    activation, learning_rate = key
+    if (activation == baseline) if by_spec else (_name(rows[0]) == baseline):
+      if learning_rate in found:
+        raise ValueError(
+            f"baseline={baseline!r} matches several configurations at learning rate"
+            f" {learning_rate!r}: {found[learning_rate][0]!r} and {activation!r}."
+            " Pass one full activation spec as the baseline."
+        )
+      found[learning_rate] = key
+  return found
+
+
+def _by_seed(rows: Sequence[Mapping[str, Any]], metric: str) -> dict[Any, float]:
+  return {row["seed"]: row[metric] for row in rows if row.get(metric) is not None}
+
+
+def _label_of(column: str) -> str:
+  return column.replace("_", " ")
+
+
+def _decimals(value: float) -> int:
+  """At least 3 decimals, and 3 significant digits for values below 0.01."""
+  if not math.isfinite(value) or value == 0:
+    return 3
+  return min(10, max(3, 2 - math.floor(math.log10(abs(value)))))
+
+
+def _estimate(column: str, mean: float, half_width: float) -> str:
+  """``66.4% ± 1.2`` for fractions, ``1.234 ± 0.012`` otherwise; ``-`` for none."""
+  if math.isnan(mean):
+    return "-"
+  if column in _PERCENT_COLUMNS:
+    text = f"{100 * mean:.1f}%"
+    return text if math.isnan(half_width) else f"{text} ± {100 * half_width:.1f}"
+  decimals = _decimals(mean)
+  text = f"{mean:.{decimals}f}"
+  return text if math.isnan(half_width) else f"{text} ± {half_width:.{decimals}f}"
+
+
+def _difference(column: str, comparison: PairedComparison) -> str:
+  """``+1.2 pp ± 0.8`` (percentage points) or ``-0.012 ± 0.004``; ``-`` for none."""
+  difference, half_width = comparison.mean_difference, comparison.half_width
+  if comparison.num_pairs == 0 or math.isnan(difference):
+    return "-"
+  if column in _PERCENT_COLUMNS:
+    text = f"{100 * difference:+.1f} pp"
+    return text if math.isnan(half_width) else f"{text} ± {100 * half_width:.1f}"
+  scale = max(abs(difference), 0.0 if math.isnan(half_width) else half_width)
+  decimals = _decimals(scale)
+  text = f"{difference:+.{decimals}f}"
+  return text if math.isnan(half_width) else f"{text} ± {half_width:.{decimals}f}"
+
+
+def _p_value(p_value: float) -> str:
+  if math.isnan(p_value):
+    return "-"
+  return "<0.001" if p_value < 0.001 else f"{p_value:.3f}"
+
+
+def _table(
+    summaries: Sequence[ConfigurationSummary], baseline: str
+) -> tuple[list[str], list[list[str]]]:
+  """The header and the cells of the main table, shared by Markdown and text."""
+  metric = summaries[0].metric
+  second = "train_loss" if metric == "test_loss" else "test_loss"
+  shown = [metric, second, "dead_fraction", "sparsity"]
+  header = ["activation", "learning rate", "n", "diverged",
+            *(_label_of(column) for column in shown), f"vs {baseline}", "p", "wins"]
+  cells = []
+  for summary in summaries:
+    row = [summary.activation, f"{summary.learning_rate:g}", str(summary.num_finished),
+           str(summary.num_diverged)]
+    row += [_estimate(column, *summary.statistics[column]) for column in shown]
+    comparison = summary.comparison
+    if summary.is_baseline:
+      row += ["baseline", "", ""]
+    elif comparison is None or comparison.num_pairs == 0:
+      row += ["-", "-", "-"]
+    else:
+      row += [_difference(metric, comparison), _p_value(comparison.p_value),
+              f"{comparison.wins}/{comparison.num_pairs}"]
+    cells.append(row)
+  return header, cells
+
+
+def _description(
+    runs: Sequence[Mapping[str, Any]],
+    summaries: Sequence[ConfigurationSummary],
+    baseline: str,
+) -> str:
+  if not summaries:
+    return "No finished runs yet."
+  metric = summaries[0].metric
+  learning_rates = sorted({summary.learning_rate for summary in summaries})
+  activations = list(dict.fromkeys(summary.activation for summary in summaries))
+  seeds = sorted({summary.num_runs for summary in summaries})
+  per_configuration = (
+      f"{seeds[0]} seed{'s' if seeds[0] != 1 else ''}" if len(seeds) == 1
+      else f"{seeds[0]} to {seeds[-1]} seeds"
+  )
+  diverged = sum(summary.num_diverged for summary in summaries)
+  direction = "higher" if summaries[0].higher_is_better else "lower"
+  text = (
+      f"{len(runs)} runs: {len(activations)} activation"
+      f"{'s' if len(activations) != 1 else ''} x {len(learning_rates)} learning"
+      f" rate{'s' if len(learning_rates) != 1 else ''}"
+      f" ({', '.join(f'{rate:g}' for rate in learning_rates)}), {per_configuration}"
+      f" per configuration; {diverged} diverged. The main metric is"
+      f" {_label_of(metric)} ({direction} is better)"
+  )
+  if any(summary.is_baseline for summary in summaries):
+    return text + f", compared with {baseline} at the same learning rate, seed by seed."
+  return text + f"; no run is of the baseline {baseline}, so there is no comparison."
+
+
+def _config_value(value: Any) -> str:
+  if isinstance(value, (list, tuple)):
+    return ", ".join(f"`{item}`" for item in value) if value else "(none)"
+  if isinstance(value, str) and not value:
+    return '""'
+  return f"`{value}`"
+
+
+def _reading_notes(summaries: Sequence[ConfigurationSummary], baseline: str) -> list[str]:
+  if not summaries:
+    return ["Nothing to read yet."]
+  metric = _label_of(summaries[0].metric)
+  better = "higher" if summaries[0].higher_is_better else "lower"
+  units = " in percentage points (pp)" if summaries[0].metric in _PERCENT_COLUMNS else ""
+  return [
+      f"- Each value is the mean over a configuration's non-diverged runs (n, one"
+      f" per seed) ± the half width of a {CONFIDENCE:.0%} Student t interval over"
+      " seeds (no interval for a single run).",
+      f"- vs {baseline}: the mean paired difference in {metric}{units}, configuration"
+      f" minus {baseline} at the same learning rate, over the seeds both ran without"
+      f" diverging, ± its {CONFIDENCE:.0%} t interval. p: two-sided paired t-test"
+      f" (scipy.stats.ttest_rel). wins: seeds where the configuration's {metric} was"
+      f" {better}, of those pairs.",
+      f"- `-`: no value (every run diverged, no {baseline} run at that learning rate,"
+      " or too few pairs).",
+  ]

@@ -1,0 +1,86 @@
+"""``python -m research``: flags derived from Config, clear errors, the main job."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+
+from research import cli
+from research.config import Config
+
+pytestmark = pytest.mark.standard_promotion  # trains with optax
+
+TINY_FLAGS = [
+    "--dataset", "xor(num_train=128, num_test=64)", "--width", "8", "--depth", "1",
+    "--activations", "relu,necro_relu(negative_slope=[0.05, 0.2])", "--seeds", "2",
+    "--steps", "20", "--eval-every", "10", "--batch-size", "16", "--probe-size", "64",
+]
+
+
+@pytest.fixture(autouse=True)
+def _keep_xla_flags(monkeypatch):
+  # cli.main asks for one CPU device per core; keep that out of other tests.
+  monkeypatch.setenv("XLA_FLAGS", "")
+
+
+def test_every_config_field_is_a_flag(capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    cli.main(["compare", "--help"])
+  assert exit_info.value.code == 0
+  help_text = capsys.readouterr().out
+  for field in dataclasses.fields(Config):
+    assert f"--{field.name.replace('_', '-')}" in help_text, field.name
+  assert "comma-separated registry specs" in help_text  # help comes from the comments
+
+
+def test_flags_build_the_config(tmp_path, capsys):
+  assert cli.main(["compare", *TINY_FLAGS, "--out", str(tmp_path), "--quiet", "--learning-rates", "0.01,0.03"]) == 0
+  printed = capsys.readouterr().out
+  assert "necro_relu(negative_slope=0.05)" in printed and "vs relu" in printed
+  assert (tmp_path / "summary.md").exists() and (tmp_path / "runs.csv").exists()
+  rows = (tmp_path / "runs.csv").read_text().splitlines()
+  assert len(rows) == 1 + 3 * 2 * 2  # header + (relu + 2 slopes) x 2 rates x 2 seeds
+
+
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--optimizer", "adma"], "adma"),
+        (["--activations", "necro_rleu"], "Did you mean 'necro_relu'"),
+        (["--activations", "relu(slope=1.0)"], "no parameter 'slope'"),
+        (["--dataset", "mnist1e"], "Did you mean 'mnist1d'"),
+        (["--dataset", "moons(noise='x')"], "noise must be"),
+        (["--dataset", "local(path='/no/such/folder')"], "/no/such/folder"),
+        (["--model", "cnn1d", "--dataset", "digits"], "cnn1d"),
+        (["--steps", "0"], "steps must be a positive integer"),
+    ],
+)
+def test_bad_flags_fail_before_training_with_valid_choices(flags, message, capsys, tmp_path):
+  try:
+    status = cli.main(["compare", *flags, "--out", str(tmp_path / "never")])
+  except SystemExit as exit_info:  # tyro's own parse errors
+    status = exit_info.code
+  assert status == 2
+  captured = capsys.readouterr()
+  assert message in captured.err + captured.out
+  assert not (tmp_path / "never").exists()  # nothing trained, nothing written
+
+
+def test_unknown_flag_is_refused(capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    cli.main(["compare", "--sedes", "3"])
+  assert exit_info.value.code == 2
+  assert "--seeds" in capsys.readouterr().err  # tyro suggests the close flag
+
+
+def test_python_dash_m_research_runs(tmp_path):
+  completed = subprocess.run(
+      [sys.executable, "-m", "research", "compare", *TINY_FLAGS, "--out", str(tmp_path), "--quiet"],
+      capture_output=True, text=True,
+  )
+  assert completed.returncode == 0, completed.stderr
+  assert "test accuracy" in completed.stdout
+  assert str(tmp_path) in completed.stdout

@@ -1,0 +1,252 @@
+"""Tests of research.results: config checks, exact round trips, atomic writes, resume."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from research import results
+from research.results import ResultsFolder
+
+CONFIG = {
+    "dataset": "mnist1d",
+    "activations": ("relu", "necro_relu(negative_slope=[0.05, 0.1])"),
+    "learning_rates": (0.01,),
+    "steps": 100,
+    "out": "first",
+    "quiet": False,
+}
+
+
+def _run(run_id: str, **values) -> dict:
+  row = {"run_id": run_id, "activation": run_id.split("|")[0], "seed": 0,
+         "learning_rate": 0.01, "diverged": False, "diverged_step": None,
+         "test_accuracy": 0.5, "test_loss": 1.0}
+  row.update(values)
+  return row
+
+
+def _history(run_id: str, steps=(0, 50, 100), loss: float = 1.0) -> list[dict]:
+  return [{"run_id": run_id, "step": step, "diverged": False, "train_loss": loss / (step + 1)}
+          for step in steps]
+
+
+def _files(folder: ResultsFolder) -> list[str]:
+  return sorted(os.listdir(folder.path))
+
+
+# --- the config --------------------------------------------------------------
+
+
+def test_creates_folder_and_writes_config_once(tmp_path):
+  folder = ResultsFolder(tmp_path / "a" / "b", CONFIG)
+  assert folder.path == tmp_path / "a" / "b"
+  text = (folder.path / results.CONFIG_FILE).read_text()
+  assert json.loads(text) == {
+      key: list(value) if isinstance(value, tuple) else value
+      for key, value in CONFIG.items()
+  }
+  assert text == json.dumps(json.loads(text), sort_keys=True, indent=2) + "\n"
+  assert _files(folder) == [results.CONFIG_FILE]
+
+
+def test_same_config_reopens_and_ignores_out_and_quiet(tmp_path):
+  ResultsFolder(tmp_path, CONFIG)
+  before = (tmp_path / results.CONFIG_FILE).read_text()
+  # Lists and tuples are the same setting; out and quiet are not part of it.
+  same = dict(CONFIG, activations=list(CONFIG["activations"]), out="second", quiet=True)
+  ResultsFolder(tmp_path, same)
+  assert (tmp_path / results.CONFIG_FILE).read_text() == before  # not rewritten
+
+
+def test_different_config_names_each_field(tmp_path):
+  ResultsFolder(tmp_path, CONFIG)
+  changed = dict(CONFIG, steps=200, activations=("relu",), new_field=1)
+  with pytest.raises(ValueError) as error:
+    ResultsFolder(tmp_path, changed)
+  message = str(error.value)
+  assert "steps: 100 != 200" in message
+  assert 'activations: ["relu", "necro_relu(negative_slope=[0.05, 0.1])"] != ["relu"]' in message
+  assert "new_field: <absent> != 1" in message
+  assert "dataset" not in message and "quiet" not in message
+  assert "--out" in message and "resume" in message
+
+
+def test_ignore_is_configurable(tmp_path):
+  ResultsFolder(tmp_path, CONFIG)
+  with pytest.raises(ValueError, match="out: \"first\" != \"second\""):
+    ResultsFolder(tmp_path, dict(CONFIG, out="second"), ignore=())
+  ResultsFolder(tmp_path, dict(CONFIG, steps=5), ignore=("steps", "out", "quiet"))
+
+
+def test_a_bool_is_not_the_number_one(tmp_path):
+  ResultsFolder(tmp_path, {"residual": True, "rate": 1})
+  ResultsFolder(tmp_path, {"residual": True, "rate": 1.0})  # the same number
+  with pytest.raises(ValueError, match="residual: true != 1"):
+    ResultsFolder(tmp_path, {"residual": 1, "rate": 1})
+
+
+@pytest.mark.parametrize("content, match", [
+    ("{not json", "is not valid JSON"),
+    ("[1, 2]", "should hold a JSON object"),
+])
+def test_corrupt_config_is_a_clear_error(tmp_path, content, match):
+  (tmp_path / results.CONFIG_FILE).write_text(content)
+  with pytest.raises(ValueError, match=match):
+    ResultsFolder(tmp_path, CONFIG)
+
+
+def test_config_must_be_json_values(tmp_path):
+  with pytest.raises(TypeError, match="JSON values"):
+    ResultsFolder(tmp_path, {"function": print})
+
+
+# --- rows --------------------------------------------------------------------
+
+
+def test_round_trip_is_exact(tmp_path):
+  folder = ResultsFolder(tmp_path, CONFIG)
+  floats = [0.1, 1 / 3, 1e-300, 5e-324, 1e16, -2.5e-7, 123456789.123456789]
+  run = _run(
+      "necro_relu(negative_slope=0.1)|seed=3|learning_rate=0.01",
+      name="necro_relu",
+      grid="necro_relu(negative_slope=[0.05, 0.1])",  # commas and brackets
+      seed=3,
+      negative_slope=0.1,
+      diverged=True,
+      diverged_step=120,
+      test_accuracy=math.nan,
+      test_loss=math.inf,
+      train_loss=-math.inf,
+      zero=-0.0,
+      big=2**62,
+      note='says "hi", twice',
+      numpy_float=np.float32(0.1),
+      numpy_int=np.int64(7),
+      numpy_bool=np.bool_(True),
+      **{f"value/{i}": value for i, value in enumerate(floats)},
+  )
+  folder.add([run], _history(run["run_id"]))
+  (back,) = folder.runs()
+  assert list(back) == list(run)  # column order kept
+  assert back["run_id"] == run["run_id"] and back["grid"] == run["grid"]
+  assert back["seed"] == 3 and type(back["seed"]) is int
+  assert back["diverged"] is True and back["diverged_step"] == 120
+  assert math.isnan(back["test_accuracy"])
+  assert back["test_loss"] == math.inf and back["train_loss"] == -math.inf
+  assert back["zero"] == 0.0 and math.copysign(1.0, back["zero"]) == -1.0
+  assert back["big"] == 2**62
+  assert back["note"] == 'says "hi", twice'
+  assert back["numpy_float"] == float(np.float32(0.1)) and back["numpy_int"] == 7
+  assert back["numpy_bool"] is True
+  for i, value in enumerate(floats):
+    assert back[f"value/{i}"] == value  # bit for bit, not approximately
+
+
+def test_text_columns_stay_text(tmp_path):
+  folder = ResultsFolder(tmp_path, CONFIG)
+  folder.add([_run("7", activation="1.5", name="True", grid="")], [])
+  (back,) = folder.runs()
+  texts = (back["run_id"], back["activation"], back["name"], back["grid"])
+  assert texts == ("7", "1.5", "True", "")
+
+
+def test_columns_keep_order_and_missing_values_are_empty(tmp_path):
+  folder = ResultsFolder(tmp_path, CONFIG)
+  folder.add([_run("relu|seed=0")], [])
+  necro = _run("necro|seed=0", negative_slope=0.1, extra="x")
+  folder.add([necro], [])
+  header = (folder.path / results.RUNS_FILE).read_text().splitlines()[0]
+  assert header.split(",") == list(_run("relu|seed=0")) + ["negative_slope", "extra"]
+  relu_back, necro_back = folder.runs()
+  assert relu_back["negative_slope"] is None and relu_back["extra"] is None
+  assert relu_back["diverged_step"] is None  # None is written as an empty field
+  assert necro_back == necro
+
+
+def test_refuses_a_finished_run_id_and_writes_nothing(tmp_path):
+  folder = ResultsFolder(tmp_path, CONFIG)
+  folder.add([_run("relu|seed=0")], _history("relu|seed=0"))
+  before = {name: (folder.path / name).read_bytes() for name in _files(folder)}
+  finished = r"already finished .* never overwritten: \['relu\|seed=0'\]"
+  with pytest.raises(ValueError, match=finished):
+    folder.add([_run("relu|seed=1"), _run("relu|seed=0", test_loss=0.0)],
+               _history("relu|seed=0", loss=9.0))
+  with pytest.raises(ValueError, match="more than once"):
+    folder.add([_run("relu|seed=2"), _run("relu|seed=2")], [])
+  with pytest.raises(ValueError, match="history has rows for runs already finished"):
+    folder.add([], _history("relu|seed=0"))
+  with pytest.raises(ValueError, match="non-empty string run_id"):
+    folder.add([{"activation": "relu"}], [])
+  with pytest.raises(TypeError, match="'test_loss' of run 'relu\\|seed=3'"):
+    folder.add([_run("relu|seed=3", test_loss=[1.0])], [])
+  after = {name: (folder.path / name).read_bytes() for name in _files(folder)}
+  assert after == before
+
+
+def test_resume_reads_finished_run_ids(tmp_path):
+  folder = ResultsFolder(tmp_path, CONFIG)
+  assert folder.finished_run_ids() == set() and folder.runs() == [] and folder.history() == []
+  folder.add([_run("relu|seed=0"), _run("relu|seed=1", seed=1)], [])
+  resumed = ResultsFolder(tmp_path, dict(CONFIG, out="elsewhere"))
+  assert resumed.finished_run_ids() == {"relu|seed=0", "relu|seed=1"}
+
+
+def test_history_is_replaced_when_a_run_is_added_after_an_interruption(tmp_path, monkeypatch):
+  folder = ResultsFolder(tmp_path, CONFIG)
+  folder.add([_run("relu|seed=0")], _history("relu|seed=0"))
+  # Interrupt the next add between its two writes: history.csv is written,
+  # runs.csv is not, so the run is not finished and will be trained again.
+  write = results.write_text_atomic
+
+  def interrupted(path, text):
+    if os.path.basename(path) == results.RUNS_FILE:
+      raise KeyboardInterrupt
+    write(path, text)
+
+  monkeypatch.setattr(results, "write_text_atomic", interrupted)
+  with pytest.raises(KeyboardInterrupt):
+    folder.add([_run("relu|seed=1", seed=1)], _history("relu|seed=1", steps=(0, 50), loss=5.0))
+  monkeypatch.undo()
+  assert folder.finished_run_ids() == {"relu|seed=0"}
+  assert len(folder.history()) == 3 + 2
+  assert _files(folder) == [results.CONFIG_FILE, results.HISTORY_FILE, results.RUNS_FILE]
+
+  folder.add([_run("relu|seed=1", seed=1)], _history("relu|seed=1", loss=2.0))
+  history = folder.history()
+  assert [row["run_id"] for row in history] == ["relu|seed=0"] * 3 + ["relu|seed=1"] * 3
+  assert [row["train_loss"] for row in history[3:]] == [2.0, 2.0 / 51, 2.0 / 101]
+  assert history[:3] == _history("relu|seed=0")  # other runs' rows untouched
+  assert folder.finished_run_ids() == {"relu|seed=0", "relu|seed=1"}
+
+
+def test_writes_are_atomic_and_leave_no_temporary_files(tmp_path, monkeypatch):
+  folder = ResultsFolder(tmp_path, CONFIG)
+  for seed in range(3):
+    folder.add([_run(f"relu|seed={seed}", seed=seed)], _history(f"relu|seed={seed}"))
+  assert _files(folder) == [results.CONFIG_FILE, results.HISTORY_FILE, results.RUNS_FILE]
+  before = (folder.path / results.RUNS_FILE).read_bytes()
+
+  def failing_replace(source, destination):
+    raise OSError("disk full")
+
+  monkeypatch.setattr(os, "replace", failing_replace)
+  with pytest.raises(OSError, match="disk full"):
+    folder.add([_run("relu|seed=9", seed=9)], [])
+  monkeypatch.undo()
+  assert _files(folder) == [results.CONFIG_FILE, results.HISTORY_FILE, results.RUNS_FILE]
+  assert (folder.path / results.RUNS_FILE).read_bytes() == before
+  assert len(folder.runs()) == 3
+
+
+def test_write_bytes_atomic_replaces_whole_file(tmp_path):
+  path = tmp_path / "plot.png"
+  results.write_bytes_atomic(path, b"a" * 1000)
+  results.write_bytes_atomic(path, b"b")
+  assert path.read_bytes() == b"b" and os.listdir(tmp_path) == ["plot.png"]
+  with pytest.raises(TypeError, match="needs a str"):
+    results.write_text_atomic(path, b"bytes")
