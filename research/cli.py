@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   from research import experiment
 
   config = tyro.extras.subcommand_cli_from_dict(
-      SUBCOMMANDS, args=argv, description=DESCRIPTION
+      SUBCOMMANDS, prog="python -m research", args=argv, description=DESCRIPTION
   )
   try:
     prepared = experiment.prepare(config)

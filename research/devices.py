@@ -38,6 +38,21 @@ def use_every_cpu_core() -> None:
   os.environ["XLA_FLAGS"] = f"{flags} {_CPU_DEVICES_FLAG}={max(1, cores or 1)}".strip()
 
 
+def use_compilation_cache() -> None:
+  """Keeps compiled programs on disk, so a rerun of a study skips compilation.
+
+  The folder is ``$SURROGATE_COMPILATION_CACHE`` if set (``off`` disables it),
+  else ``~/.cache/surrogate-activations/jax`` (under ``$XDG_CACHE_HOME`` if set).
+  """
+  setting = os.environ.get("SURROGATE_COMPILATION_CACHE", "")
+  if setting == "off":
+    return
+  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+  folder = setting or os.path.join(base, "surrogate-activations", "jax")
+  jax.config.update("jax_compilation_cache_dir", folder)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def runs_mesh() -> Mesh:
   """A one-axis mesh named "runs" over every device of every process."""
   return Mesh(np.array(jax.devices()), ("runs",))
@@ -66,14 +81,24 @@ def pad_runs(tree: Any, size: int) -> Any:
   return jax.tree.map(pad, tree)
 
 
+def runs_sharding(mesh: Mesh) -> NamedSharding:
+  """Leading (runs) axis split over the mesh, other axes whole."""
+  return NamedSharding(mesh, PartitionSpec("runs"))
+
+
+def replicated_sharding(mesh: Mesh) -> NamedSharding:
+  """A full copy on every device of the mesh."""
+  return NamedSharding(mesh, PartitionSpec())
+
+
 def shard_runs(tree: Any, mesh: Mesh) -> Any:
   """Places each leaf with its leading (runs) axis split over the mesh."""
-  return jax.device_put(tree, NamedSharding(mesh, PartitionSpec("runs")))
+  return jax.device_put(tree, runs_sharding(mesh))
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:
   """Places a full copy of each leaf on every device of the mesh."""
-  return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+  return jax.device_put(tree, replicated_sharding(mesh))
 
 
 def to_host(tree: Any) -> Any:

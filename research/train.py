@@ -29,6 +29,7 @@ import numpy as np
 import optax
 from flax import nnx
 from jax import Array
+from jax.sharding import Mesh
 
 from research import devices, metrics, models
 from research.config import Config
@@ -124,17 +125,22 @@ class GridFunctions(NamedTuple):
   evaluate: Callable[..., tuple[RunState, dict[str, Array]]]
 
 
-def grid_functions(config: Config, dataset: Dataset, grid: Grid) -> GridFunctions:
+def grid_functions(
+    config: Config, dataset: Dataset, grid: Grid, mesh: Mesh | None = None
+) -> GridFunctions:
   """The per-run init, training chunk and evaluation for one grid, vmapped and jitted.
 
-  Cached, so training the same grid again (a resumed sweep, runs one by one)
-  reuses the compiled programs.
+  Every array with a runs axis is sharded over ``mesh`` (default: all
+  devices), data and step counters replicated; fixing the shardings means each
+  program compiles once. Cached, so training the same grid again (a resumed
+  sweep, runs one by one) reuses the compiled programs.
   """
-  return _grid_functions(dataclasses.replace(config, out="", quiet=False), dataset, grid)
+  mesh = devices.runs_mesh() if mesh is None else mesh
+  return _grid_functions(dataclasses.replace(config, out="", quiet=False), dataset, grid, mesh)
 
 
 @functools.lru_cache(maxsize=16)
-def _grid_functions(config: Config, dataset: Dataset, grid: Grid) -> GridFunctions:
+def _grid_functions(config: Config, dataset: Dataset, grid: Grid, mesh: Mesh) -> GridFunctions:
   activation = grid.activation()
   task = dataset.task
 
@@ -167,7 +173,7 @@ def _grid_functions(config: Config, dataset: Dataset, grid: Grid) -> GridFunctio
         jnp.zeros(layer.kernel.shape[-1], bool)
         for layer in nnx.merge(graphdef, params).hidden
     )
-    return RunState(params, opt_state, ever_dead, jnp.array(False), jnp.array(-1, jnp.int32), jnp.array(jnp.inf))
+    return RunState(params, opt_state, ever_dead, jnp.array(False), jnp.array(-1, jnp.int32), jnp.array(jnp.inf, jnp.float32))
 
   def train_steps(state: RunState, inputs: RunInputs, data: Arrays, first_step: Array, num_steps: int):
     optimizer = make_optimizer(config, inputs.learning_rate)
@@ -241,10 +247,27 @@ def _grid_functions(config: Config, dataset: Dataset, grid: Grid) -> GridFunctio
   def evaluate_all(state, inputs, data, step_index):
     return jax.vmap(lambda s, i: evaluate(s, i, data, step_index))(state, inputs)
 
+  runs, shared = devices.runs_sharding(mesh), devices.replicated_sharding(mesh)
+  init_one = jax.jit(init)
+
+  def init_all(inputs: RunInputs) -> RunState:
+    # One run at a time, stacked: the random initialisers compile several
+    # times faster for one run than under vmap, and init runs only once.
+    count = inputs.learning_rate.shape[0]
+    states = [init_one(jax.tree.map(lambda a: a[i], inputs)) for i in range(count)]
+    return jax.device_put(jax.tree.map(lambda *leaves: jnp.stack(leaves), *states), runs)
+
   return GridFunctions(
-      init=jax.jit(jax.vmap(init)),
-      train_steps=jax.jit(train_all, static_argnums=4),
-      evaluate=jax.jit(evaluate_all),
+      init=init_all,
+      train_steps=jax.jit(
+          train_all,
+          static_argnums=4,
+          in_shardings=(runs, runs, shared, shared),
+          out_shardings=runs,
+      ),
+      evaluate=jax.jit(
+          evaluate_all, in_shardings=(runs, runs, shared, shared), out_shardings=runs
+      ),
   )
 
 
@@ -320,8 +343,8 @@ def train_grid(
   """
   runs = list(grid.runs if runs is None else runs)
   started = time.perf_counter()
-  functions = grid_functions(config, dataset, grid)
   mesh = devices.runs_mesh()
+  functions = grid_functions(config, dataset, grid, mesh)
   size = devices.padded_size(len(runs), mesh.size)
   inputs = devices.shard_runs(devices.pad_runs(run_inputs(runs, grid), size), mesh)
   data = devices.replicate(device_arrays(config, dataset), mesh)

@@ -15,7 +15,8 @@ BLOCKS = [
 
 @pytest.mark.standard_promotion  # user code, run as users run it
 @pytest.mark.parametrize("block", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
-def test_readme_block_runs(block):
+def test_readme_block_runs(block, tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)  # examples may write results/
   exec(compile(block, str(README), "exec"), {})
 
 
