@@ -1,9 +1,9 @@
 """Training a grid of runs as one compiled program.
 
-Read top to bottom: the optimizer, a run's state, the three per-run functions
-(``_init``, ``_train_steps``, ``_evaluate``), and :func:`train_grid`, which
-vmaps them over the runs axis, shards that axis over the devices, and loops over
-evaluation chunks. Within a chunk the steps run in a ``lax.scan``.
+Read top to bottom: the optimizer, a run's state, :func:`grid_functions` with
+the three per-run functions (``init``, ``train_steps``, ``evaluate``) vmapped
+over the runs axis and sharded over the devices, and :func:`train_grid`, which
+loops over evaluation chunks. Within a chunk the steps run in a ``lax.scan``.
 
 Each run draws its initial weights from ``key(seed)`` and its mini-batches
 (with replacement) from ``fold_in(key(seed), step)``, so runs with the same

@@ -14,6 +14,7 @@ import io
 import math
 import re
 
+import chex
 import jax
 import jax.ad_checkpoint
 import jax.numpy as jnp
@@ -254,7 +255,8 @@ def test_every_catalogue_entry_has_a_reference():
 def test_forward_matches_reference(name, wrap):
   forward, _ = REFERENCES[name]
   y = wrap(activations.get(name))(X)
-  assert y.dtype == jnp.float32 and y.shape == X.shape
+  chex.assert_type(y, jnp.float32)
+  chex.assert_shape(y, X.shape)
   np.testing.assert_allclose(y, forward(X), rtol=2e-6, atol=1e-6)
 
 
@@ -264,7 +266,8 @@ def test_forward_matches_reference(name, wrap):
 def test_backward_matches_reference(name, wrap, impl):
   _, derivative = REFERENCES[name]
   g = wrap(_grad(activations.get(name), impl=impl))(X)
-  assert g.dtype == jnp.float32 and g.shape == X.shape
+  chex.assert_type(g, jnp.float32)
+  chex.assert_shape(g, X.shape)
   np.testing.assert_allclose(g, derivative(X), rtol=2e-5, atol=1e-5)
 
 
@@ -372,7 +375,7 @@ def test_dtype_is_preserved(name, dtype):
   x = jnp.clip(X, -3.5, 3.5).astype(dtype)  # within float16's comfortable range
   fn = activations.get(name)
   y, g = fn(x), _grad(fn)(x)
-  assert y.dtype == dtype and g.dtype == dtype
+  chex.assert_type([y, g], dtype)
   reference_x = x.astype(jnp.float32)
   tolerance = {"rtol": 2e-2, "atol": 2e-2}
   np.testing.assert_allclose(y.astype(jnp.float32), forward(reference_x), **tolerance)
@@ -398,7 +401,7 @@ def test_stable_at_extreme_inputs(name, dtype):
   fn = activations.get(name)
   for impl in IMPLS:
     g = _grad(fn, impl=impl)(x)
-    assert jnp.all(jnp.isfinite(g)), (impl, g)
+    chex.assert_tree_all_finite(g)
     assert not jnp.any(jnp.isnan(fn(x, impl=impl)))
 
 
@@ -465,7 +468,8 @@ def test_bfloat16_parameters_get_bfloat16_gradients(name):
   w = jnp.full((4, 3), 0.5, jnp.bfloat16)
   x = jnp.linspace(-2.0, 2.0, 8).reshape(2, 4).astype(jnp.bfloat16)
   g = jax.grad(lambda w: fn(x @ w).astype(jnp.float32).sum())(w)
-  assert g.dtype == jnp.bfloat16
+  chex.assert_type(g, jnp.bfloat16)
+  chex.assert_shape(g, w.shape)
 
 
 FLOAT_HYPERPARAMETERS = [
