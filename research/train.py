@@ -354,7 +354,7 @@ def train_grid(
 
   def record(step: int, results: dict[str, Array], diverged: Array) -> None:
     values, diverged = devices.to_host((results, diverged))
-    values = {key: values[key] for key in _metric_order(values)}
+    values = {key: values[key] for key in metric_keys}
     for index, run in enumerate(runs):
       history.append(
           {
@@ -369,6 +369,7 @@ def train_grid(
       )
 
   state, results = functions.evaluate(state, inputs, data, jnp.asarray(0))
+  metric_keys = _metric_order(results)
   record(0, results, state.diverged)
   step = 0
   while step < config.steps:
@@ -387,7 +388,7 @@ def train_grid(
   diverged_step = devices.to_host(state.diverged_step)
   rows = []
   for index, (run, last) in enumerate(zip(runs, final)):
-    metrics_only = {k: last[k] for k in _metric_order(last)}
+    metrics_only = {k: last[k] for k in metric_keys}
     rows.append(
         {
             "run_id": run.run_id,

@@ -58,6 +58,7 @@ def test_compare_writes_every_file(tiny_run):
   assert {"activation", "seed", "learning_rate", "test_accuracy", "test_loss",
           "train_loss", "dead_fraction", "sparsity", "negative_slope",
           "dead/layer_0", "dead/layer_1", "grad_norm/output", "diverged"} <= columns
+  assert "step" not in columns  # a per-evaluation column belongs to history.csv only
   necro = [r for r in tiny_run.runs if r["name"] == "necro_relu"]
   assert sorted({r["negative_slope"] for r in necro}) == [0.05, 0.2]
   steps = sorted({row["step"] for row in tiny_run.history})
