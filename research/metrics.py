@@ -26,6 +26,30 @@ import optax
 from jax import Array
 
 
+def per_example_loss(outputs: Array, targets: Array, task: str) -> Array:
+  """Cross-entropy (classification) or squared error (regression), per example.
+
+  Examples:
+    >>> per_example_loss(jnp.array([[1.0], [3.0]]), jnp.array([[1.0], [1.0]]), "regression")
+    Array([0., 4.], dtype=float32)
+  """
+  if task == "classification":
+    return optax.softmax_cross_entropy_with_integer_labels(outputs, targets)
+  return jnp.mean(jnp.square(outputs - targets), axis=-1)
+
+
+def per_example_correct(outputs: Array, targets: Array, task: str) -> Array:
+  """1.0 where the argmax prediction is right; NaN for regression.
+
+  Examples:
+    >>> per_example_correct(jnp.array([[0.0, 1.0], [1.0, 0.0]]), jnp.array([1, 1]), "classification")
+    Array([1., 0.], dtype=float32)
+  """
+  if task == "classification":
+    return (jnp.argmax(outputs, axis=-1) == targets).astype(jnp.float32)
+  return jnp.full(outputs.shape[:1], jnp.nan, jnp.float32)
+
+
 def loss(outputs: Array, targets: Array, task: str) -> Array:
   """Mean cross-entropy (classification) or mean squared error (regression).
 
@@ -33,9 +57,7 @@ def loss(outputs: Array, targets: Array, task: str) -> Array:
     >>> loss(jnp.array([[0.0, 0.0]]), jnp.array([1]), "classification")
     Array(0.6931472, dtype=float32)
   """
-  if task == "classification":
-    return optax.softmax_cross_entropy_with_integer_labels(outputs, targets).mean()
-  return jnp.mean(jnp.square(outputs - targets))
+  return jnp.mean(per_example_loss(outputs, targets, task))
 
 
 def accuracy(outputs: Array, targets: Array, task: str) -> Array:
@@ -45,9 +67,7 @@ def accuracy(outputs: Array, targets: Array, task: str) -> Array:
     >>> accuracy(jnp.array([[0.0, 1.0], [1.0, 0.0]]), jnp.array([1, 1]), "classification")
     Array(0.5, dtype=float32)
   """
-  if task == "classification":
-    return jnp.mean(jnp.argmax(outputs, axis=-1) == targets)
-  return jnp.array(jnp.nan, jnp.float32)
+  return jnp.mean(per_example_correct(outputs, targets, task))
 
 
 def dead_units(preactivation: Array) -> Array:

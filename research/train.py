@@ -200,19 +200,15 @@ def _grid_functions(config: Config, dataset: Dataset, grid: Grid, mesh: Mesh) ->
     return jax.lax.scan(step, state, first_step + jnp.arange(num_steps))
 
   def evaluate(state: RunState, inputs: RunInputs, data: Arrays, step_index: Array):
-    def per_example(params):
-      def loss_and_correct(x, y):
-        outputs = forward(params, x, inputs).outputs
-        if task == "classification":
-          losses = optax.softmax_cross_entropy_with_integer_labels(outputs, y)
-          return jnp.stack([losses, (jnp.argmax(outputs, -1) == y).astype(losses.dtype)], -1)
-        losses = jnp.mean(jnp.square(outputs - y), axis=-1)
-        return jnp.stack([losses, jnp.full_like(losses, jnp.nan)], -1)
+    def loss_and_correct(x: Array, y: Array) -> Array:
+      outputs = forward(state.params, x, inputs).outputs
+      return jnp.stack(
+          [metrics.per_example_loss(outputs, y, task), metrics.per_example_correct(outputs, y, task)],
+          axis=-1,
+      )
 
-      return loss_and_correct
-
-    train = _batched_mean(per_example(state.params), data.x_train, data.y_train)
-    test = _batched_mean(per_example(state.params), data.x_test, data.y_test)
+    train = _batched_mean(loss_and_correct, data.x_train, data.y_train)
+    test = _batched_mean(loss_and_correct, data.x_test, data.y_test)
     probe = forward(state.params, data.x_probe, inputs)
     layer_metrics, ever_dead = metrics.hidden_layer_metrics(
         probe.preactivations, probe.activations, state.ever_dead
