@@ -39,13 +39,13 @@ from activations.baselines import (
     softplus,
     tanh,
 )
+from activations.interpreter import Call, intercept
 from activations.plotting import plot
 from activations.registry import (
     catalogue_markdown,
     get,
     hyperparameters,
     names,
-    parse_spec,
     register,
     unregister,
 )
@@ -60,6 +60,7 @@ from activations.relu_family import (
     sugar_silu,
     sugar_softplus,
 )
+from activations.spec import parse_spec
 from activations.spiking import (
     heaviside_arctan,
     heaviside_boxcar,
@@ -71,12 +72,20 @@ from activations.spiking import (
     sign_straight_through,
 )
 
+from activations.stats import ActivationStats, activation_stats
+from activations.swap import SwappedModule, swap
+from activations import testing  # noqa: E402 (after the catalogue it tests)
+
 __version__ = "0.1.0"
 
 __all__ = [
     "IMPLS",
+    "ActivationStats",
+    "Call",
     "Impl",
+    "SwappedModule",
     "abs",
+    "activation_stats",
     "backward_derivative",
     "catalogue_markdown",
     "celu",
@@ -95,6 +104,7 @@ __all__ = [
     "heaviside_triangle",
     "hyperparameters",
     "identity",
+    "intercept",
     "leaky_relu",
     "names",
     "necro_relu",
@@ -117,7 +127,9 @@ __all__ = [
     "sugar_silu",
     "sugar_softplus",
     "surrogate",
+    "swap",
     "tanh",
+    "testing",
     "unregister",
     "with_derivative",
 ]

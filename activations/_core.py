@@ -22,11 +22,12 @@ gradient.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
@@ -146,6 +147,8 @@ def with_derivative(
     *,
     wrt: Wrt = "input",
     impl: Impl = "vjp",
+    name: str | None = None,
+    hyperparameter_derivatives: Sequence[Callable[..., Array] | None] = (),
 ) -> Activation:
   r"""An elementwise activation whose backward pass multiplies by ``derivative``.
 
@@ -167,6 +170,13 @@ def with_derivative(
       ``"jvp"`` builds on ``jax.custom_jvp``, so forward mode (``jax.jvp``,
       ``jax.jacfwd``, ``jax.hessian``) works too; reverse-mode gradients are
       identical, but reverse mode then saves the float derivative.
+    name: the name used in error messages and recorded in a jaxpr, where
+      :func:`activations.swap` finds calls by name; ``None`` for a generic one.
+    hyperparameter_derivatives: for a true-derivative activation, one function
+      ``d(x, *hyperparameters)`` per hyperparameter giving the derivative of the
+      output with respect to it (``None`` for none); those hyperparameters then
+      receive their true gradient, and the input is saved (``wrt`` must be
+      ``"input"``). Without it every hyperparameter gets a zero gradient.
 
   Returns:
     A function ``f(x, *hyperparameters)`` with the dtype and shape of ``x``.
@@ -179,7 +189,31 @@ def with_derivative(
     Array([0.41997433, 1.        , 0.07065082], dtype=float32)
   """
   _check_wrt(wrt)
-  name = f"with_derivative({_describe(forward)}, {_describe(derivative)})"
+  hyperparameter_derivatives = tuple(hyperparameter_derivatives)
+  if hyperparameter_derivatives and wrt != "input":
+    raise ValueError(
+        "hyperparameter_derivatives need the input, so wrt must be 'input',"
+        f" got {wrt!r}."
+    )
+  core_name = name or "with_derivative"
+  name = name or f"with_derivative({_describe(forward)}, {_describe(derivative)})"
+
+  def hyperparameter_gradients(x, cotangent, hyperparameters):
+    """The true cotangent of each hyperparameter that has a derivative."""
+    gradients = []
+    for index, h in enumerate(hyperparameters):
+      d = (hyperparameter_derivatives[index]
+           if index < len(hyperparameter_derivatives) else None)
+      if d is None or not jnp.issubdtype(h.dtype, jnp.floating):
+        gradients.append(None)
+        continue
+      wide = _upcast(x)
+      partial = jnp.asarray(d(wide, *_like(hyperparameters, wide.dtype)))
+      partial = _nan_where(x, partial.astype(wide.dtype))
+      gradients.append(
+          _sum_to_shape(_upcast(cotangent) * partial, h.shape).astype(h.dtype)
+      )
+    return gradients
 
   def forward_values(x: Array, hyperparameters: tuple[Array, ...]) -> Array:
     y = jnp.asarray(forward(x, *_like(hyperparameters, x.dtype)))
@@ -197,7 +231,6 @@ def with_derivative(
 
   if _check_impl(impl) == "vjp":
 
-    @jax.custom_vjp
     def core(x, *hyperparameters):
       return forward_values(x, hyperparameters)
 
@@ -215,15 +248,21 @@ def with_derivative(
         slope = jnp.where(saved.code < 0, jnp.asarray(jnp.nan, slope.dtype), slope)
       else:
         slope = _nan_where(saved, evaluate(saved, hyperparameters))
-      gradient = _upcast(cotangent) * slope
-      return (gradient.astype(cotangent.dtype), *(None for _ in hyperparameters))
+      gradient = (_upcast(cotangent) * slope).astype(cotangent.dtype)
+      if hyperparameter_derivatives:
+        return (gradient, *hyperparameter_gradients(saved, cotangent, hyperparameters))
+      return (gradient, *(None for _ in hyperparameters))
 
+    core.__name__ = core.__qualname__ = core_name
+    core = jax.custom_vjp(core)
     core.defvjp(core_forward, core_backward)
   else:
 
-    @jax.custom_jvp
     def core(x, *hyperparameters):
       return forward_values(x, hyperparameters)
+
+    core.__name__ = core.__qualname__ = core_name
+    core = jax.custom_jvp(core)
 
     @core.defjvp
     def core_jvp(primals, tangents):
@@ -234,16 +273,58 @@ def with_derivative(
       # NaN enters through the slope, not the product: the tangent must stay
       # linear in the input tangent for reverse mode to transpose it.
       tangent = _upcast(tangents[0]) * _nan_where(x, slope)
+      for index, d in enumerate(hyperparameter_derivatives):
+        h, h_tangent = hyperparameters[index], tangents[1 + index]
+        if d is None or not jnp.issubdtype(h.dtype, jnp.floating):
+          continue
+        wide = _upcast(x)
+        partial = jnp.asarray(d(wide, *_like(hyperparameters, wide.dtype)))
+        tangent = tangent + partial.astype(tangent.dtype) * _upcast(h_tangent)
       return y, tangent.astype(x.dtype)
 
   return _with_checked_inputs(core, name)
+
+
+def _sum_to_shape(gradient: Array, shape: tuple[int, ...]) -> Array:
+  """Sums a broadcast gradient back to a hyperparameter's ``shape``."""
+  leading = gradient.ndim - len(shape)
+  gradient = gradient.sum(axis=tuple(range(leading)))
+  axes = tuple(i for i, size in enumerate(shape) if size == 1 and gradient.shape[i] != 1)
+  return gradient.sum(axis=axes, keepdims=True).reshape(shape)
+
+
+def check_broadcast(
+    x: Array, hyperparameter: Array, name: str, hyperparameter_name: str
+) -> None:
+  """Raises a ``ValueError`` unless ``hyperparameter`` broadcasts to ``x.shape``.
+
+  Examples:
+    >>> check_broadcast(jnp.ones((4, 3)), jnp.ones(2), "necro_relu", "negative_slope")
+    Traceback (most recent call last):
+    ...
+    ValueError: necro_relu: negative_slope has shape (2,), which does not broadcast to the input's shape (4, 3); give a scalar or an array of a shape such as (3,) or (4, 3).
+  """
+  shape = tuple(np.shape(hyperparameter))
+  try:
+    fits = jnp.broadcast_shapes(shape, x.shape) == x.shape
+  except ValueError:
+    fits = False
+  if not fits:
+    raise ValueError(
+        f"{name}: {hyperparameter_name} has shape {shape}, which does not"
+        f" broadcast to the input's shape {x.shape}; give a scalar or an array"
+        f" of a shape such as {x.shape[-1:]} or {x.shape}."
+    )
 
 
 def _with_checked_inputs(core: Callable[..., Array], name: str) -> Activation:
   def activation(x: ArrayLike, *hyperparameters: ArrayLike) -> Array:
     x = check_input(x, name)
     dtype = compute_dtype(x.dtype)
-    return core(x, *(_hyperparameter(h, dtype, name) for h in hyperparameters))
+    arrays = tuple(_hyperparameter(h, dtype, name) for h in hyperparameters)
+    for index, h in enumerate(arrays):
+      check_broadcast(x, h, name, f"hyperparameter {index + 1}")
+    return core(x, *arrays)
 
   activation.__name__ = activation.__qualname__ = name
   return activation
@@ -272,6 +353,7 @@ def surrogate(
     backward: Callable[..., Array],
     *,
     impl: Impl = "vjp",
+    name: str | None = None,
 ) -> Activation:
   r"""Values of ``forward``, gradients of ``backward``: a surrogate in one line.
 
@@ -289,6 +371,7 @@ def surrogate(
       derivative backprop uses.
     impl: ``"vjp"`` (``jax.custom_vjp``) or ``"jvp"`` (``jax.custom_jvp``,
       forward mode too); see :func:`with_derivative`.
+    name: the name in error messages and jaxprs (for :func:`activations.swap`).
 
   Returns:
     A function ``f(x, *hyperparameters)``.
@@ -306,7 +389,7 @@ def surrogate(
     Array([0.1, 1. ], dtype=float32)
   """
   return with_derivative(
-      forward, elementwise_derivative(backward), wrt="input", impl=impl
+      forward, elementwise_derivative(backward), wrt="input", impl=impl, name=name
   )
 
 
@@ -345,9 +428,11 @@ def custom_backward(
     y, residuals = forward(x, *_like(hyperparameters, x.dtype))
     return _nan_where(x, jnp.asarray(y).astype(x.dtype)), residuals
 
-  @jax.custom_vjp
   def core(x, *hyperparameters):
     return forward_values(x, hyperparameters)[0]
+
+  core.__name__ = core.__qualname__ = "custom_backward"
+  core = jax.custom_vjp(core)
 
   def core_forward(x, *hyperparameters):
     y, residuals = forward_values(x, hyperparameters)

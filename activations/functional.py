@@ -88,7 +88,7 @@ def _slope_like(x: Array, negative_slope: ArrayLike) -> Array:
   return slope.reshape((1,) * (x.ndim - 1) + slope.shape)
 
 
-def _check_bounds(
+def check_bounds(
     lower: Any, upper: Any, owner: str = "rrelu"
 ) -> tuple[float, float]:
   """``(lower, upper)`` as floats, or a clear error if they are not valid."""
@@ -147,7 +147,7 @@ def rrelu(
     in Convolutional Network".
   """
   x = check_input(x, "rrelu")
-  lower, upper = _check_bounds(lower, upper)
+  lower, upper = check_bounds(lower, upper)
   if not isinstance(deterministic, (bool, jnp.bool_)):
     raise TypeError(
         f"rrelu: deterministic must be True or False, got {deterministic!r}."
@@ -167,7 +167,7 @@ def rrelu(
   return jnp.where(x >= 0, x, slope * x)
 
 
-def _check_positive_integer(value: Any, name: str, owner: str) -> int:
+def check_positive_integer(value: Any, name: str, owner: str) -> int:
   if isinstance(value, bool):
     raise TypeError(f"{owner}: {name} must be a positive integer, got {value!r}.")
   try:
@@ -213,7 +213,7 @@ def maxout(x: ArrayLike, num_pieces: int, axis: int = -1) -> Array:
     Networks".
   """
   x = check_input(x, "maxout")
-  num_pieces = _check_positive_integer(num_pieces, "num_pieces", "maxout")
+  num_pieces = check_positive_integer(num_pieces, "num_pieces", "maxout")
   if x.ndim == 0:
     raise ValueError("maxout needs an array with a feature axis, got a scalar.")
   try:
@@ -238,7 +238,7 @@ def maxout(x: ArrayLike, num_pieces: int, axis: int = -1) -> Array:
   return jnp.max(grouped, axis=axis + 1)
 
 
-def _group_sizes(
+def check_group_sizes(
     group_sizes: Sequence[int] | None,
     num_groups: int,
     features: int | None,
@@ -260,7 +260,7 @@ def _group_sizes(
         f" got {group_sizes!r}."
     )
   sizes = tuple(
-      _check_positive_integer(size, "each group size", owner)
+      check_positive_integer(size, "each group size", owner)
       for size in group_sizes
   )
   if len(sizes) != num_groups:
@@ -276,7 +276,7 @@ def _group_sizes(
   return sizes
 
 
-def _resolve(
+def resolve_activations(
     activations: Any, owner: str = "mixed"
 ) -> tuple[Callable[..., Array], ...]:
   """Each spec or callable in ``activations``, resolved with the registry."""
@@ -324,10 +324,10 @@ def mixed(
     Array([0.1, 0.1, 1. , 1. ], dtype=float32)
   """
   x = check_input(x, "mixed")
-  functions = _resolve(activations)
+  functions = resolve_activations(activations)
   if x.ndim == 0:
     raise ValueError("mixed needs an array with a feature axis, got a scalar.")
-  sizes = _group_sizes(group_sizes, len(functions), x.shape[-1])
+  sizes = check_group_sizes(group_sizes, len(functions), x.shape[-1])
   outputs = []
   start = 0
   for function, size in zip(functions, sizes):

@@ -20,10 +20,10 @@ from jax.typing import ArrayLike
 
 from activations import functional
 from activations.functional import (
-    _check_bounds,
-    _check_positive_integer,
-    _group_sizes,
-    _resolve,
+    check_bounds,
+    check_positive_integer,
+    check_group_sizes,
+    resolve_activations,
 )
 from activations.registry import get
 
@@ -89,7 +89,7 @@ class PReLU(nn.Module):
 
   def __post_init__(self) -> None:
     if self.num_features is not None:
-      _check_positive_integer(self.num_features, "num_features", "PReLU")
+      check_positive_integer(self.num_features, "num_features", "PReLU")
     super().__post_init__()
 
   @nn.compact
@@ -136,7 +136,7 @@ class RReLU(nn.Module):
   rng_collection: str = dataclasses.field(default="dropout", kw_only=True)
 
   def __post_init__(self) -> None:
-    _check_bounds(self.lower, self.upper, "RReLU")
+    check_bounds(self.lower, self.upper, "RReLU")
     super().__post_init__()
 
   def __call__(self, x: ArrayLike, deterministic: bool | None = None) -> Array:
@@ -169,7 +169,7 @@ class Maxout(nn.Module):
   axis: int = -1
 
   def __post_init__(self) -> None:
-    _check_positive_integer(self.num_pieces, "num_pieces", "Maxout")
+    check_positive_integer(self.num_pieces, "num_pieces", "Maxout")
     super().__post_init__()
 
   def __call__(self, x: ArrayLike) -> Array:
@@ -198,8 +198,8 @@ class MixedActivation(nn.Module):
 
   def __post_init__(self) -> None:
     # Checked now, so a misspelt name fails here rather than at the first call.
-    functions = _resolve(self.activations, "MixedActivation")
-    sizes = _group_sizes(self.group_sizes, len(functions), None, "MixedActivation")
+    functions = resolve_activations(self.activations, "MixedActivation")
+    sizes = check_group_sizes(self.group_sizes, len(functions), None, "MixedActivation")
     # Tuples, not lists, so the module stays hashable (jit static arguments).
     object.__setattr__(self, "activations", tuple(self.activations))
     object.__setattr__(self, "group_sizes", sizes)

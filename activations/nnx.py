@@ -22,10 +22,10 @@ from jax.typing import ArrayLike
 
 from activations import functional
 from activations.functional import (
-    _check_bounds,
-    _check_positive_integer,
-    _group_sizes,
-    _resolve,
+    check_bounds,
+    check_positive_integer,
+    check_group_sizes,
+    resolve_activations,
 )
 from activations.registry import get
 
@@ -92,7 +92,7 @@ class PReLU(nnx.Module):
     if num_features is None:
       shape: tuple[int, ...] = ()
     else:
-      shape = (_check_positive_integer(num_features, "num_features", "PReLU"),)
+      shape = (check_positive_integer(num_features, "num_features", "PReLU"),)
     self.num_features = num_features
     self.param_dtype = param_dtype
     self.negative_slope = nnx.Param(
@@ -141,7 +141,7 @@ class RReLU(nnx.Module):
       rng_collection: str = "dropout",
       rngs: nnx.Rngs | nnx.RngStream | None = None,
   ):
-    self.lower, self.upper = _check_bounds(lower, upper, "RReLU")
+    self.lower, self.upper = check_bounds(lower, upper, "RReLU")
     self.deterministic = deterministic
     self.rng_collection = rng_collection
     # A forked stream, as nnx.Dropout keeps: this layer's keys do not depend
@@ -214,7 +214,7 @@ class Maxout(nnx.Module):
   """
 
   def __init__(self, num_pieces: int, axis: int = -1):
-    self.num_pieces = _check_positive_integer(num_pieces, "num_pieces", "Maxout")
+    self.num_pieces = check_positive_integer(num_pieces, "num_pieces", "Maxout")
     self.axis = axis
 
   def __call__(self, x: ArrayLike) -> Array:
@@ -244,8 +244,8 @@ class MixedActivation(nnx.Module):
       group_sizes: Sequence[int] | None = None,
   ):
     # Resolved now, so a misspelt name fails here rather than at the first call.
-    self.activations = _resolve(activations, "MixedActivation")
-    self.group_sizes = _group_sizes(
+    self.activations = resolve_activations(activations, "MixedActivation")
+    self.group_sizes = check_group_sizes(
         group_sizes, len(self.activations), None, "MixedActivation"
     )
 

@@ -10,7 +10,7 @@ and the catalogue table in the README (:func:`catalogue_markdown`).
 
 from __future__ import annotations
 
-import ast
+import dataclasses
 import difflib
 import functools
 import inspect
@@ -19,6 +19,8 @@ from typing import Any
 
 from activations import baselines, relu_family, spiking
 from activations._core import IMPLS
+from activations.definition import Definition, Hyperparameter, check_value
+from activations.spec import parse_spec
 
 _MODULES = (
     (baselines, "true derivative"),
@@ -26,10 +28,42 @@ _MODULES = (
     (spiking, "step forward, surrogate backward"),
 )
 
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+  """One registered activation.
+
+  Attributes:
+    function: ``function(x, **hyperparameters)``.
+    kind: the kind of backward pass, as the catalogue shows it.
+    defaults: each keyword argument with its default (``None`` if required).
+    description: the first paragraph of the docstring.
+    hyperparameters: valid ranges of catalogue entries (none for user ones).
+  """
+
+  function: Callable[..., Any]
+  kind: str
+  defaults: dict[str, Any]
+  description: str
+  hyperparameters: tuple[Hyperparameter, ...] = ()
+
+  @classmethod
+  def of(cls, function: Callable[..., Any], kind: str) -> Entry:
+    signature = inspect.signature(function)
+    parameters = list(signature.parameters.values())[1:]  # the first is x
+    defaults = {
+        p.name: (None if p.default is inspect.Parameter.empty else p.default)
+        for p in parameters
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    }
+    definition = getattr(function, "definition", None)
+    ranges = definition.hyperparameters if isinstance(definition, Definition) else ()
+    return cls(function, kind, defaults, _summary(function), ranges)
+
+
 # The catalogue, in the order of the tables. ``register`` adds to it: the one
 # piece of module state, as in jax's own registries of pytrees and primitives.
-_REGISTRY: dict[str, Callable[..., Any]] = {}
-_KIND: dict[str, str] = {}
+_REGISTRY: dict[str, Entry] = {}
 
 
 def register(
@@ -62,8 +96,7 @@ def register(
     raise ValueError(
         f"{name!r} is already registered; pass overwrite=True to replace it."
     )
-  _REGISTRY[name] = fn
-  _KIND.setdefault(name, "user")
+  _REGISTRY[name] = Entry.of(fn, "user")
   return fn
 
 
@@ -78,7 +111,7 @@ def unregister(name: str) -> None:
     False
   """
   _lookup(name)
-  del _REGISTRY[name], _KIND[name]
+  del _REGISTRY[name]
 
 
 def names() -> tuple[str, ...]:
@@ -94,11 +127,10 @@ def names() -> tuple[str, ...]:
 
 def kind(name: str) -> str:
   """What kind of backward pass ``name`` has, as shown in the catalogue."""
-  _lookup(name)
-  return _KIND[name]
+  return _lookup(name).kind
 
 
-def _lookup(name: str) -> Callable[..., Any]:
+def _lookup(name: str) -> Entry:
   if name in _REGISTRY:
     return _REGISTRY[name]
   close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
@@ -115,72 +147,27 @@ def hyperparameters(name: str) -> dict[str, Any]:
     >>> hyperparameters("necro_relu")
     {'negative_slope': 0.1, 'impl': 'vjp'}
   """
-  signature = inspect.signature(_lookup(name))
-  parameters = list(signature.parameters.values())[1:]  # the first is x
-  return {
-      p.name: (None if p.default is inspect.Parameter.empty else p.default)
-      for p in parameters
-      if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-  }
+  return dict(_lookup(name).defaults)
 
 
-def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
-  """Splits a spec into its name and keyword arguments, without evaluating it.
-
-  Values must be Python literals: numbers, booleans, strings, or lists of them
-  (a list is what a research grid sweeps; :func:`get` refuses lists).
-
-  Examples:
-    >>> parse_spec("necro_relu(negative_slope=0.05)")
-    ('necro_relu', {'negative_slope': 0.05})
-    >>> parse_spec("relu")
-    ('relu', {})
-  """
-  if not isinstance(spec, str):
-    raise TypeError(f"An activation spec must be a string, got {spec!r}.")
-  try:
-    tree = ast.parse(spec.strip(), mode="eval").body
-  except SyntaxError:
-    raise ValueError(
-        f"Cannot parse activation spec {spec!r}; write a name such as 'relu' or"
-        " a call with keyword arguments such as 'necro_relu(negative_slope=0.05)'."
-    ) from None
-  if isinstance(tree, ast.Name):
-    return tree.id, {}
-  if not (isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name)):
-    raise ValueError(
-        f"Activation spec {spec!r} must be a name or name(keyword=value, ...)."
-    )
-  if tree.args or any(k.arg is None for k in tree.keywords):
-    raise ValueError(
-        f"Activation spec {spec!r}: give hyperparameters as keywords, e.g."
-        f" {tree.func.id}({', '.join(f'{k}=...' for k in _names_or_empty(tree.func.id))})."
-    )
-  kwargs = {}
-  for keyword in tree.keywords:
-    try:
-      kwargs[keyword.arg] = ast.literal_eval(keyword.value)
-    except ValueError:
-      raise ValueError(
-          f"Activation spec {spec!r}: the value of {keyword.arg!r} must be a"
-          f" Python literal (a number, True/False or a quoted string), got"
-          f" {ast.unparse(keyword.value)!r}."
-      ) from None
-  return tree.func.id, kwargs
-
-
-def _names_or_empty(name: str) -> list[str]:
+def _keywords_or_empty(name: str) -> list[str]:
   try:
     return [k for k in hyperparameters(name) if k != "impl"]
   except ValueError:
     return []
 
 
+def parse_activation_spec(spec: str) -> tuple[str, dict[str, Any]]:
+  """:func:`activations.parse_spec`, with the activation's keywords in hints."""
+  return parse_spec(spec, keywords_for=_keywords_or_empty)
+
+
 def check_hyperparameters(name: str, kwargs: dict[str, Any]) -> None:
   """Raises a ``ValueError`` naming the problem if ``kwargs`` do not fit ``name``.
 
   A value must have the type of the parameter's default: a number for a float,
-  ``True``/``False`` for a bool, one of ``'vjp'``/``'jvp'`` for ``impl``.
+  ``True``/``False`` for a bool, one of ``'vjp'``/``'jvp'`` for ``impl``; and
+  be in the valid range of a catalogue entry (``sigma > 0``).
   """
   valid = hyperparameters(name)
   for key, value in kwargs.items():
@@ -205,6 +192,9 @@ def check_hyperparameters(name: str, kwargs: dict[str, Any]) -> None:
       ok, expected = True, ""
     if not ok:
       raise ValueError(f"{name}: {key} must be {expected}, got {value!r}.")
+  for hyperparameter in _lookup(name).hyperparameters:
+    if hyperparameter.name in kwargs:
+      check_value(name, hyperparameter, kwargs[hyperparameter.name])
 
 
 def get(spec: str | Callable[..., Any]) -> Callable[..., Any]:
@@ -225,8 +215,8 @@ def get(spec: str | Callable[..., Any]) -> Callable[..., Any]:
   """
   if callable(spec):
     return spec
-  name, kwargs = parse_spec(spec)
-  fn = _lookup(name)
+  name, kwargs = parse_activation_spec(spec)
+  fn = _lookup(name).function
   for key, value in kwargs.items():
     if isinstance(value, (list, tuple)):
       raise ValueError(
@@ -261,16 +251,16 @@ def catalogue_markdown() -> str:
     params = ", ".join(
         f"{k}={v!r}" for k, v in hyperparameters(name).items() if k != "impl"
     )
-    summary = _summary(_REGISTRY[name]).replace("|", "\\|")
-    rows.append(f"| `{name}` | {params or '-'} | {_KIND[name]} | {summary} |")
+    entry = _REGISTRY[name]
+    summary = entry.description.replace("|", "\\|")
+    rows.append(f"| `{name}` | {params or '-'} | {entry.kind} | {summary} |")
   return "\n".join(rows)
 
 
 def _register_catalogue() -> None:
   for module, description in _MODULES:
     for name in module.__all__:
-      _REGISTRY[name] = getattr(module, name)
-      _KIND[name] = description
+      _REGISTRY[name] = Entry.of(getattr(module, name), description)
 
 
 _register_catalogue()

@@ -13,20 +13,21 @@ every example still receives a gradient and can come back to life.
   ``below_zero_only=True`` it is used only for ``x <= 0`` and ReLU's own
   derivative 1 above zero.
 
+Hyperparameters here shape only the backward pass, so they receive no
+gradient. Surrogate derivatives have finite limits at ±inf (SiLU's 0 and 1).
+
 Convention at 0: the sign-mask surrogates take the positive branch
 (``necro_relu'(0) = 1``, as ``jax.nn.leaky_relu``); SUGAR derivatives are smooth.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import jax
 import jax.numpy as jnp
 from jax import Array
-from jax.typing import ArrayLike
 
-from activations._core import Impl, elementwise_derivative, for_each_impl, select_impl
+from activations._core import elementwise_derivative
+from activations.definition import Definition, Hyperparameter, define
 
 __all__ = [
     "relu_with_leaky_backward",
@@ -40,17 +41,53 @@ __all__ = [
     "sugar_softplus",
 ]
 
-_RELU_WITH_LEAKY_BACKWARD = for_each_impl(
-    lambda x, slope: jax.nn.relu(x),
-    lambda non_negative, slope: jnp.where(non_negative, 1.0, slope),
-    wrt=lambda x, slope: x >= 0,
-)
+def _relu(x: Array, *unused: Array) -> Array:
+  del unused
+  return jax.nn.relu(x)
 
 
-def relu_with_leaky_backward(
-    x: ArrayLike, negative_slope: ArrayLike = 0.01, *, impl: Impl = "vjp"
-) -> Array:
-  r"""ReLU forward; backward of LeakyReLU with ``negative_slope``.
+def _leaky_derivative(non_negative: Array, slope: Array) -> Array:
+  return jnp.where(non_negative, 1.0, slope)
+
+
+def _b_silu(x: Array, alpha: Array) -> Array:
+  return (x + alpha) * jax.nn.sigmoid(x) - alpha / 2
+
+
+def _nelu_derivative(x: Array, alpha: Array) -> Array:
+  # 2 alpha x / (1 + x^2)^2, split so that huge |x| gives 0, not inf / inf.
+  ratio = x / (1 + jnp.square(x))
+  return jnp.where(x > 0, 1.0, 2 * alpha * ratio / (1 + jnp.square(x)))
+
+
+def _sugar(derivative):
+  """ReLU's forward with ``derivative(x, *parameters)`` backward.
+
+  The last parameter is ``below_zero_only``; ±inf is clipped to the dtype's
+  largest value first, so the derivative has its finite limits, not NaN.
+  """
+
+  def surrogate_derivative(x: Array, *parameters: Array) -> Array:
+    *parameters, below_zero_only = parameters
+    largest = jnp.finfo(x.dtype).max
+    value = derivative(jnp.clip(x, -largest, largest), *parameters)
+    return jnp.where(below_zero_only & (x > 0), 1.0, value)
+
+  return surrogate_derivative
+
+
+_SLOPE = Hyperparameter("negative_slope", 0.01)
+_BELOW_ZERO_ONLY = Hyperparameter("below_zero_only", False)
+
+
+relu_with_leaky_backward = define(
+    Definition(
+        name='relu_with_leaky_backward',
+        forward=_relu,
+        derivative=_leaky_derivative,
+        wrt=lambda x, slope: x >= 0,
+        hyperparameters=(_SLOPE,),
+        doc=r"""ReLU forward; backward of LeakyReLU with ``negative_slope``.
 
   .. math::
     f(x) = \max(x, 0), \qquad
@@ -72,14 +109,19 @@ def relu_with_leaky_backward(
     Array([0., 0., 3.], dtype=float32)
     >>> jax.grad(lambda x: relu_with_leaky_backward(x, 0.3).sum())(x)
     Array([0.3, 1. , 1. ], dtype=float32)
-  """
-  return select_impl(_RELU_WITH_LEAKY_BACKWARD, impl)(x, negative_slope)
+  """,
+    ),
+    __name__,
+)
 
-
-def necro_relu(
-    x: ArrayLike, negative_slope: ArrayLike = 0.1, *, impl: Impl = "vjp"
-) -> Array:
-  r"""NecroReLU: ReLU forward, derivative 0.1 (not 0) below zero backward.
+necro_relu = define(
+    Definition(
+        name='necro_relu',
+        forward=_relu,
+        derivative=_leaky_derivative,
+        wrt=lambda x, slope: x >= 0,
+        hyperparameters=(Hyperparameter("negative_slope", 0.1),),
+        doc=r"""NecroReLU: ReLU forward, derivative 0.1 (not 0) below zero backward.
 
   A ReLU that cannot die: forward values and exact zeros are ReLU's, gradients
   flow as through LeakyReLU(0.1). Equal in values and gradients to
@@ -97,49 +139,18 @@ def necro_relu(
     Array([0., 0., 3.], dtype=float32)
     >>> jax.grad(lambda x: necro_relu(x).sum())(x)
     Array([0.1, 1. , 1. ], dtype=float32)
-  """
-  return relu_with_leaky_backward(x, negative_slope, impl=impl)
-
-
-def _b_silu(x: Array, alpha: Array) -> Array:
-  return (x + alpha) * jax.nn.sigmoid(x) - alpha / 2
-
-
-def _nelu_derivative(x: Array, alpha: Array) -> Array:
-  # 2 alpha x / (1 + x^2)^2, split so that huge |x| gives 0, not inf / inf.
-  ratio = x / (1 + jnp.square(x))
-  return jnp.where(x > 0, 1.0, 2 * alpha * ratio / (1 + jnp.square(x)))
-
-
-def _sugar(derivative: Callable[..., Array]) -> dict[Impl, Callable[..., Array]]:
-  """ReLU forward with ``derivative(x, *parameters)`` backward."""
-
-  def surrogate_derivative(x: Array, *parameters: Array) -> Array:
-    *parameters, below_zero_only = parameters
-    return jnp.where(below_zero_only & (x > 0), 1.0, derivative(x, *parameters))
-
-  return for_each_impl(lambda x, *unused: jax.nn.relu(x), surrogate_derivative)
-
-
-_SUGAR_BSILU = _sugar(elementwise_derivative(_b_silu))
-_SUGAR_NELU = _sugar(_nelu_derivative)
-_SUGAR_ELU = _sugar(elementwise_derivative(jax.nn.elu))
-_SUGAR_SELU = _sugar(elementwise_derivative(jax.nn.selu))
-_SUGAR_GELU = _sugar(
-    elementwise_derivative(lambda x: jax.nn.gelu(x, approximate=False))
+  """,
+    ),
+    __name__,
 )
-_SUGAR_SILU = _sugar(elementwise_derivative(jax.nn.silu))
-_SUGAR_SOFTPLUS = _sugar(jax.nn.sigmoid)
 
-
-def sugar_bsilu(
-    x: ArrayLike,
-    alpha: ArrayLike = 1.67,
-    below_zero_only: bool = False,
-    *,
-    impl: Impl = "vjp",
-) -> Array:
-  r"""SUGAR with B-SiLU: ReLU forward, derivative of B-SiLU backward.
+sugar_bsilu = define(
+    Definition(
+        name='sugar_bsilu',
+        forward=_relu,
+        derivative=_sugar(elementwise_derivative(_b_silu)),
+        hyperparameters=(Hyperparameter("alpha", 1.67, "non_negative"), _BELOW_ZERO_ONLY),
+        doc=r"""SUGAR with B-SiLU: ReLU forward, derivative of B-SiLU backward.
 
   .. math::
     \mathrm{B\text{-}SiLU}(x) = (x + \alpha)\,\sigma(x) - \alpha / 2, \qquad
@@ -161,18 +172,18 @@ def sugar_bsilu(
     Array([0., 0., 1.], dtype=float32)
     >>> jax.grad(lambda x: sugar_bsilu(x).sum())(x)
     Array([0.4007, 0.9175 , 1.256 ], dtype=float32)
-  """
-  return select_impl(_SUGAR_BSILU, impl)(x, alpha, below_zero_only)
+  """,
+    ),
+    __name__,
+)
 
-
-def sugar_nelu(
-    x: ArrayLike,
-    alpha: ArrayLike = 0.2,
-    below_zero_only: bool = False,
-    *,
-    impl: Impl = "vjp",
-) -> Array:
-  r"""SUGAR with NeLU: ReLU forward, derivative of NeLU backward.
+sugar_nelu = define(
+    Definition(
+        name='sugar_nelu',
+        forward=_relu,
+        derivative=_sugar(_nelu_derivative),
+        hyperparameters=(Hyperparameter("alpha", 0.2, "non_negative"), _BELOW_ZERO_ONLY),
+        doc=r"""SUGAR with NeLU: ReLU forward, derivative of NeLU backward.
 
   .. math::
     \mathrm{NeLU}(x) = \begin{cases} x & x > 0 \\
@@ -188,31 +199,35 @@ def sugar_nelu(
     >>> x = jnp.array([-1.0, 0.0, 1.0])
     >>> jax.grad(lambda x: sugar_nelu(x).sum())(x)
     Array([-0.1,  0. ,  1. ], dtype=float32)
-  """
-  return select_impl(_SUGAR_NELU, impl)(x, alpha, below_zero_only)
+  """,
+    ),
+    __name__,
+)
 
-
-def sugar_elu(
-    x: ArrayLike,
-    alpha: ArrayLike = 1.0,
-    below_zero_only: bool = False,
-    *,
-    impl: Impl = "vjp",
-) -> Array:
-  r"""SUGAR with ELU: ReLU forward, :math:`\alpha e^x` below zero backward.
+sugar_elu = define(
+    Definition(
+        name='sugar_elu',
+        forward=_relu,
+        derivative=_sugar(elementwise_derivative(jax.nn.elu)),
+        hyperparameters=(Hyperparameter("alpha", 1.0, "non_negative"), _BELOW_ZERO_ONLY),
+        doc=r"""SUGAR with ELU: ReLU forward, :math:`\alpha e^x` below zero backward.
 
   Examples:
     >>> import jax, jax.numpy as jnp
     >>> jax.grad(lambda x: sugar_elu(x).sum())(jnp.array([-1.0, 1.0]))
     Array([0.36787945, 1.        ], dtype=float32)
-  """
-  return select_impl(_SUGAR_ELU, impl)(x, alpha, below_zero_only)
+  """,
+    ),
+    __name__,
+)
 
-
-def sugar_selu(
-    x: ArrayLike, below_zero_only: bool = False, *, impl: Impl = "vjp"
-) -> Array:
-  r"""SUGAR with SELU: ReLU forward, SELU's derivative backward.
+sugar_selu = define(
+    Definition(
+        name='sugar_selu',
+        forward=_relu,
+        derivative=_sugar(elementwise_derivative(jax.nn.selu)),
+        hyperparameters=(_BELOW_ZERO_ONLY,),
+        doc=r"""SUGAR with SELU: ReLU forward, SELU's derivative backward.
 
   Everywhere (the default), the derivative above zero is SELU's scale 1.0507.
 
@@ -220,45 +235,61 @@ def sugar_selu(
     >>> import jax, jax.numpy as jnp
     >>> jax.grad(lambda x: sugar_selu(x).sum())(jnp.array([-1.0, 1.0]))
     Array([0.6468, 1.0507 ], dtype=float32)
-  """
-  return select_impl(_SUGAR_SELU, impl)(x, below_zero_only)
+  """,
+    ),
+    __name__,
+)
 
-
-def sugar_gelu(
-    x: ArrayLike, below_zero_only: bool = False, *, impl: Impl = "vjp"
-) -> Array:
-  r"""SUGAR with GELU: ReLU forward, exact (erf) GELU's derivative backward.
+sugar_gelu = define(
+    Definition(
+        name='sugar_gelu',
+        forward=_relu,
+        derivative=_sugar(elementwise_derivative(lambda x: jax.nn.gelu(x, approximate=False))),
+        hyperparameters=(_BELOW_ZERO_ONLY,),
+        doc=r"""SUGAR with GELU: ReLU forward, exact (erf) GELU's derivative backward.
 
   Examples:
     >>> import jax, jax.numpy as jnp
     >>> jax.grad(lambda x: sugar_gelu(x).sum())(jnp.array([-1.0, 1.0]))
     Array([-0.0833,  1.0833 ], dtype=float32)
-  """
-  return select_impl(_SUGAR_GELU, impl)(x, below_zero_only)
+  """,
+    ),
+    __name__,
+)
 
-
-def sugar_silu(
-    x: ArrayLike, below_zero_only: bool = False, *, impl: Impl = "vjp"
-) -> Array:
-  r"""SUGAR with SiLU: ReLU forward, SiLU's derivative backward.
+sugar_silu = define(
+    Definition(
+        name='sugar_silu',
+        forward=_relu,
+        derivative=_sugar(elementwise_derivative(jax.nn.silu)),
+        hyperparameters=(_BELOW_ZERO_ONLY,),
+        doc=r"""SUGAR with SiLU: ReLU forward, SiLU's derivative backward.
 
   Examples:
     >>> import jax, jax.numpy as jnp
     >>> jax.grad(lambda x: sugar_silu(x, below_zero_only=True).sum())(
     ...     jnp.array([-1.0, 1.0]))
     Array([0.07232949, 1.        ], dtype=float32)
-  """
-  return select_impl(_SUGAR_SILU, impl)(x, below_zero_only)
+  """,
+    ),
+    __name__,
+)
 
-
-def sugar_softplus(
-    x: ArrayLike, below_zero_only: bool = False, *, impl: Impl = "vjp"
-) -> Array:
-  r"""SUGAR with softplus: ReLU forward, :math:`\sigma(x)` backward.
+sugar_softplus = define(
+    Definition(
+        name='sugar_softplus',
+        forward=_relu,
+        derivative=_sugar(jax.nn.sigmoid),
+        hyperparameters=(_BELOW_ZERO_ONLY,),
+        doc=r"""SUGAR with softplus: ReLU forward, :math:`\sigma(x)` backward.
 
   Examples:
     >>> import jax, jax.numpy as jnp
     >>> jax.grad(lambda x: sugar_softplus(x).sum())(jnp.array([0.0]))
     Array([0.5], dtype=float32)
-  """
-  return select_impl(_SUGAR_SOFTPLUS, impl)(x, below_zero_only)
+  """,
+    ),
+    __name__,
+)
+
+__test__ = {name: globals()[name] for name in __all__}  # doctests of built functions

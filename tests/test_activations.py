@@ -208,20 +208,22 @@ KINKS = {
 }
 
 # What the forward pass saves per element: a one-byte mask, the output (which
-# the next layer keeps anyway), or a float copy of the input.
+# the next layer keeps anyway), or a float copy of the input (leaky_relu, elu
+# and celu need it for their hyperparameter's gradient; the ELU family for a
+# 16-bit derivative that is exact at saturation).
 RESIDUAL = {
     **{name: "input" for name in NAMES},
     **{
         name: "mask"
         for name in (
-            "relu", "leaky_relu", "relu6", "hard_tanh", "relu_with_leaky_backward",
+            "relu", "relu6", "hard_tanh", "relu_with_leaky_backward",
             "necro_relu", "heaviside_boxcar", "sign_straight_through",
         )
     },
     **{
         name: "output"
         for name in (
-            "identity", "elu", "celu", "selu", "tanh", "sigmoid",
+            "identity", "tanh", "sigmoid",
             "heaviside_straight_through",
         )
     },

@@ -1,0 +1,278 @@
+"""The catalogue's test battery, for your own activations.
+
+``check_activation(fn)`` runs on ``fn`` the checks every activation of this
+library passes, and raises one ``AssertionError`` listing every failed check
+by name with the inputs where it failed. In a pytest suite:
+
+.. code-block:: python
+
+  import activations
+  from activations.testing import check_activation, parametrize_activations
+
+  @parametrize_activations()            # every registered activation
+  def test_activation(name, activation):
+    check_activation(activation)
+
+  def test_mine():
+    mine = activations.surrogate(jax.nn.relu, jax.nn.softplus)
+    check_activation(mine, forward=jax.nn.relu, derivative=jax.nn.sigmoid)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["CheckReport", "check_activation", "parametrize_activations"]
+
+# Points for value checks: the usual range, off the common kinks (0, ±0.5,
+# ±1, 6), where a reference and the activation must agree elementwise.
+_GRID = np.linspace(-4.0, 4.0, 41) + 0.0123
+# Points for finiteness: near zero, large, the edges of float16.
+_EDGES = np.array([0.0, 1e-7, -1e-7, 1e-3, -1e-3, 1.0, -1.0, 1e4, -1e4])
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckReport:
+  """What :func:`check_activation` ran.
+
+  Attributes:
+    passed: the names of the checks that passed.
+    skipped: checks not run, with why (e.g. forward mode for a custom_vjp).
+  """
+
+  passed: tuple[str, ...]
+  skipped: tuple[str, ...]
+
+
+def _tolerance(dtype: Any) -> dict[str, float]:
+  if jnp.finfo(dtype).bits < 32:
+    return {"rtol": 2e-2, "atol": 2e-2}
+  return {"rtol": 2e-5, "atol": 1e-5}
+
+
+def _gradient(fn: Callable[..., Any]) -> Callable[..., Any]:
+  return jax.grad(lambda x: jnp.sum(fn(x).astype(jnp.float32)))
+
+
+def _where_not_close(actual, expected, **tolerance) -> np.ndarray:
+  actual = np.asarray(actual, np.float64)
+  expected = np.asarray(expected, np.float64)
+  close = np.isclose(actual, expected, equal_nan=True, **tolerance)
+  return ~close
+
+
+class _Battery:
+  """Runs named checks, collecting failures instead of stopping at the first."""
+
+  def __init__(self) -> None:
+    self.failures: list[str] = []
+    self.passed: list[str] = []
+    self.skipped: list[str] = []
+
+  def run(self, name: str, check: Callable[[], str | None]) -> None:
+    try:
+      problem = check()
+    except Exception as error:  # noqa: BLE001 (a raising check is a failure)
+      problem = f"raised {type(error).__name__}: {str(error).splitlines()[0]}"
+    if problem:
+      self.failures.append(f"{name}: {problem}")
+    else:
+      self.passed.append(name)
+
+
+def _differ(x, actual, expected, what: str, **tolerance) -> str | None:
+  bad = _where_not_close(actual, expected, **tolerance)
+  if not bad.any():
+    return None
+  xs = np.asarray(x, np.float64)[bad][:4]
+  got = np.asarray(actual, np.float64)[bad][:4]
+  want = np.asarray(expected, np.float64)[bad][:4]
+  return f"{what} differ at x = {xs.tolist()}: got {got.tolist()}, expected {want.tolist()}"
+
+
+def _not_finite(x, values, what: str) -> str | None:
+  values = np.asarray(values, np.float64)
+  bad = ~np.isfinite(values)
+  if not bad.any():
+    return None
+  return (
+      f"{what} not finite at x = {np.asarray(x, np.float64)[bad][:4].tolist()}:"
+      f" {values[bad][:4].tolist()}"
+  )
+
+
+def check_activation(
+    fn: Callable[..., Any],
+    *,
+    forward: Callable[..., Any] | None = None,
+    derivative: Callable[..., Any] | None = None,
+    dtypes: Sequence[Any] = (jnp.float32, jnp.bfloat16, jnp.float16),
+) -> CheckReport:
+  """Runs the catalogue's battery on an elementwise activation ``fn(x)``.
+
+  For each dtype: finite values and gradients (near zero and at ±1e4);
+  output and gradient of the input's shape and dtype; the same values and
+  gradients under ``jit``, ``vmap``, ``jax.checkpoint`` and ``lax.scan``;
+  forward mode (``jax.jvp``) agreeing with reverse mode, skipped and reported
+  when ``fn`` is a ``custom_vjp`` (which refuses forward mode); and, when
+  given, values equal to ``forward(x)`` and gradients equal to
+  ``derivative(x)`` elementwise (references are evaluated in float32).
+
+  Args:
+    fn: the activation, ``fn(x)``; bind hyperparameters first
+      (``functools.partial``).
+    forward: the reference forward function, or ``None``.
+    derivative: the reference for the derivative backprop should use.
+    dtypes: the input dtypes to check.
+
+  Returns:
+    A :class:`CheckReport` of what passed and what was skipped.
+
+  Raises:
+    AssertionError: listing every failed check by name, with the inputs.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> import activations
+    >>> report = check_activation(
+    ...     activations.necro_relu,
+    ...     forward=jax.nn.relu,
+    ...     derivative=lambda x: jnp.where(x >= 0, 1.0, 0.1))
+    >>> report.skipped
+    ('forward mode: a custom_vjp function has no forward mode',)
+    >>> broken = activations.surrogate(jax.nn.relu, jnp.sqrt)
+    >>> check_activation(broken, dtypes=[jnp.float32])
+    Traceback (most recent call last):
+    ...
+    AssertionError: check_activation(...) failed 1 check(s):
+    - finite gradients [float32]: gradients not finite at x = ...
+  """
+  battery = _Battery()
+  grid = jnp.asarray(_GRID, jnp.float32)
+  for dtype in dtypes:
+    dtype = jnp.dtype(dtype)
+    tag = f"[{dtype.name}]"
+    tolerance = _tolerance(dtype)
+    x = grid.astype(dtype)
+    edges = jnp.asarray(_EDGES, jnp.float32).astype(dtype)
+    x_wide = x.astype(jnp.float32)
+
+    def values_and_gradients(x, fn=fn):
+      return fn(x), _gradient(fn)(x)
+
+    y, g = values_and_gradients(x)
+
+    battery.run(f"finite values {tag}", lambda: _not_finite(edges, fn(edges), "values"))
+    battery.run(
+        f"finite gradients {tag}",
+        lambda: _not_finite(edges, _gradient(fn)(edges), "gradients"),
+    )
+
+    def shapes_and_dtypes(x=x, y=y, g=g, dtype=dtype):
+      problems = [
+          f"{what} is {a.dtype}{list(a.shape)}, expected {dtype.name}{list(x.shape)}"
+          for what, a in (("output", y), ("gradient", g))
+          if a.shape != x.shape or a.dtype != dtype
+      ]
+      return "; ".join(problems) or None
+
+    battery.run(f"shape and dtype {tag}", shapes_and_dtypes)
+
+    def agrees(name, transformed, x=x, y=y, g=g, tolerance=tolerance):
+      def check():
+        y2, g2 = transformed(x)
+        return _differ(x, y2, y, f"values under {name}", **tolerance) or _differ(
+            x, g2, g, f"gradients under {name}", **tolerance
+        )
+
+      battery.run(f"{name} agrees {tag}", check)
+
+    agrees("jit", jax.jit(values_and_gradients))
+    agrees(
+        "vmap",
+        lambda x: tuple(
+            a.reshape(-1) for a in jax.vmap(values_and_gradients)(x.reshape(41, 1))
+        ),
+    )
+    agrees(
+        "checkpoint",
+        lambda x: (fn(x), _gradient(jax.checkpoint(fn))(x)),
+    )
+
+    def scanned(x):
+      def body(carry, row):
+        return carry, values_and_gradients(row)
+
+      _, (ys, gs) = jax.lax.scan(body, None, x.reshape(41, 1))
+      return ys.reshape(-1), gs.reshape(-1)
+
+    agrees("scan", scanned)
+
+    def forward_mode(x=x, g=g, tolerance=tolerance, dtype=dtype):
+      try:
+        _, tangent = jax.jvp(fn, (x,), (jnp.ones_like(x),))
+      except TypeError as error:
+        if "custom_vjp" in str(error):
+          return "skip"
+        raise
+      return _differ(x, tangent, g, "jvp tangents and gradients", **tolerance)
+
+    try:
+      skip = forward_mode() == "skip"
+    except Exception:  # noqa: BLE001 (reported by the run below)
+      skip = False
+    if skip:
+      reason = "forward mode: a custom_vjp function has no forward mode"
+      if reason not in battery.skipped:
+        battery.skipped.append(reason)
+    else:
+      battery.run(f"forward mode {tag}", forward_mode)
+
+    if forward is not None:
+      battery.run(
+          f"forward equals reference {tag}",
+          lambda x=x, y=y, x_wide=x_wide, tolerance=tolerance: _differ(
+              x, y, forward(x_wide), "values and the reference", **tolerance
+          ),
+      )
+    if derivative is not None:
+      battery.run(
+          f"derivative equals reference {tag}",
+          lambda x=x, g=g, x_wide=x_wide, tolerance=tolerance: _differ(
+              x, g, derivative(x_wide), "gradients and the reference derivative",
+              **tolerance,
+          ),
+      )
+
+  if battery.failures:
+    name = getattr(fn, "__name__", "...")
+    name = name if name.isidentifier() else "..."
+    raise AssertionError(
+        f"check_activation({name}) failed {len(battery.failures)} check(s):\n"
+        + "\n".join(f"- {failure}" for failure in battery.failures)
+    )
+  return CheckReport(tuple(battery.passed), tuple(battery.skipped))
+
+
+def parametrize_activations(names: Iterable[str] | None = None) -> Any:
+  """A ``pytest.mark.parametrize`` over registered activations.
+
+  The test receives ``name`` and ``activation`` (the function ``get(name)``).
+
+  Args:
+    names: registry names; ``None`` for all of ``activations.names()``.
+  """
+  import pytest  # only where tests run
+
+  from activations.registry import get, names as registered
+
+  chosen = list(registered() if names is None else names)
+  return pytest.mark.parametrize(
+      "name,activation", [(name, get(name)) for name in chosen], ids=chosen
+  )
