@@ -61,20 +61,22 @@ class Activation(nn.Module):
 class PReLU(nn.Module):
   """Parametric ReLU with a learned negative slope, scalar or per channel.
 
-  Mirrors ``flax.linen.PReLU`` (the parameter is ``negative_slope``), and adds
-  one slope per channel of the last axis when ``num_features`` is given. See
-  :func:`activations.functional.prelu`.
+  Takes ``flax.linen.PReLU``'s attributes in its order (``param_dtype``,
+  ``negative_slope_init``; the parameter is ``negative_slope``), and adds
+  keyword-only ``dtype`` (as ``flax.nnx.PReLU``) and ``num_features``, one
+  slope per channel of the last axis. See :func:`activations.functional.prelu`.
 
   Attributes:
-    num_features: channels on the last axis for one slope each; ``None`` for
-      a single shared slope.
+    param_dtype: dtype of the stored slope.
     negative_slope_init: the slope's initial value.
-    param_dtype: dtype of the stored slope (keyword-only).
+    dtype: the dtype of the computation; ``None``: the input's (keyword-only).
+    num_features: channels on the last axis for one slope each; ``None`` for
+      a single shared slope (keyword-only).
 
   Examples:
     >>> import jax, jax.numpy as jnp
     >>> from activations.linen import PReLU
-    >>> layer = PReLU(num_features=2, negative_slope_init=0.1)
+    >>> layer = PReLU(negative_slope_init=0.1, num_features=2)
     >>> x = jnp.array([[-2.0, 3.0]])
     >>> variables = layer.init(jax.random.key(0), x)
     >>> variables["params"]["negative_slope"].shape
@@ -83,9 +85,10 @@ class PReLU(nn.Module):
     Array([[-0.2,  3. ]], dtype=float32)
   """
 
-  num_features: int | None = None
+  param_dtype: Any = jnp.float32
   negative_slope_init: float = 0.01
-  param_dtype: Any = dataclasses.field(default=jnp.float32, kw_only=True)
+  dtype: Any = dataclasses.field(default=None, kw_only=True)
+  num_features: int | None = dataclasses.field(default=None, kw_only=True)
 
   def __post_init__(self) -> None:
     if self.num_features is not None:
@@ -101,6 +104,8 @@ class PReLU(nn.Module):
         shape,
         self.param_dtype,
     )
+    if self.dtype is not None:
+      x = jnp.asarray(x, self.dtype)
     return functional.prelu(x, negative_slope)
 
 

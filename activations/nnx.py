@@ -61,21 +61,25 @@ class Activation(nnx.Module):
 class PReLU(nnx.Module):
   """Parametric ReLU with a learned negative slope, scalar or per channel.
 
-  Mirrors ``flax.nnx.PReLU`` (the parameter is ``negative_slope``), and adds
-  one slope per channel of the last axis when ``num_features`` is given. The
-  slope is stored in ``param_dtype`` and cast to the input's dtype. See
-  :func:`activations.functional.prelu`.
+  Takes ``flax.nnx.PReLU``'s arguments (``negative_slope_init`` first, then
+  keyword-only ``dtype`` and ``param_dtype``; the parameter is
+  ``negative_slope``) and adds ``num_features``, one slope per channel of the
+  last axis. See :func:`activations.functional.prelu`.
 
   Args:
-    num_features: channels on the last axis for one slope each; ``None`` for
-      a single shared slope.
     negative_slope_init: the slope's initial value.
+    dtype: the dtype of the computation; ``None`` computes in the input's
+      dtype, the slope cast to it (as Flax does).
     param_dtype: dtype of the stored slope.
+    num_features: channels on the last axis for one slope each; ``None`` for
+      a single shared slope, as in Flax.
 
   Examples:
     >>> import jax.numpy as jnp
     >>> from activations.nnx import PReLU
-    >>> layer = PReLU(num_features=2, negative_slope_init=0.1)
+    >>> PReLU(0.25)(jnp.array([-2.0, 3.0]))
+    Array([-0.5,  3. ], dtype=float32)
+    >>> layer = PReLU(0.1, num_features=2)
     >>> layer.negative_slope.shape
     (2,)
     >>> layer(jnp.array([[-2.0, 3.0]]))
@@ -84,22 +88,26 @@ class PReLU(nnx.Module):
 
   def __init__(
       self,
-      num_features: int | None = None,
       negative_slope_init: float = 0.01,
       *,
+      dtype: Any = None,
       param_dtype: Any = jnp.float32,
+      num_features: int | None = None,
   ):
     if num_features is None:
       shape: tuple[int, ...] = ()
     else:
       shape = (check_positive_integer(num_features, "num_features", "PReLU"),)
     self.num_features = num_features
+    self.dtype = dtype
     self.param_dtype = param_dtype
     self.negative_slope = nnx.Param(
         jnp.full(shape, negative_slope_init, param_dtype)
     )
 
   def __call__(self, x: ArrayLike) -> Array:
+    if self.dtype is not None:
+      x = jnp.asarray(x, self.dtype)
     return functional.prelu(x, self.negative_slope[...])
 
 

@@ -460,8 +460,9 @@ def test_necro_relu_saves_no_more_per_element_than_relu():
       total += sizes[match.group(1)] * (match.group(2) == "97")
     return total
 
-  assert bytes_per_element(activations.necro_relu) == 1
-  assert bytes_per_element(jax.nn.relu) >= 1
+  necro, relu = bytes_per_element(activations.necro_relu), bytes_per_element(jax.nn.relu)
+  assert necro == 1
+  assert necro <= relu
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -499,6 +500,129 @@ def test_hyperparameters_sweep_with_vmap_and_do_not_retrace(name, key):
     traces += 1
     return _grad(fn, **{key: value})(x)
 
-  gradient(X, 0.5)
-  gradient(X, 0.7)  # a new float must reuse the compiled program
-  assert traces == 1
+  first = gradient(X, 0.5)
+  second = gradient(X, 0.7)  # a new float must reuse the compiled program
+  assert traces == 1, f"traced {traces} times for two calls"
+  # The new value reached the compiled program: it is not a baked constant.
+  np.testing.assert_allclose(second, derivative(X, **{key: 0.7}), rtol=2e-5, atol=1e-5)
+  np.testing.assert_allclose(first, derivative(X, **{key: 0.5}), rtol=2e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_catalogue_passes_the_public_battery(name):
+  """activations.testing.check_activation on every registered activation."""
+  forward, derivative = REFERENCES[name]
+  report = activations.testing.check_activation(
+      activations.get(name), forward=forward, derivative=derivative
+  )
+  assert report.passed
+
+
+# --- defects, each with the input that showed it ------------------------
+
+
+@pytest.mark.parametrize("name", ["elu", "selu", "celu"])
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_elu_family_16_bit_derivative_is_exact_at_saturation(name, dtype):
+  """D1: computed from the input in float32, not from the rounded output."""
+  x = jnp.array([-20.0, -8.0, -3.0], dtype)
+  g = activations.backward_derivative(activations.get(name))(x).astype(jnp.float32)
+  expected = REFERENCES[name][1](x.astype(jnp.float32))
+  np.testing.assert_allclose(g, expected, rtol=1e-2, atol=1e-4)
+  g = activations.backward_derivative(activations.elu)(x, 0.3).astype(jnp.float32)
+  assert jnp.all(g >= 0)
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("heaviside_gaussian(sigma=0.0)", "sigma must be > 0"),
+        ("heaviside_gaussian(sigma=-0.5)", "sigma must be > 0"),
+        ("heaviside_triangle(width=0.0)", "width must be > 0"),
+        ("heaviside_boxcar(width=-1.0)", "width must be > 0"),
+        ("heaviside_fast_sigmoid(slope=-1.0)", "slope must be > 0"),
+        ("heaviside_arctan(alpha=0.0)", "alpha must be > 0"),
+        ("heaviside_sigmoid(slope=0.0)", "slope must be > 0"),
+        ("celu(alpha=0.0)", "alpha must be > 0"),
+        ("sugar_nelu(alpha=-0.2)", "alpha must be >= 0"),
+        ("sugar_elu(alpha=-1.0)", "alpha must be >= 0"),
+    ],
+)
+def test_hyperparameters_out_of_range_are_refused(spec, message):
+  """D2: in get() and in a direct call with a concrete value."""
+  with pytest.raises(ValueError, match=message):
+    activations.get(spec)
+  name, kwargs = activations.parse_spec(spec)
+  with pytest.raises(ValueError, match=message):
+    activations.get(name)(X, **kwargs)
+  with pytest.raises(ValueError, match=message):
+    activations.get(name)(X, **{k: jnp.array([v, 1.0])[:1] for k, v in kwargs.items()})
+
+
+@pytest.mark.parametrize(
+    "name, key, value, reference",
+    [
+        ("leaky_relu", "negative_slope", 0.2, jax.nn.leaky_relu),
+        ("elu", "alpha", 0.7, jax.nn.elu),
+        ("celu", "alpha", 0.7, jax.nn.celu),
+    ],
+)
+@pytest.mark.parametrize("impl", IMPLS)
+def test_baselines_give_true_hyperparameter_gradients(name, key, value, reference, impl):
+  """D3: as jax.nn does (jax.nn.elu's alpha gradient at these points is -1.84...)."""
+  fn = activations.get(name)
+  ours = jax.grad(lambda a: fn(X, **{key: a}, impl=impl).sum())(value)
+  expected = jax.grad(lambda a: reference(X, a).sum())(value)
+  np.testing.assert_allclose(ours, expected, rtol=1e-5)
+  per_channel = jnp.full(X.shape[-1:], value)
+  ours = jax.grad(lambda a: fn(X.reshape(8, 8), **{key: a}).sum())(per_channel[:8])
+  expected = jax.grad(lambda a: reference(X.reshape(8, 8), a).sum())(per_channel[:8])
+  np.testing.assert_allclose(ours, expected, rtol=1e-5)
+
+
+def test_backward_only_hyperparameters_get_no_gradient():
+  assert jax.grad(lambda s: activations.necro_relu(X, s).sum())(0.1) == 0.0
+
+
+def test_hyperparameter_of_a_wrong_shape_fails_in_the_forward_pass():
+  """D4: a clear ValueError, not an error deep in the backward pass."""
+  x = jnp.ones((4, 3))
+  for fn in (activations.necro_relu, activations.leaky_relu):
+    with pytest.raises(ValueError, match=r"negative_slope has shape \(2,\)"):
+      fn(x, jnp.ones(2))
+    with pytest.raises(ValueError, match=r"negative_slope has shape \(5, 3\)"):
+      jax.jit(fn)(x, jnp.ones((5, 3)))
+
+
+def test_heaviside_sigmoid_is_symmetric_above_zero():
+  """D5: s(z)s(-z) does not cancel; slope * s * (1 - s) was 0.8% off at +x."""
+  x = jnp.array([0.2, 0.3, 0.4])
+  g = activations.backward_derivative(activations.heaviside_sigmoid)
+  np.testing.assert_allclose(g(x), g(-x), rtol=1e-6)
+
+
+def test_spec_with_a_repeated_keyword_is_refused():
+  """D6."""
+  with pytest.raises(ValueError, match="'negative_slope' is repeated"):
+    activations.get("necro_relu(negative_slope=0.05, negative_slope=0.3)")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["silu", "gelu", "sugar_bsilu", "sugar_nelu", "sugar_elu", "sugar_selu",
+     "sugar_gelu", "sugar_silu", "sugar_softplus"],
+)
+@pytest.mark.parametrize("impl", IMPLS)
+def test_gradients_at_infinity_are_the_finite_limits(name, impl):
+  """D7: silu and SUGAR gave NaN at ±inf; gelu gives 0 and 1."""
+  x = jnp.array([-jnp.inf, jnp.inf])
+  g = _grad(activations.get(name), impl=impl)(x)
+  limits = REFERENCES[name][1](jnp.array([-1e4, 1e4]))
+  np.testing.assert_allclose(g, limits, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_errors_name_the_public_function(name):
+  """D9: not 'with_derivative(<lambda>, <lambda>)'."""
+  with pytest.raises(TypeError, match=rf"^{name} expects a floating-point array"):
+    activations.get(name)(jnp.arange(3))

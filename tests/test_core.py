@@ -62,8 +62,13 @@ def test_surrogate_passes_hyperparameters_as_arrays(impl):
   )
 
 
-def test_hyperparameters_get_no_gradient():
+def test_hyperparameters_get_no_gradient_unless_given_a_derivative():
   assert jax.grad(lambda s: activations.necro_relu(X, s).sum())(0.1) == 0.0
+  scaled = activations.with_derivative(
+      lambda x, a: a * x, lambda x, a: a * jnp.ones_like(x),
+      hyperparameter_derivatives=[lambda x, a: x],
+  )
+  assert jax.grad(lambda a: scaled(X, a).sum())(2.0) == pytest.approx(float(X.sum()))
 
 
 @pytest.mark.parametrize("impl", activations.IMPLS)
@@ -118,9 +123,13 @@ def test_jitting_twice_traces_the_backward_once():
 
   fn = activations.with_derivative(jnp.sin, derivative)
   step = jax.jit(_grad(fn))
-  step(X)
+  first = step(X)
+  assert traces == 1  # the backward was traced, once
   step(X + 1.0)
-  assert traces == 1
+  assert traces == 1, "the second call with the same shapes retraced"
+  np.testing.assert_array_equal(first, jnp.ones_like(X))
+  step(jnp.ones(3))  # a new shape must trace again: the counter does count
+  assert traces == 2
 
 
 def test_backward_derivative_takes_hyperparameters():
@@ -182,6 +191,8 @@ def test_parse_spec_never_evaluates():
         ("relu(impl='fwd')", r"impl must be one of"),
         ("necro_relu(negative_slope=[0.1, 0.2])", r"is a list"),
         ("relu(", r"Cannot parse"),
+        ("necro_relu(negative_slope=0.1, negative_slope=0.2)", r"repeated"),
+        ("heaviside_gaussian(sigma=0)", r"sigma must be > 0"),
         ("", r"Cannot parse"),
     ],
 )
@@ -225,3 +236,11 @@ def test_hyperparameters_lists_defaults():
 
 def test_readme_catalogue_is_generated_from_the_registry():
   assert activations.catalogue_markdown() in README.read_text()
+
+
+def test_spec_errors_never_say_activation():
+  """A dataset spec parsed with the same parser must not read 'Activation spec'."""
+  for spec in ("moons(0.1)", "moons(", "moons.x", "moons(noise=x)", "moons(a=1, a=2)"):
+    with pytest.raises(ValueError) as error:
+      activations.parse_spec(spec)
+    assert "ctivation" not in str(error.value), error.value

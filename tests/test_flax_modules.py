@@ -229,7 +229,7 @@ def test_activation_module_wraps_a_spec_or_a_callable(api):
 
 @pytest.mark.parametrize("num_features", [None, 4])
 def test_prelu_module(api, num_features):
-  layer = api.layers.PReLU(num_features, negative_slope_init=0.2)
+  layer = api.layers.PReLU(negative_slope_init=0.2, num_features=num_features)
   y, params = api.call(layer, X)
   slope = _slope(params)
   assert slope.shape == (() if num_features is None else (4,))
@@ -237,9 +237,11 @@ def test_prelu_module(api, num_features):
   np.testing.assert_array_equal(slope, np.full(slope.shape, 0.2, np.float32))
   np.testing.assert_allclose(y, jnp.where(X >= 0, X, 0.2 * X))
   # bfloat16 activations with a float32 slope stay bfloat16; param_dtype holds.
-  y, _ = api.call(api.layers.PReLU(num_features), X.astype(jnp.bfloat16))
+  y, _ = api.call(api.layers.PReLU(num_features=num_features), X.astype(jnp.bfloat16))
   assert y.dtype == jnp.bfloat16 and y.shape == X.shape
-  _, params = api.call(api.layers.PReLU(num_features, param_dtype=jnp.bfloat16), X)
+  _, params = api.call(
+      api.layers.PReLU(num_features=num_features, param_dtype=jnp.bfloat16), X
+  )
   assert _slope(params).dtype == jnp.bfloat16
 
 
@@ -372,7 +374,9 @@ def test_plain_functions_drop_into_a_linen_activation_field():
 TRAINING_CASES: dict[str, tuple[Callable[[Any, bool], Any], int]] = {
     "activation": (lambda layers, det: layers.Activation("necro_relu"), 8),
     "prelu": (lambda layers, det: layers.PReLU(negative_slope_init=0.25), 8),
-    "prelu_per_channel": (lambda layers, det: layers.PReLU(8, 0.25), 8),
+    "prelu_per_channel": (
+        lambda layers, det: layers.PReLU(negative_slope_init=0.25, num_features=8), 8
+    ),
     "rrelu": (None, 8),  # built per API below: it needs a random stream
     "maxout": (lambda layers, det: layers.Maxout(2), 4),
     "mixed": (
@@ -493,8 +497,10 @@ def test_modules_train_in_a_small_mlp(api, case):
     [
         (lambda layers: layers.Activation("necro_rleu"), ValueError, "necro_relu"),
         (lambda layers: layers.Activation(3), TypeError, "must be a string"),
-        (lambda layers: layers.PReLU(0), ValueError, "num_features must be a pos"),
-        (lambda layers: layers.PReLU(2.5), TypeError, "num_features must be a pos"),
+        (lambda layers: layers.PReLU(num_features=0), ValueError,
+         "num_features must be a pos"),
+        (lambda layers: layers.PReLU(num_features=2.5), TypeError,
+         "num_features must be a pos"),
         (lambda layers: layers.RReLU(0.5, 0.1), ValueError, "0 <= lower <= upper"),
         (lambda layers: layers.Maxout(0), ValueError, "num_pieces must be a pos"),
         (lambda layers: layers.MixedActivation("relu"), TypeError, "sequence"),
@@ -512,7 +518,7 @@ def test_modules_refuse_bad_arguments_when_built(api, build, error, match):
 @pytest.mark.parametrize(
     "build, match",
     [
-        (lambda layers: layers.PReLU(3), r"shape \(4,\)"),
+        (lambda layers: layers.PReLU(num_features=3), r"shape \(4,\)"),
         (lambda layers: layers.Maxout(3), "must divide"),
         (lambda layers: layers.MixedActivation(["relu", "tanh"], [1, 2]), "sum to 3"),
     ],
@@ -531,3 +537,37 @@ def test_rrelu_refuses_to_train_without_randomness():
     linen_layers.RReLU(deterministic=False).apply({}, X)
   with pytest.raises(ValueError, match="deterministic"):
     linen_layers.RReLU().apply({}, X)
+
+
+def test_prelu_is_built_as_flax_builds_its_prelu():
+  """The same arguments build ours and Flax's, with the same values (D8)."""
+  import flax.linen
+  from flax import nnx
+
+  import activations.linen
+  import activations.nnx
+
+  x = jnp.array([-2.0, 0.5, 3.0])
+  for build in (
+      lambda prelu: prelu(0.25),
+      lambda prelu: prelu(negative_slope_init=0.25, param_dtype=jnp.bfloat16),
+      lambda prelu: prelu(0.25, dtype=jnp.bfloat16),
+  ):
+    ours, theirs = build(activations.nnx.PReLU), build(nnx.PReLU)
+    assert ours.negative_slope[...].dtype == theirs.negative_slope[...].dtype
+    y, expected = ours(x), theirs(x)
+    assert y.dtype == expected.dtype
+    np.testing.assert_allclose(y.astype(jnp.float32), expected.astype(jnp.float32))
+  for build in (
+      lambda prelu: prelu(negative_slope_init=0.25),
+      lambda prelu: prelu(jnp.bfloat16, 0.25),
+  ):
+    ours, theirs = build(activations.linen.PReLU), build(flax.linen.PReLU)
+    variables = ours.init(jax.random.key(0), x)
+    expected_variables = theirs.init(jax.random.key(0), x)
+    assert jax.tree.map(lambda a: a.dtype, variables) == jax.tree.map(
+        lambda a: a.dtype, expected_variables
+    )
+    np.testing.assert_allclose(
+        ours.apply(variables, x), theirs.apply(expected_variables, x), rtol=1e-2
+    )
