@@ -574,9 +574,10 @@ def test_baselines_give_true_hyperparameter_gradients(name, key, value, referenc
   ours = jax.grad(lambda a: fn(X, **{key: a}, impl=impl).sum())(value)
   expected = jax.grad(lambda a: reference(X, a).sum())(value)
   np.testing.assert_allclose(ours, expected, rtol=1e-5)
-  per_channel = jnp.full(X.shape[-1:], value)
-  ours = jax.grad(lambda a: fn(X.reshape(8, 8), **{key: a}).sum())(per_channel[:8])
-  expected = jax.grad(lambda a: reference(X.reshape(8, 8), a).sum())(per_channel[:8])
+  per_channel = jnp.linspace(0.1, 0.8, 8).reshape(1, 8)  # one value per column
+  ours = jax.grad(lambda a: fn(X.reshape(8, 8), **{key: a}).sum())(per_channel)
+  expected = jax.grad(lambda a: reference(X.reshape(8, 8), a).sum())(per_channel)
+  chex.assert_shape(ours, (1, 8))
   np.testing.assert_allclose(ours, expected, rtol=1e-5)
 
 
