@@ -1,143 +1,41 @@
-"""Statistics over seeds, and the summary report of a comparison.
+"""The summary report of a comparison: tables rendered from the statistics.
 
 A *configuration* is an activation (its canonical spec, so each swept
 hyperparameter value is its own configuration) at one learning rate. Over the
 runs of a configuration (one per seed), :func:`summarize` reports the mean of
-each final metric with a 95% Student t interval, and compares the main metric
-with the baseline activation at the same learning rate, paired by seed: the
-same seed gives the same initialisation and batches, so the paired difference
-removes most of the seed-to-seed noise.
+each final metric with a 95% Student t interval (:mod:`research.statistics`),
+and compares the main metric with the baseline activation at the same learning
+rate, paired by seed.
 
 Diverged runs are never averaged in (one NaN would hide the configuration, and
-a diverged run's last numbers mean nothing); they are counted and listed by id.
+a diverged run's last numbers mean nothing); they are counted per
+configuration, and the pairs they drop from a comparison are counted beside it,
+so a configuration cannot look good by losing its failures.
 
 The main metric is test accuracy (higher is better) when any run has one, and
-test loss (lower is better) otherwise, as for regression tasks.
+test loss (lower is better) otherwise, as for regression tasks. How each
+metric is labelled and whether it is a percentage comes from
+:data:`research.metrics.METRICS`.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-import numpy as np
-from scipy import stats
-
-CONFIDENCE = 0.95  # of every interval in the summary
-# The final metrics summarised per configuration, in the order of the tables.
-SUMMARY_COLUMNS = ("test_accuracy", "test_loss", "train_loss", "dead_fraction", "sparsity")
-# Columns shown as percentages: fractions in [0, 1].
-_PERCENT_COLUMNS = frozenset(
-    {"test_accuracy", "train_accuracy", "dead_fraction", "sparsity", "revived_fraction"}
+from research import metrics
+from research.statistics import (
+    CONFIDENCE,
+    PairedComparison,
+    mean_confidence_interval,
+    paired_comparison,
 )
 
-
-def mean_confidence_interval(
-    values: Sequence[float], confidence: float = CONFIDENCE
-) -> tuple[float, float]:
-  """The mean of ``values`` and the half width of its Student t interval.
-
-  The interval is ``mean ± t((1 + confidence) / 2, n - 1) * s / sqrt(n)``, with
-  ``s`` the sample standard deviation (``ddof=1``): it assumes the values are
-  independent draws (e.g. one per seed) from a roughly normal distribution.
-
-  Args:
-    values: the sample, e.g. one final accuracy per seed.
-    confidence: the coverage of the interval, in (0, 1).
-
-  Returns:
-    ``(mean, half_width)``. The half width is NaN for fewer than two values
-    (no spread to estimate); both are NaN for no values.
-
-  Examples:
-    >>> mean, half_width = mean_confidence_interval([1, 2, 3, 4])
-    >>> mean, round(half_width, 6)  # 3.182446 * 1.290994 / 2
-    (2.5, 2.054260)
-    >>> mean_confidence_interval([0.7])
-    (0.7, nan)
-  """
-  _check_confidence(confidence)
-  sample = np.asarray(values, dtype=np.float64)
-  if sample.ndim != 1:
-    raise ValueError(f"values must be a flat sequence of numbers, got shape {sample.shape}.")
-  if sample.size == 0:
-    return math.nan, math.nan
-  with np.errstate(invalid="ignore"):  # an inf among the values gives NaN, quietly
-    mean = float(sample.mean())
-    if sample.size < 2:
-      return mean, math.nan
-    spread = float(sample.std(ddof=1))
-  quantile = float(stats.t.ppf((1 + confidence) / 2, sample.size - 1))
-  return mean, quantile * spread / math.sqrt(sample.size)
-
-
-class PairedComparison(NamedTuple):
-  """A treatment against a baseline over the seeds both have.
-
-  Attributes:
-    num_pairs: seeds present in both.
-    mean_difference: mean of ``treatment - baseline`` over those seeds.
-    half_width: half width of the t interval of that mean (NaN below 2 pairs).
-    p_value: two-sided paired t-test, :func:`scipy.stats.ttest_rel` (NaN below 2
-      pairs, or when every difference is the same).
-    wins: pairs where the treatment is better: higher, or lower when lower is
-      better. Ties are not wins.
-  """
-
-  num_pairs: int
-  mean_difference: float
-  half_width: float
-  p_value: float
-  wins: int
-
-
-def paired_comparison(
-    treatment: Mapping[int, float],
-    baseline: Mapping[int, float],
-    confidence: float = CONFIDENCE,
-    *,
-    higher_is_better: bool = True,
-) -> PairedComparison:
-  """Compares two configurations seed by seed.
-
-  Args:
-    treatment: final metric by seed.
-    baseline: final metric by seed of the configuration compared against.
-    confidence: the coverage of the interval of the mean difference.
-    higher_is_better: False for a loss: then a win is a lower value.
-
-  Returns:
-    A :class:`PairedComparison` over the seeds both mappings have.
-
-  Examples:
-    >>> result = paired_comparison({0: 0.70, 1: 0.72, 2: 0.69, 3: 0.75},
-    ...                            {0: 0.68, 1: 0.71, 2: 0.70, 3: 0.71, 4: 0.99})
-    >>> result.num_pairs, round(result.mean_difference, 4), result.wins
-    (4, 0.015, 3)
-    >>> round(result.p_value, 4)
-    0.2452
-  """
-  seeds = sorted(set(treatment) & set(baseline))
-  treated = np.array([treatment[seed] for seed in seeds], dtype=np.float64)
-  control = np.array([baseline[seed] for seed in seeds], dtype=np.float64)
-  mean_difference, half_width = mean_confidence_interval(treated - control, confidence)
-  p_value = math.nan
-  if len(seeds) >= 2:
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-      # Identical differences make the t statistic 0/0 or c/0; scipy then
-      # warns and returns NaN or 0, which is the answer we report.
-      warnings.simplefilter("ignore", RuntimeWarning)
-      p_value = float(stats.ttest_rel(treated, control).pvalue)
-  better = treated > control if higher_is_better else treated < control
-  return PairedComparison(
-      num_pairs=len(seeds),
-      mean_difference=mean_difference,
-      half_width=half_width,
-      p_value=p_value,
-      wins=int(np.sum(better)),
-  )
+# The final metrics summarised per configuration, in the order of the tables.
+SUMMARY_COLUMNS = (
+    "test_accuracy", "test_loss", "train_loss", "inactive_fraction", "dead_fraction", "sparsity"
+)
 
 
 class ConfigurationSummary(NamedTuple):
@@ -158,6 +56,8 @@ class ConfigurationSummary(NamedTuple):
     comparison: the paired comparison of ``metric`` with the baseline at this
       learning rate; ``None`` for the baseline itself and where no baseline run
       has this learning rate.
+    pairs_dropped: seeds that both configurations ran but that the comparison
+      leaves out because either run diverged.
   """
 
   activation: str
@@ -171,6 +71,7 @@ class ConfigurationSummary(NamedTuple):
   statistics: Mapping[str, tuple[float, float]]
   is_baseline: bool
   comparison: PairedComparison | None
+  pairs_dropped: int = 0
 
   @property
   def num_finished(self) -> int:
@@ -179,13 +80,14 @@ class ConfigurationSummary(NamedTuple):
 
 
 def higher_is_better(metric: str) -> bool:
-  """Whether a larger value of ``metric`` is better: False for losses and errors.
+  """Whether a larger value of ``metric`` is better, from its description.
 
   Examples:
     >>> higher_is_better("test_accuracy"), higher_is_better("test_loss")
     (True, False)
   """
-  return not metric.endswith(("loss", "error"))
+  described = metrics.describe(metric).higher_is_better
+  return not metric.endswith(("loss", "error")) if described is None else described
 
 
 def choose_metric(runs: Sequence[Mapping[str, Any]]) -> str:
@@ -262,13 +164,16 @@ def summarize(
     }
     baseline_key = baselines.get(learning_rate)
     is_baseline = baseline_key == (activation, learning_rate)
-    comparison = None
+    comparison, dropped = None, 0
     if baseline_key is not None and not is_baseline:
+      baseline_rows = groups[baseline_key]
       comparison = paired_comparison(
           _by_seed(finished, metric),
-          _by_seed([r for r in groups[baseline_key] if not r.get("diverged")], metric),
+          _by_seed([r for r in baseline_rows if not r.get("diverged")], metric),
           higher_is_better=higher,
       )
+      both = {row["seed"] for row in rows} & {row["seed"] for row in baseline_rows}
+      dropped = len(both) - comparison.num_pairs
     summaries.append(
         ConfigurationSummary(
             activation=activation,
@@ -282,6 +187,7 @@ def summarize(
             statistics=statistics,
             is_baseline=is_baseline,
             comparison=comparison,
+            pairs_dropped=dropped,
         )
     )
   return summaries
@@ -292,6 +198,7 @@ def summary_markdown(
     *,
     title: str,
     config: Mapping[str, Any] | None = None,
+    context: Mapping[str, Any] | None = None,
     metric: str | None = None,
     baseline: str = "relu",
 ) -> str:
@@ -301,6 +208,7 @@ def summary_markdown(
     runs: rows of ``runs.csv``.
     title: the report's heading.
     config: the experiment's configuration, listed under "Setup" if given.
+    context: how it was run (command, machine, wall time), listed first.
     metric: the main metric; ``None`` picks one with :func:`choose_metric`.
     baseline: the configuration compared against (see :func:`summarize`).
 
@@ -314,8 +222,8 @@ def summary_markdown(
     >>> print(summary_markdown(runs, title="Demo", config={"steps": 100}))
     # Demo
     ...
-    | `relu` | 0.01 | 2 | 0 | 61.0% ± 12.7 | 1.000 ± 0.000 | - | - | baseline | | |
-    | `elu` | 0.01 | 0 | 2 | - | - | - | - | - | - | - |
+    | `relu` | 0.01 | 2 | 0 | 61.0% ± 12.7 | 1.000 ± 0.000 | - | - | - | baseline | | | |
+    | `elu` | 0.01 | 0 | 2 | - | - | - | - | - | - | - | - | 2 |
     <BLANKLINE>
     ## Diverged runs
     <BLANKLINE>
@@ -327,6 +235,9 @@ def summary_markdown(
   """
   summaries = summarize(runs, metric=metric, baseline=baseline)
   lines = [f"# {title}", "", _description(runs, summaries, baseline), ""]
+  if context:
+    lines += [f"- {key}: {value}" for key, value in context.items()]
+    lines.append("")
   if config:
     lines += ["Setup:", ""]
     lines += [f"- `{key}`: {_config_value(value)}" for key, value in config.items()]
@@ -348,8 +259,11 @@ def summary_markdown(
     )
     lines.append("")
     for row in diverged:
-      step = row.get("diverged_step")
-      lines.append(f"- `{_label(row)}`" + (f" (at step {step})" if step is not None else ""))
+      step, last = row.get("diverged_step"), row.get("metrics_step")
+      note = f" (at step {step}" if step is not None else ""
+      if note and last is not None:
+        note += f"; last finite metrics at step {last}"
+      lines.append(f"- `{_label(row)}`" + (note + ")" if note else ""))
   else:
     lines.append("No run diverged.")
   lines += ["", "## How to read this", "", *_reading_notes(summaries, baseline)]
@@ -373,10 +287,10 @@ def summary_table(
     ...                                    ("necro_relu", [0.66, 0.70]))
     ...     for seed, accuracy in enumerate(accuracies)]
     >>> print(summary_table(runs))
-    activation  learning rate  n  diverged  test accuracy  ...         vs relu      p  wins
-    ----------  -------------  -  --------  -------------  ...  --------------  -----  ----
+    activation  learning rate  n  diverged  test accuracy  ...         vs relu      p  wins  pairs dropped
+    ----------  -------------  -  --------  -------------  ...  --------------  -----  ----  -------------
     relu                 0.01  2         0   61.0% ± 12.7  ...        baseline
-    necro_relu           0.01  2         0   68.0% ± 25.4  ...  +7.0 pp ± 12.7  0.090   2/2
+    necro_relu           0.01  2         0   68.0% ± 25.4  ...  +7.0 pp ± 12.7  0.090   2/2              0
   """
   summaries = summarize(runs, metric=metric, baseline=baseline)
   if not summaries:
@@ -391,11 +305,6 @@ def summary_table(
               for i, (cell, width) in enumerate(zip(row, widths))]
     lines.append("  ".join(padded).rstrip())
   return "\n".join(lines)
-
-
-def _check_confidence(confidence: float) -> None:
-  if not 0 < confidence < 1:
-    raise ValueError(f"confidence must be between 0 and 1 (exclusive), got {confidence!r}.")
 
 
 def _name(row: Mapping[str, Any]) -> str:
@@ -462,7 +371,7 @@ def _by_seed(rows: Sequence[Mapping[str, Any]], metric: str) -> dict[Any, float]
 
 
 def _label_of(column: str) -> str:
-  return column.replace("_", " ")
+  return metrics.describe(column).label
 
 
 def _decimals(value: float) -> int:
@@ -476,7 +385,7 @@ def _estimate(column: str, mean: float, half_width: float) -> str:
   """``66.4% ± 1.2`` for fractions, ``1.234 ± 0.012`` otherwise; ``-`` for none."""
   if math.isnan(mean):
     return "-"
-  if column in _PERCENT_COLUMNS:
+  if metrics.describe(column).percent:
     text = f"{100 * mean:.1f}%"
     return text if math.isnan(half_width) else f"{text} ± {100 * half_width:.1f}"
   decimals = _decimals(mean)
@@ -489,7 +398,7 @@ def _difference(column: str, comparison: PairedComparison) -> str:
   difference, half_width = comparison.mean_difference, comparison.half_width
   if comparison.num_pairs == 0 or math.isnan(difference):
     return "-"
-  if column in _PERCENT_COLUMNS:
+  if metrics.describe(column).percent:
     text = f"{100 * difference:+.1f} pp"
     return text if math.isnan(half_width) else f"{text} ± {100 * half_width:.1f}"
   scale = max(abs(difference), 0.0 if math.isnan(half_width) else half_width)
@@ -498,9 +407,11 @@ def _difference(column: str, comparison: PairedComparison) -> str:
   return text if math.isnan(half_width) else f"{text} ± {half_width:.{decimals}f}"
 
 
-def _p_value(p_value: float) -> str:
-  if math.isnan(p_value):
-    return "-"
+def _p_value(comparison: PairedComparison) -> str:
+  """The p value; ``n/c`` (not computable) when the differences do not vary."""
+  if not comparison.computable:
+    return "n/c" if comparison.num_pairs >= 2 else "-"
+  p_value = comparison.p_value
   return "<0.001" if p_value < 0.001 else f"{p_value:.3f}"
 
 
@@ -510,9 +421,10 @@ def _table(
   """The header and the cells of the main table, shared by Markdown and text."""
   metric = summaries[0].metric
   second = "train_loss" if metric == "test_loss" else "test_loss"
-  shown = [metric, second, "dead_fraction", "sparsity"]
+  shown = [metric, second, "inactive_fraction", "dead_fraction", "sparsity"]
   header = ["activation", "learning rate", "n", "diverged",
-            *(_label_of(column) for column in shown), f"vs {baseline}", "p", "wins"]
+            *(_label_of(column) for column in shown), f"vs {baseline}", "p", "wins",
+            "pairs dropped"]
   cells = []
   for summary in summaries:
     row = [summary.activation, f"{summary.learning_rate:g}", str(summary.num_finished),
@@ -520,12 +432,14 @@ def _table(
     row += [_estimate(column, *summary.statistics[column]) for column in shown]
     comparison = summary.comparison
     if summary.is_baseline:
-      row += ["baseline", "", ""]
-    elif comparison is None or comparison.num_pairs == 0:
-      row += ["-", "-", "-"]
+      row += ["baseline", "", "", ""]
+    elif comparison is None:
+      row += ["-", "-", "-", "-"]
+    elif comparison.num_pairs == 0:
+      row += ["-", "-", "-", str(summary.pairs_dropped)]
     else:
-      row += [_difference(metric, comparison), _p_value(comparison.p_value),
-              f"{comparison.wins}/{comparison.num_pairs}"]
+      row += [_difference(metric, comparison), _p_value(comparison),
+              f"{comparison.wins}/{comparison.num_pairs}", str(summary.pairs_dropped)]
     cells.append(row)
   return header, cells
 
@@ -573,7 +487,7 @@ def _reading_notes(summaries: Sequence[ConfigurationSummary], baseline: str) -> 
     return ["Nothing to read yet."]
   metric = _label_of(summaries[0].metric)
   better = "higher" if summaries[0].higher_is_better else "lower"
-  units = " in percentage points (pp)" if summaries[0].metric in _PERCENT_COLUMNS else ""
+  units = " in percentage points (pp)" if metrics.describe(summaries[0].metric).percent else ""
   return [
       f"- Each value is the mean over a configuration's non-diverged runs (n, one"
       f" per seed) ± the half width of a {CONFIDENCE:.0%} Student t interval over"
@@ -584,5 +498,12 @@ def _reading_notes(summaries: Sequence[ConfigurationSummary], baseline: str) -> 
       f" (scipy.stats.ttest_rel). wins: seeds where the configuration's {metric} was"
       f" {better}, of those pairs.",
       f"- `-`: no value (every run diverged, no {baseline} run at that learning rate,"
-      " or too few pairs).",
+      " or too few pairs). `n/c`: not computable: every paired difference is the"
+      " same (zero variance), so there is no t statistic.",
+      f"- pairs dropped: seeds run by both the configuration and {baseline} that the"
+      " comparison leaves out because either run diverged. A configuration that"
+      " diverges often is compared on its survivors only: read it with this count.",
+      "- inactive units: z <= 0 on every training example (the forward view);"
+      " dead units: the activation's backward derivative is 0 on every training"
+      " example (the backward view: they cannot learn). They coincide for ReLU.",
   ]

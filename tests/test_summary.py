@@ -9,7 +9,8 @@ import pytest
 from scipy import stats
 
 from research import summary
-from research.summary import mean_confidence_interval, paired_comparison, summarize
+from research.statistics import mean_confidence_interval, paired_comparison
+from research.summary import summarize
 
 T_975_3 = 3.182446305284263  # Student t quantile 0.975 at 3 degrees of freedom
 RELU = [0.60, 0.62, 0.64, 0.66]
@@ -139,6 +140,33 @@ def test_summarize_means_intervals_and_comparisons():
   assert leaky.comparison.wins == 3
 
 
+def test_equal_nonzero_differences_have_no_p_value():
+  # Every seed 0.05 better: zero variance, so no t statistic. scipy's ttest_rel
+  # says p = 0 here, which would read as overwhelming evidence from 2 seeds.
+  treatment, baseline = {0: 0.65, 1: 0.75}, {0: 0.60, 1: 0.70}
+  result = paired_comparison({k: v for k, v in treatment.items()}, baseline)
+  assert result.num_pairs == 2 and not result.computable and math.isnan(result.p_value)
+  assert result.half_width == pytest.approx(0.0, abs=1e-12)
+  runs = [
+      {"run_id": f"{name}|{seed}", "activation": name, "seed": seed, "learning_rate": 0.01,
+       "diverged": False, "test_accuracy": values[seed]}
+      for name, values in (("relu", baseline), ("necro_relu", treatment)) for seed in (0, 1)
+  ]
+  row = summary.summary_table(runs).splitlines()[-1]
+  assert " n/c " in row and "+5.0 pp" in row
+  assert "`n/c`: not computable" in summary.summary_markdown(runs, title="t")
+
+
+def test_diverged_pairs_are_counted_as_dropped():
+  runs = make_runs(diverged=(("necro_relu", 3), ("necro_relu", 2), ("relu", 0)))
+  _, leaky, necro = summarize(runs)
+  assert necro.comparison.num_pairs == 1 and necro.pairs_dropped == 3
+  assert leaky.comparison.num_pairs == 3 and leaky.pairs_dropped == 1
+  table = summary.summary_table(runs).splitlines()
+  assert table[0].split()[-2:] == ["pairs", "dropped"]
+  assert table[-1].split()[-1] == "3"
+
+
 def test_diverged_runs_are_excluded_from_means_and_pairs():
   runs = make_runs(diverged=(("necro_relu", 3), ("relu", 0)))
   relu, _, necro = summarize(runs)
@@ -232,24 +260,33 @@ def test_markdown_holds_the_expected_numbers():
   assert "| 25.0% ± " in markdown and "| 50.0% ± 0.0 |" in markdown
   necro_row = next(line for line in lines if line.startswith("| `necro_relu"))
   assert necro_row.startswith("| `necro_relu(negative_slope=0.1)` | 0.01 | 3 | 1 |")
-  assert necro_row.endswith(f"| +5.0 pp ± {necro_half:.1f} | {necro_p:.3f} | 3/3 |")
+  # 3 pairs compared; relu ran seed 3 too, but necro diverged there: 1 pair dropped.
+  assert necro_row.endswith(f"| +5.0 pp ± {necro_half:.1f} | {necro_p:.3f} | 3/3 | 1 |")
   assert lines.count("## Diverged runs") == 1
   diverged_section = markdown.split("## Diverged runs")[1].split("## How to read")[0]
   assert "1 of 12 runs diverged" in diverged_section
   assert ("- `necro_relu(negative_slope=0.1)|seed=3|learning_rate=0.01` (at step 40)"
           in diverged_section)
+  assert "pairs dropped" in markdown.split("## How to read")[1]
   assert "95% Student t interval" in markdown and "paired" in markdown
   assert "No run diverged." in summary.summary_markdown(make_runs(), title="t")
 
 
+def _comparison(p_value: float, num_pairs: int = 4):
+  return summary.PairedComparison(num_pairs, 0.1, 0.05, p_value, 2)
+
+
 def test_small_p_values_and_table_separators():
-  assert summary._p_value(1e-5) == "<0.001" and summary._p_value(0.0123) == "0.012"
+  assert summary._p_value(_comparison(1e-5)) == "<0.001"
+  assert summary._p_value(_comparison(0.0123)) == "0.012"
+  assert summary._p_value(_comparison(math.nan)) == "n/c"
+  assert summary._p_value(_comparison(math.nan, num_pairs=1)) == "-"
   assert summary._estimate("test_loss", 0.0123456, 0.001) == "0.0123 ± 0.0010"
   assert summary._estimate("test_accuracy", 0.664, 0.012) == "66.4% ± 1.2"
   markdown = summary.summary_markdown(make_runs(), title="t")
   table = [line for line in markdown.splitlines() if line.startswith("|")]
   assert len({line.count("|") for line in table}) == 1  # every row has every cell
-  assert table[1] == "|---|" + "|".join(["---:"] * 10) + "|"
+  assert table[1] == "|---|" + "|".join(["---:"] * 12) + "|"
 
 
 def test_plain_table_is_aligned():
