@@ -1,24 +1,36 @@
-"""The output folder of a comparison: its config once, then rows as runs finish.
+"""The output folder of an experiment: its config once, then rows as runs finish.
 
-A folder holds three files:
+A folder holds:
 
 * ``config.json``: the experiment's configuration, written once. Reopening the
   folder with a different configuration is refused, so that one folder never
   mixes two experiments; reopening it with the same one resumes it.
 * ``runs.csv``: one row per *finished* run (final metrics). It is the record of
   what is done: a run whose ``run_id`` is in it is never trained or written again.
-* ``history.csv``: one row per run and evaluation step (learning curves).
+* ``history.csv``: one row per run and evaluation (run metrics over training).
+* ``layers.csv``: one row per run, evaluation and layer (layer metrics).
+* ``grids.csv``: one row per trained grid program (devices, seconds): what is
+  per grid, not per run.
+
+Every row ends with a ``checksum`` of its values, so a row cut short by a full
+disk, a missing field or a value edited by hand is found when the folder is
+read (:meth:`ResultsFolder.damage`), named by file and line, and never read
+as a result.
 
 Every write replaces a whole file atomically (a temporary file in the same
 folder, flushed to disk, then :func:`os.replace`), so a crash or Ctrl-C leaves
-each file either as it was or fully updated, never half written. The history
-is written before the runs, so a run is only marked finished once its curves
-are on disk; curves left by an attempt interrupted between the two writes are
-replaced when the run is added again.
+each file either as it was or fully updated, never half written. The per-step
+files are written before ``runs.csv``, so a run is only marked finished once
+its curves are on disk; rows left by an attempt interrupted between the writes
+are replaced when the run is added again.
+
+One process writes a folder at a time: :class:`ResultsFolder` takes an
+exclusive lock (``fcntl.flock`` on ``.lock``) and a second writer is refused at
+once, naming the holder's pid.
 
 Values are written so that they read back unchanged: floats with :func:`repr`
 (exact, including ``nan`` and ``inf``), booleans as ``True``/``False``, a
-missing value as an empty field. One process writes a folder at a time.
+missing value as an empty field.
 """
 
 from __future__ import annotations
@@ -34,15 +46,25 @@ import os
 import pathlib
 import re
 import tempfile
+import zlib
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+try:
+  import fcntl
+except ImportError:  # Windows: no advisory locks; one writer is then up to the user
+  fcntl = None
+
 CONFIG_FILE, RUNS_FILE, HISTORY_FILE = "config.json", "runs.csv", "history.csv"
+LAYERS_FILE, GRIDS_FILE, LOCK_FILE = "layers.csv", "grids.csv", ".lock"
+CHECKSUM = "checksum"
+# The per-run files whose rows belong to a run, written before runs.csv.
+_RUN_TABLES = (HISTORY_FILE, LAYERS_FILE)
 
 # Columns that hold text even when the text looks like a number.
-_TEXT_COLUMNS = frozenset({"run_id", "activation", "name", "grid"})
+_TEXT_COLUMNS = frozenset({"run_id", "activation", "name", "grid", CHECKSUM})
 # What repr() writes for a float, and what str() writes for an int.
 _INT = re.compile(r"[+-]?\d+")
 _FLOAT = re.compile(r"[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?|nan|inf)")
@@ -123,25 +145,44 @@ def _sync_folder(folder: pathlib.Path) -> None:
     os.close(descriptor)
 
 
+class Damage(NamedTuple):
+  """A row of a results file that cannot be trusted."""
+
+  file: str
+  line: int  # 1 is the header
+  run_id: str | None  # the run it belongs to, when that much is readable
+  reason: str
+
+  def __str__(self) -> str:
+    return f"{self.file} line {self.line}: {self.reason}"
+
+
+class FolderBusy(RuntimeError):
+  """Another process is writing the folder."""
+
+
 class ResultsFolder:
-  """The output folder of one experiment: ``config.json``, ``runs.csv``, ``history.csv``.
+  """The output folder of one experiment, locked for writing while open.
 
   Args:
     path: the folder; created (with its parents) if absent.
     config: the experiment's configuration, JSON-ready values (a dataclass
       instance is converted with :func:`dataclasses.asdict`). Written to
       ``config.json`` the first time; compared with it afterwards.
-    ignore: top-level config keys that do not change the results (where the
-      output goes, how verbose the run is); they may differ between attempts.
+    ignore: top-level config keys that may differ between attempts.
+    read_only: neither create, lock nor write the folder (the processes of a
+      multi-host job other than process 0 read it to resume, and never write).
 
   Raises:
     ValueError: ``config.json`` exists and differs from ``config`` (each
       differing field is named), or is not a JSON object.
+    FolderBusy: another process holds the folder's lock.
+    OSError: the folder cannot be created or written.
 
   Examples:
     >>> import tempfile
     >>> directory = tempfile.TemporaryDirectory()
-    >>> folder = ResultsFolder(directory.name, {"steps": 100, "quiet": False})
+    >>> folder = ResultsFolder(directory.name, {"steps": 100})
     >>> run = {"run_id": "relu|seed=0", "activation": "relu", "seed": 0,
     ...        "diverged": False, "test_loss": 0.1}
     >>> curve = [{"run_id": "relu|seed=0", "step": step, "test_loss": loss}
@@ -151,8 +192,9 @@ class ResultsFolder:
     True
     >>> [row["test_loss"] for row in folder.history()]
     [2.3, 0.1]
-    >>> resumed = ResultsFolder(folder.path, {"steps": 100, "quiet": True})
-    >>> resumed.finished_run_ids()
+    >>> folder.close()
+    >>> with ResultsFolder(folder.path, {"steps": 100}) as resumed:
+    ...   print(resumed.finished_run_ids())
     {'relu|seed=0'}
     >>> ResultsFolder(folder.path, {"steps": 200})
     Traceback (most recent call last):
@@ -171,21 +213,32 @@ class ResultsFolder:
       path: str | os.PathLike,
       config: Mapping[str, Any],
       *,
-      ignore: Collection[str] = ("out", "quiet"),
+      ignore: Collection[str] = (),
+      read_only: bool = False,
   ) -> None:
     self.path = pathlib.Path(path).expanduser()
-    self.path.mkdir(parents=True, exist_ok=True)
+    self.read_only = read_only
+    self._lock = None
     requested = _json_ready(config)
     if not isinstance(requested, dict):
       raise TypeError(f"config must be a mapping or a dataclass, got {config!r}.")
+    if not read_only:
+      self.path.mkdir(parents=True, exist_ok=True)
+      self._lock = _lock(self.path)
+    try:
+      self._check_config(requested, set(ignore))
+    except BaseException:
+      self.close()
+      raise
+
+  def _check_config(self, requested: dict[str, Any], ignored: set[str]) -> None:
     config_path = self.path / CONFIG_FILE
     if not config_path.exists():
-      write_text_atomic(
-          config_path, json.dumps(requested, sort_keys=True, indent=2) + "\n"
-      )
+      if self.read_only:
+        return
+      write_text_atomic(config_path, json.dumps(requested, sort_keys=True, indent=2) + "\n")
       return
     stored = _read_config(config_path)
-    ignored = set(ignore)
     differences = _differences(
         {key: value for key, value in stored.items() if key not in ignored},
         {key: value for key, value in requested.items() if key not in ignored},
@@ -199,40 +252,79 @@ class ResultsFolder:
           " or rerun with the same configuration to resume."
       )
 
+  def close(self) -> None:
+    """Releases the folder's lock; the folder can still be read."""
+    if self._lock is not None:
+      self._lock.close()  # closing the file releases the flock
+      self._lock = None
+
+  def __enter__(self) -> ResultsFolder:
+    return self
+
+  def __exit__(self, *exc_info: Any) -> None:
+    self.close()
+
   def __repr__(self) -> str:
     return f"ResultsFolder('{self.path}')"
 
+  def damage(self) -> list[Damage]:
+    """Every row of every results file that is cut short, incomplete or edited."""
+    found = []
+    for name in (RUNS_FILE, *_RUN_TABLES, GRIDS_FILE):
+      found += _read_table(self.path / name).damage
+    return found
+
+  def drop_damaged(self) -> list[Damage]:
+    """Removes damaged rows, and every row of a run with one, so it is retrained.
+
+    Returns what was dropped; files without damage are left untouched.
+    """
+    found = self.damage()
+    runs = {item.run_id for item in found if item.run_id}
+    lines = {(item.file, item.line) for item in found}
+    for name in (RUNS_FILE, *_RUN_TABLES, GRIDS_FILE):
+      table = _read_table(self.path / name)
+      if any(file == name for file, _ in lines) or (
+          name != GRIDS_FILE and any(row.get("run_id") in runs for row in table.rows)
+      ):
+        kept = [row for row in table.rows if row.get("run_id") not in runs]
+        _write_table(self.path / name, table.header, [_as_text(row) for row in kept])
+    return found
+
   def finished_run_ids(self) -> set[str]:
     """The ``run_id`` of every run in ``runs.csv``: the work a resume skips."""
-    header, rows = _read_csv(self.path / RUNS_FILE)
-    if not rows:
-      return set()
-    if "run_id" not in header:
-      raise ValueError(f"'{self.path / RUNS_FILE}' has no run_id column.")
-    column = header.index("run_id")
-    return {row[column] for row in rows if column < len(row)}
+    return {row["run_id"] for row in self._rows(RUNS_FILE)}
 
   def add(
-      self, runs: Sequence[Mapping[str, Any]], history: Sequence[Mapping[str, Any]]
+      self,
+      runs: Sequence[Mapping[str, Any]],
+      history: Sequence[Mapping[str, Any]] = (),
+      layers: Sequence[Mapping[str, Any]] = (),
+      grid: Mapping[str, Any] | None = None,
   ) -> None:
-    """Records finished runs and their history rows, each file atomically.
+    """Records finished runs with their history and layer rows, each file atomically.
 
-    The history is written first, then the runs, so that ``runs.csv`` only
-    names runs whose curves are on disk. History rows of a run being added
-    replace that run's existing history rows (left by an interrupted attempt).
+    ``history.csv`` and ``layers.csv`` are written first, then ``grids.csv``,
+    then ``runs.csv``, so that ``runs.csv`` only names runs whose other rows
+    are on disk. Rows of a run being added replace that run's existing rows
+    (left by an interrupted attempt).
 
     Args:
       runs: one row per finished run; each needs a ``run_id`` not yet in
         ``runs.csv``.
       history: rows with a ``run_id`` each, usually those of ``runs``.
+      layers: rows with a ``run_id`` each, usually those of ``runs``.
+      grid: one row about the program that trained them (``grids.csv``).
 
     Raises:
       ValueError: a row lacks a ``run_id``, a ``run_id`` is repeated in
         ``runs`` or is already finished; nothing is written then.
       TypeError: a value is not a number, bool, string or None.
     """
+    if self.read_only:
+      raise PermissionError(f"{self!r} was opened read-only.")
     run_ids = [_run_id(row, "runs") for row in runs]
-    history_ids = {_run_id(row, "history") for row in history}
+    per_run = {HISTORY_FILE: history, LAYERS_FILE: layers}
     repeated = sorted(
         run_id for run_id, count in collections.Counter(run_ids).items() if count > 1
     )
@@ -246,28 +338,52 @@ class ResultsFolder:
           f" never overwritten: {already}. Skip the run_ids that"
           " finished_run_ids() returns."
       )
-    late = sorted(history_ids.intersection(finished))
-    if late:
-      raise ValueError(
-          f"history has rows for runs already finished in '{self.path / RUNS_FILE}':"
-          f" {late}. A finished run's history is never changed."
-      )
+    for name, rows in per_run.items():
+      late = sorted({_run_id(row, name.split(".")[0]) for row in rows} & finished)
+      if late:
+        raise ValueError(
+            f"{name.split('.')[0]} has rows for runs already finished in"
+            f" '{self.path / RUNS_FILE}': {late}. A finished run's rows are never changed."
+        )
     # Format every value before writing anything: a bad value writes nothing.
-    new_history = [_format_row(row) for row in history]
+    formatted = {name: [_format_row(row) for row in rows] for name, rows in per_run.items()}
     new_runs = [_format_row(row) for row in runs]
-    if new_history or run_ids:
-      replaced = set(run_ids)
-      self._append(HISTORY_FILE, new_history, drop=lambda row: row.get("run_id") in replaced)
+    new_grid = [_format_row(grid)] if grid else []
+    replaced = set(run_ids)
+    for name, rows in formatted.items():
+      if rows or run_ids:
+        self._append(name, rows, drop=lambda row: row.get("run_id") in replaced)
+    if new_grid:
+      self._append(GRIDS_FILE, new_grid, drop=lambda row: False)
     if new_runs:
       self._append(RUNS_FILE, new_runs, drop=lambda row: False)
 
   def runs(self) -> list[dict[str, Any]]:
     """The rows of ``runs.csv``, values converted back (see :func:`parse_value`)."""
-    return _read_rows(self.path / RUNS_FILE)
+    return self._rows(RUNS_FILE)
 
   def history(self) -> list[dict[str, Any]]:
     """The rows of ``history.csv``, values converted back (see :func:`parse_value`)."""
-    return _read_rows(self.path / HISTORY_FILE)
+    return self._rows(HISTORY_FILE)
+
+  def layers(self) -> list[dict[str, Any]]:
+    """The rows of ``layers.csv``, values converted back (see :func:`parse_value`)."""
+    return self._rows(LAYERS_FILE)
+
+  def grids(self) -> list[dict[str, Any]]:
+    """The rows of ``grids.csv``: one per trained grid program."""
+    return self._rows(GRIDS_FILE)
+
+  def _rows(self, name: str) -> list[dict[str, Any]]:
+    table = _read_table(self.path / name)
+    if table.damage:
+      listed = "; ".join(map(str, table.damage[:3]))
+      more = f" (and {len(table.damage) - 3} more)" if len(table.damage) > 3 else ""
+      raise ValueError(
+          f"'{self.path / name}' is damaged: {listed}{more}. Rerun the experiment"
+          " with the same folder to drop these rows and retrain their runs."
+      )
+    return [{k: v for k, v in row.items() if k != CHECKSUM} for row in table.rows]
 
   def _append(
       self,
@@ -277,20 +393,97 @@ class ResultsFolder:
   ) -> None:
     """Rewrites ``file_name`` with its kept rows, then ``rows``, atomically."""
     path = self.path / file_name
-    header, existing = _read_csv(path)
-    kept = [dict(zip(header, row)) for row in existing]
-    kept = [row for row in kept if not drop(row)]
+    table = _read_table(path)
+    existing = [_as_text(row) for row in table.rows]
+    kept = [row for row in existing if not drop(row)]
     if not rows and len(kept) == len(existing):
       return  # nothing to change: keep the file (and its timestamp) as it is
-    columns = list(header)
-    for row in rows:
-      columns.extend(key for key in row if key not in columns)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for row in kept + rows:
-      writer.writerow([row.get(column, "") for column in columns])
-    write_text_atomic(path, buffer.getvalue())
+    _write_table(path, table.header, kept + rows)
+
+
+def _lock(folder: pathlib.Path) -> Any:
+  """Takes the folder's exclusive lock, or raises :class:`FolderBusy` at once."""
+  handle = open(folder / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115  (held open)
+  if fcntl is None:
+    return handle
+  try:
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except OSError:
+    handle.seek(0)
+    holder = handle.read().strip() or "unknown"
+    handle.close()
+    raise FolderBusy(
+        f"'{folder}' is being written by another process (pid {holder}). Wait for it"
+        " to finish, or choose another output folder (--out)."
+    ) from None
+  handle.seek(0)
+  handle.truncate()
+  handle.write(str(os.getpid()))
+  handle.flush()
+  return handle
+
+
+class _Table(NamedTuple):
+  header: list[str]
+  rows: list[dict[str, Any]]  # intact rows, values parsed, checksum included
+  damage: list[Damage]
+
+
+def _checksum(fields: Mapping[str, str]) -> str:
+  """Eight hex digits over a row's non-empty fields, independent of column order."""
+  text = "\x1f".join(f"{key}\x1e{value}" for key, value in sorted(fields.items())
+                     if value != "" and key != CHECKSUM)
+  return f"{zlib.crc32(text.encode('utf-8')):08x}"
+
+
+def _read_table(path: pathlib.Path) -> _Table:
+  if not path.exists():
+    return _Table([], [], [])
+  with open(path, newline="", encoding="utf-8") as file:
+    lines = list(csv.reader(file))
+  if not lines:
+    return _Table([], [], [])
+  header, rows, damage = lines[0], [], []
+  if not header or header[-1] != CHECKSUM or len(set(header)) != len(header):
+    raise ValueError(
+        f"'{path}' has no valid header (its first line should name the columns,"
+        f" ending with {CHECKSUM!r}). It was not written by this version of research,"
+        " or was damaged: choose another output folder (--out)."
+    )
+  for number, fields in enumerate(lines[1:], start=2):
+    run_id = fields[0] if fields and header[0] == "run_id" and fields[0] else None
+    if len(fields) != len(header):
+      damage.append(Damage(path.name, number, run_id,
+                           f"{len(fields)} fields where the header has {len(header)} (cut short?)"))
+      continue
+    text = dict(zip(header, fields))
+    if _checksum(text) != text[CHECKSUM]:
+      damage.append(Damage(path.name, number, run_id,
+                           "its values do not match its checksum (edited or damaged)"))
+      continue
+    rows.append({column: parse_value(column, value) for column, value in text.items()})
+  return _Table(header, rows, damage)
+
+
+def _as_text(row: Mapping[str, Any]) -> dict[str, str]:
+  return {key: value for key, value in _format_row(row).items() if key != CHECKSUM}
+
+
+def _write_table(path: pathlib.Path, header: list[str], rows: list[dict[str, str]]) -> None:
+  """Writes ``rows`` under ``header`` (extended by new columns), each with its checksum."""
+  columns = [column for column in header if column != CHECKSUM]
+  for row in rows:
+    previous = None
+    for key in row:  # a new column goes after its neighbour in the row: keys stay first
+      if key not in columns:
+        columns.insert(columns.index(previous) + 1 if previous else len(columns), key)
+      previous = key
+  buffer = io.StringIO()
+  writer = csv.writer(buffer, lineterminator="\n")
+  writer.writerow([*columns, CHECKSUM])
+  for row in rows:
+    writer.writerow([*(row.get(column, "") for column in columns), _checksum(row)])
+  write_text_atomic(path, buffer.getvalue())
 
 
 def parse_value(column: str, text: str) -> Any:
@@ -352,25 +545,6 @@ def _format_value(column: str, value: Any, row: Mapping[str, Any]) -> str:
       f"Column {column!r} of run {row.get('run_id')!r} holds {value!r}; a results"
       " value must be a number, a bool, a string or None."
   )
-
-
-def _read_csv(path: pathlib.Path) -> tuple[list[str], list[list[str]]]:
-  if not path.exists():
-    return [], []
-  with open(path, newline="", encoding="utf-8") as file:
-    lines = list(csv.reader(file))
-  if not lines:
-    return [], []
-  return lines[0], lines[1:]
-
-
-def _read_rows(path: pathlib.Path) -> list[dict[str, Any]]:
-  header, rows = _read_csv(path)
-  return [
-      {column: parse_value(column, text) for column, text in zip(header, row)}
-      | {column: None for column in header[len(row):]}
-      for row in rows
-  ]
 
 
 def _json_ready(value: Any) -> Any:

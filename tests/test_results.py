@@ -17,8 +17,6 @@ CONFIG = {
     "activations": ("relu", "necro_relu(negative_slope=[0.05, 0.1])"),
     "learning_rates": (0.01,),
     "steps": 100,
-    "out": "first",
-    "quiet": False,
 }
 
 
@@ -36,14 +34,29 @@ def _history(run_id: str, steps=(0, 50, 100), loss: float = 1.0) -> list[dict]:
 
 
 def _files(folder: ResultsFolder) -> list[str]:
-  return sorted(os.listdir(folder.path))
+  return sorted(name for name in os.listdir(folder.path) if name != results.LOCK_FILE)
+
+
+@pytest.fixture
+def open_folder(tmp_path):
+  """Opens folders and closes (unlocks) them after the test."""
+  opened = []
+
+  def opener(path, config, **kwargs):
+    folder = ResultsFolder(path, config, **kwargs)
+    opened.append(folder)
+    return folder
+
+  yield opener
+  for folder in opened:
+    folder.close()
 
 
 # --- the config --------------------------------------------------------------
 
 
-def test_creates_folder_and_writes_config_once(tmp_path):
-  folder = ResultsFolder(tmp_path / "a" / "b", CONFIG)
+def test_creates_folder_and_writes_config_once(tmp_path, open_folder):
+  folder = open_folder(tmp_path / "a" / "b", CONFIG)
   assert folder.path == tmp_path / "a" / "b"
   text = (folder.path / results.CONFIG_FILE).read_text()
   assert json.loads(text) == {
@@ -54,17 +67,17 @@ def test_creates_folder_and_writes_config_once(tmp_path):
   assert _files(folder) == [results.CONFIG_FILE]
 
 
-def test_same_config_reopens_and_ignores_out_and_quiet(tmp_path):
-  ResultsFolder(tmp_path, CONFIG)
+def test_same_config_reopens(tmp_path):
+  ResultsFolder(tmp_path, CONFIG).close()
   before = (tmp_path / results.CONFIG_FILE).read_text()
-  # Lists and tuples are the same setting; out and quiet are not part of it.
-  same = dict(CONFIG, activations=list(CONFIG["activations"]), out="second", quiet=True)
-  ResultsFolder(tmp_path, same)
+  # Lists and tuples are the same setting.
+  same = dict(CONFIG, activations=list(CONFIG["activations"]))
+  ResultsFolder(tmp_path, same).close()
   assert (tmp_path / results.CONFIG_FILE).read_text() == before  # not rewritten
 
 
 def test_different_config_names_each_field(tmp_path):
-  ResultsFolder(tmp_path, CONFIG)
+  ResultsFolder(tmp_path, CONFIG).close()
   changed = dict(CONFIG, steps=200, activations=("relu",), new_field=1)
   with pytest.raises(ValueError) as error:
     ResultsFolder(tmp_path, changed)
@@ -72,20 +85,20 @@ def test_different_config_names_each_field(tmp_path):
   assert "steps: 100 != 200" in message
   assert 'activations: ["relu", "necro_relu(negative_slope=[0.05, 0.1])"] != ["relu"]' in message
   assert "new_field: <absent> != 1" in message
-  assert "dataset" not in message and "quiet" not in message
+  assert "dataset" not in message
   assert "--out" in message and "resume" in message
 
 
 def test_ignore_is_configurable(tmp_path):
-  ResultsFolder(tmp_path, CONFIG)
-  with pytest.raises(ValueError, match="out: \"first\" != \"second\""):
-    ResultsFolder(tmp_path, dict(CONFIG, out="second"), ignore=())
-  ResultsFolder(tmp_path, dict(CONFIG, steps=5), ignore=("steps", "out", "quiet"))
+  ResultsFolder(tmp_path, dict(CONFIG, note="first")).close()
+  with pytest.raises(ValueError, match="note: \"first\" != \"second\""):
+    ResultsFolder(tmp_path, dict(CONFIG, note="second"))
+  ResultsFolder(tmp_path, dict(CONFIG, steps=5, note="x"), ignore=("steps", "note")).close()
 
 
 def test_a_bool_is_not_the_number_one(tmp_path):
-  ResultsFolder(tmp_path, {"residual": True, "rate": 1})
-  ResultsFolder(tmp_path, {"residual": True, "rate": 1.0})  # the same number
+  ResultsFolder(tmp_path, {"residual": True, "rate": 1}).close()
+  ResultsFolder(tmp_path, {"residual": True, "rate": 1.0}).close()  # the same number
   with pytest.raises(ValueError, match="residual: true != 1"):
     ResultsFolder(tmp_path, {"residual": 1, "rate": 1})
 
@@ -108,8 +121,8 @@ def test_config_must_be_json_values(tmp_path):
 # --- rows --------------------------------------------------------------------
 
 
-def test_round_trip_is_exact(tmp_path):
-  folder = ResultsFolder(tmp_path, CONFIG)
+def test_round_trip_is_exact(tmp_path, open_folder):
+  folder = open_folder(tmp_path, CONFIG)
   floats = [0.1, 1 / 3, 1e-300, 5e-324, 1e16, -2.5e-7, 123456789.123456789]
   run = _run(
       "necro_relu(negative_slope=0.1)|seed=3|learning_rate=0.01",
@@ -147,29 +160,30 @@ def test_round_trip_is_exact(tmp_path):
     assert back[f"value/{i}"] == value  # bit for bit, not approximately
 
 
-def test_text_columns_stay_text(tmp_path):
-  folder = ResultsFolder(tmp_path, CONFIG)
+def test_text_columns_stay_text(tmp_path, open_folder):
+  folder = open_folder(tmp_path, CONFIG)
   folder.add([_run("7", activation="1.5", name="True", grid="")], [])
   (back,) = folder.runs()
   texts = (back["run_id"], back["activation"], back["name"], back["grid"])
   assert texts == ("7", "1.5", "True", "")
 
 
-def test_columns_keep_order_and_missing_values_are_empty(tmp_path):
-  folder = ResultsFolder(tmp_path, CONFIG)
+def test_columns_keep_order_and_missing_values_are_empty(tmp_path, open_folder):
+  folder = open_folder(tmp_path, CONFIG)
   folder.add([_run("relu|seed=0")], [])
   necro = _run("necro|seed=0", negative_slope=0.1, extra="x")
   folder.add([necro], [])
   header = (folder.path / results.RUNS_FILE).read_text().splitlines()[0]
-  assert header.split(",") == list(_run("relu|seed=0")) + ["negative_slope", "extra"]
+  # A new column goes after its neighbour in the row that brings it.
+  assert header.split(",") == list(_run("relu|seed=0")) + ["negative_slope", "extra", "checksum"]
   relu_back, necro_back = folder.runs()
   assert relu_back["negative_slope"] is None and relu_back["extra"] is None
   assert relu_back["diverged_step"] is None  # None is written as an empty field
   assert necro_back == necro
 
 
-def test_refuses_a_finished_run_id_and_writes_nothing(tmp_path):
-  folder = ResultsFolder(tmp_path, CONFIG)
+def test_refuses_a_finished_run_id_and_writes_nothing(tmp_path, open_folder):
+  folder = open_folder(tmp_path, CONFIG)
   folder.add([_run("relu|seed=0")], _history("relu|seed=0"))
   before = {name: (folder.path / name).read_bytes() for name in _files(folder)}
   finished = r"already finished .* never overwritten: \['relu\|seed=0'\]"
@@ -188,16 +202,17 @@ def test_refuses_a_finished_run_id_and_writes_nothing(tmp_path):
   assert after == before
 
 
-def test_resume_reads_finished_run_ids(tmp_path):
-  folder = ResultsFolder(tmp_path, CONFIG)
+def test_resume_reads_finished_run_ids(tmp_path, open_folder):
+  folder = open_folder(tmp_path, CONFIG)
   assert folder.finished_run_ids() == set() and folder.runs() == [] and folder.history() == []
   folder.add([_run("relu|seed=0"), _run("relu|seed=1", seed=1)], [])
-  resumed = ResultsFolder(tmp_path, dict(CONFIG, out="elsewhere"))
+  folder.close()
+  resumed = open_folder(tmp_path, CONFIG)
   assert resumed.finished_run_ids() == {"relu|seed=0", "relu|seed=1"}
 
 
-def test_history_is_replaced_when_a_run_is_added_after_an_interruption(tmp_path, monkeypatch):
-  folder = ResultsFolder(tmp_path, CONFIG)
+def test_history_is_replaced_when_a_run_is_added_after_an_interruption(tmp_path, open_folder, monkeypatch):
+  folder = open_folder(tmp_path, CONFIG)
   folder.add([_run("relu|seed=0")], _history("relu|seed=0"))
   # Interrupt the next add between its two writes: history.csv is written,
   # runs.csv is not, so the run is not finished and will be trained again.
@@ -224,8 +239,8 @@ def test_history_is_replaced_when_a_run_is_added_after_an_interruption(tmp_path,
   assert folder.finished_run_ids() == {"relu|seed=0", "relu|seed=1"}
 
 
-def test_writes_are_atomic_and_leave_no_temporary_files(tmp_path, monkeypatch):
-  folder = ResultsFolder(tmp_path, CONFIG)
+def test_writes_are_atomic_and_leave_no_temporary_files(tmp_path, open_folder, monkeypatch):
+  folder = open_folder(tmp_path, CONFIG)
   for seed in range(3):
     folder.add([_run(f"relu|seed={seed}", seed=seed)], _history(f"relu|seed={seed}"))
   assert _files(folder) == [results.CONFIG_FILE, results.HISTORY_FILE, results.RUNS_FILE]
@@ -250,3 +265,56 @@ def test_write_bytes_atomic_replaces_whole_file(tmp_path):
   assert path.read_bytes() == b"b" and os.listdir(tmp_path) == ["plot.png"]
   with pytest.raises(TypeError, match="needs a str"):
     results.write_text_atomic(path, b"bytes")
+
+
+# --- damage, locks ------------------------------------------------------------
+
+
+def test_every_row_ends_with_a_checksum_that_finds_edits(tmp_path, open_folder):
+  folder = open_folder(tmp_path, CONFIG)
+  folder.add([_run("relu|seed=0"), _run("relu|seed=1", seed=1)], _history("relu|seed=0"))
+  assert folder.damage() == []
+  path = folder.path / results.RUNS_FILE
+  path.write_text(path.read_text().replace(",0.5,", ",0.9,", 1))  # an edited accuracy
+  (damage,) = folder.damage()
+  assert damage == results.Damage("runs.csv", 2, "relu|seed=0",
+                                  "its values do not match its checksum (edited or damaged)")
+  with pytest.raises(ValueError, match="runs.csv' is damaged: runs.csv line 2"):
+    folder.runs()
+  assert folder.drop_damaged() == [damage]
+  assert [row["run_id"] for row in folder.runs()] == ["relu|seed=1"]
+  assert folder.history() == []  # the run's other rows go with it: it will be retrained
+
+
+def test_a_cut_row_is_found_with_its_line(tmp_path, open_folder):
+  folder = open_folder(tmp_path, CONFIG)
+  folder.add([_run("relu|seed=0")], _history("relu|seed=0"))
+  path = folder.path / results.HISTORY_FILE
+  path.write_text(path.read_text()[:-12])  # a full disk cut the last row
+  (damage,) = folder.damage()
+  assert (damage.file, damage.line, damage.run_id) == ("history.csv", 4, "relu|seed=0")
+  assert "cut short" in damage.reason
+  folder.drop_damaged()
+  assert folder.runs() == [] and folder.history() == []
+
+
+def test_a_file_without_a_valid_header_is_refused(tmp_path, open_folder):
+  folder = open_folder(tmp_path, CONFIG)
+  (folder.path / results.RUNS_FILE).write_text("run_id,activation\nx,y\n")
+  with pytest.raises(ValueError, match="has no valid header"):
+    folder.runs()
+
+
+def test_a_second_writer_is_refused_naming_the_holder(tmp_path, open_folder):
+  open_folder(tmp_path, CONFIG)
+  with pytest.raises(results.FolderBusy, match=rf"another process \(pid {os.getpid()}\)"):
+    ResultsFolder(tmp_path, CONFIG)
+  reader = ResultsFolder(tmp_path, CONFIG, read_only=True)  # readers need no lock
+  with pytest.raises(PermissionError, match="read-only"):
+    reader.add([_run("relu|seed=0")])
+
+
+def test_the_lock_is_released_on_close(tmp_path):
+  with ResultsFolder(tmp_path, CONFIG):
+    pass
+  ResultsFolder(tmp_path, CONFIG).close()
