@@ -62,9 +62,18 @@ Specs = Annotated[tuple[str, ...], _comma_separated(str, "SPEC,SPEC,...")]
 Floats = Annotated[tuple[float, ...], _comma_separated(float, "FLOAT,FLOAT,...")]
 
 
+Batching = Literal["auto", "map", "vmap"]
+BATCHINGS: tuple[str, ...] = get_args(Batching)
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
-  """Compare activations: every activation x seed x learning rate, with metrics."""
+  """Compare activations: every activation x seed x learning rate, with metrics.
+
+  The config is the experiment: it holds only what determines the results.
+  Where they are written and how loudly are arguments of the command
+  (``compare(config, out=..., quiet=...)``).
+  """
 
   dataset: str = "mnist1d"  # research.data spec: mnist1d, digits, mnist5k, xor, moons, spirals, regression, teacher, or "local(path='...')"
   model: models.ModelName = "mlp"  # mlp, cnn1d (for MNIST-1D) or cnn2d (for images)
@@ -75,19 +84,17 @@ class Config:
   seeds: int = 5  # runs per configuration: seeds 0..N-1 (same seed = same init and batches across activations)
   learning_rates: Floats = (1e-2,)  # swept learning rates
   optimizer: Optimizer = "adam"  # optax optimizer
-  schedule: Schedule = "constant"  # learning-rate schedule (warmup_cosine: 5% linear warmup)
+  schedule: Schedule = "constant"  # learning-rate schedule, peak 1 scaled by each run's rate (warmup_cosine: 5% linear warmup)
   momentum: float = 0.9  # for the momentum optimizer
   weight_decay: float = 1e-4  # for adamw
   steps: int = 6000  # optimizer steps per run
   batch_size: int = 100  # examples per step, drawn with replacement from a seeded key
-  eval_every: int = 250  # steps between evaluations (the history's resolution)
+  eval_every: int = 250  # steps between evaluations (the history's resolution); metrics use the whole training set
   init: models.Initializer = "lecun_normal"  # kernel initialiser (lecun_normal is Flax's default; normal_002 is N(0, 0.02^2); rai is Lu et al. 2019)
   bias_init: float = 0.0  # constant bias initialisation (a positive value fights dying units); rai sets its own
-  probe_size: int = 1000  # training examples on which dead units, sparsity and gradient norms are measured
   divergence_factor: float = 10.0  # a run is marked diverged when its training loss is non-finite or exceeds this multiple of its initial loss
   data_seed: int = 0  # seed of synthetic datasets (ignored by mnist1d, digits, mnist5k)
-  out: str = ""  # output folder; empty means results/compare-<timestamp>. Rerunning with the same folder resumes
-  quiet: bool = False  # no progress bar
+  batching: Batching = "auto"  # how a device trains its runs: map = one after another in the program (each run bit-identical to training it alone), vmap = batched (fast on GPU/TPU, rounds differently); auto = map on CPU, vmap on GPU/TPU
 
   def __post_init__(self) -> None:
     # Accept lists from Python callers and JSON; store hashable tuples.
@@ -99,10 +106,6 @@ class Config:
       if field == "learning_rates":
         value = tuple(float(v) for v in value)
       object.__setattr__(self, field, value)
-
-
-# Fields that change where or how loudly results are written, not what they are.
-NOT_PART_OF_THE_EXPERIMENT = ("out", "quiet")
 
 
 def to_dict(config: Config) -> dict[str, Any]:
@@ -123,7 +126,8 @@ def _choice(field: str, value: str, valid: tuple[str, ...]) -> None:
 def validate(config: Config) -> None:
   """Raises a ``ValueError`` naming the first invalid field and the valid choices.
 
-  Cheap checks only (no data is loaded); everything a run could fail on late.
+  Cheap checks of the fields only (no data is loaded);
+  :func:`research.grid.expand` checks the activation specs.
 
   Examples:
     >>> validate(Config(optimizer="adma"))
@@ -131,12 +135,11 @@ def validate(config: Config) -> None:
     ...
     ValueError: optimizer='adma' is not valid. Did you mean 'adam'? Choose from: sgd, momentum, adam, adamw.
   """
-  from research import grid  # grid imports config; avoid the cycle at import
-
   _choice("model", config.model, models.MODELS)
   _choice("optimizer", config.optimizer, OPTIMIZERS)
   _choice("schedule", config.schedule, SCHEDULES)
   _choice("init", config.init, models.INITIALIZERS)
+  _choice("batching", config.batching, BATCHINGS)
   name, _ = activations.parse_spec(config.dataset)
   _choice("dataset", name, data.DATASETS)
   positive = {
@@ -146,21 +149,21 @@ def validate(config: Config) -> None:
       "steps": config.steps,
       "batch_size": config.batch_size,
       "eval_every": config.eval_every,
-      "probe_size": config.probe_size,
   }
   for field, value in positive.items():
-    if not isinstance(value, int) or value < 1:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
       raise ValueError(f"{field} must be a positive integer, got {value!r}.")
-  if not config.learning_rates or any(lr <= 0 for lr in config.learning_rates):
+  if not config.learning_rates or any(not lr > 0 for lr in config.learning_rates):
     raise ValueError(
         f"learning_rates must be one or more positive numbers, got {config.learning_rates!r}."
     )
   if len(set(config.learning_rates)) != len(config.learning_rates):
     raise ValueError(f"learning_rates has duplicates: {config.learning_rates!r}.")
-  if config.divergence_factor <= 1:
+  if not config.divergence_factor > 1:
     raise ValueError(
         f"divergence_factor must be above 1, got {config.divergence_factor!r}."
     )
   if config.residual and config.model != "mlp":
     raise ValueError("residual=True is only available for model='mlp'.")
-  grid.expand(config)  # checks every activation spec and hyperparameter
+  if not config.activations:
+    raise ValueError("activations must name at least one activation spec.")

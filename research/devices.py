@@ -14,7 +14,9 @@ command line therefore asks XLA for one CPU device per core
 
 from __future__ import annotations
 
+import contextlib
 import os
+import platform
 from typing import Any
 
 import jax
@@ -51,6 +53,51 @@ def use_compilation_cache() -> None:
   folder = setting or os.path.join(base, "surrogate-activations", "jax")
   jax.config.update("jax_compilation_cache_dir", folder)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+def resolved_batching(batching: str) -> str:
+  """``batching`` with ``"auto"`` chosen for this machine: ``map`` on CPU, else ``vmap``.
+
+  With ``map`` each device trains its runs one after another inside the
+  compiled program, so a run's numbers are bit-identical to training it alone,
+  whatever the grid size or device count; on a CPU this is also faster. With
+  ``vmap`` the runs are batched, which is what fills a GPU or TPU, but batched
+  matmuls round differently from single ones.
+
+  Examples:
+    >>> resolved_batching("vmap")
+    'vmap'
+  """
+  if batching != "auto":
+    return batching
+  return "map" if jax.default_backend() == "cpu" else "vmap"
+
+
+def machine_description() -> str:
+  """The CPU model and the devices JAX uses, for summaries and benchmarks.
+
+  Numbers differ from one CPU model to another (the same machine reproduces
+  them bit for bit), so every result is quoted with this line.
+  """
+  cpu = platform.processor() or platform.machine()
+  with contextlib.suppress(OSError):
+    with open("/proc/cpuinfo", encoding="utf-8") as file:
+      for line in file:
+        if line.startswith("model name"):
+          cpu = line.split(":", 1)[1].strip()
+          break
+  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+  device = jax.devices()[0]
+  kind = device.device_kind if device.platform != "cpu" else "CPU"
+  return (
+      f"{cpu}, {cores} core(s); {jax.device_count()} {device.platform} device(s)"
+      f" ({kind}); jax {jax.__version__}"
+  )
+
+
+def writes_results() -> bool:
+  """Whether this process writes results: only process 0 of a multi-host job."""
+  return jax.process_index() == 0
 
 
 def runs_mesh() -> Mesh:

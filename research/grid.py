@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import itertools
+import json
 from collections.abc import Callable
 from typing import Any
 
 import activations
+from research import devices
 from research.config import Config
 
 
@@ -28,11 +31,20 @@ class Run:
   hyperparameters: tuple[tuple[str, float], ...]  # float hyperparameters, arrays per run
   seed: int
   learning_rate: float
+  settings_hash: str  # a short hash of everything that determines this run's numbers
 
   @property
   def run_id(self) -> str:
-    """A unique, readable key: rerunning skips ids already in runs.csv."""
-    return f"{self.activation}|seed={self.seed}|learning_rate={self.learning_rate!r}"
+    """A unique key, readable and tied to the run's settings by their hash.
+
+    Rerunning skips ids already in ``runs.csv``; results of another config
+    (another dataset, model, optimizer, step count, ...) have another hash, so
+    they can never be taken for this run's.
+    """
+    return (
+        f"{self.activation}|seed={self.seed}|learning_rate={self.learning_rate!r}"
+        f"|{self.settings_hash}"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,13 +63,41 @@ class Grid:
     return functools.partial(function, **dict(self.static)) if self.static else function
 
 
+# Config fields that say which runs there are, not how each one is computed.
+_GRID_FIELDS = ("activations", "seeds", "learning_rates")
+
+
+def run_settings(config: Config) -> dict[str, Any]:
+  """What every run of ``config`` shares and its numbers depend on.
+
+  The config less the lists that make the grid, with ``batching`` resolved
+  for this machine's devices (``map`` and ``vmap`` round differently).
+  """
+  settings = {
+      key: value for key, value in dataclasses.asdict(config).items() if key not in _GRID_FIELDS
+  }
+  settings["batching"] = devices.resolved_batching(config.batching)
+  return settings
+
+
+def settings_hash(settings: dict[str, Any]) -> str:
+  """Ten hex digits of the SHA-256 of ``settings`` as canonical JSON.
+
+  Examples:
+    >>> settings_hash({"seed": 0, "steps": 100})
+    '44cedd6293'
+  """
+  text = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=list)
+  return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
 def _canonical(name: str, values: dict[str, Any]) -> str:
   if not values:
     return name
   return f"{name}({', '.join(f'{key}={value!r}' for key, value in values.items())})"
 
 
-def _grid(spec: str, config: Config) -> Grid:
+def _grid(spec: str, config: Config, settings: dict[str, Any]) -> Grid:
   name, kwargs = activations.parse_spec(spec)
   defaults = activations.hyperparameters(name)  # raises for an unknown name
   float_names = [k for k, v in defaults.items() if isinstance(v, float)]
@@ -79,6 +119,7 @@ def _grid(spec: str, config: Config) -> Grid:
       static[key] = values[0]
   for key in float_names:  # unswept floats still travel as arrays: one program
     axes.setdefault(key, [float(defaults[key])])
+  resolved_static = {k: v for k, v in defaults.items() if k not in float_names} | static
   runs = []
   for values in itertools.product(*axes.values()):
     hyperparameters = tuple(zip(axes, values))
@@ -86,6 +127,12 @@ def _grid(spec: str, config: Config) -> Grid:
     shown = {k: shown[k] for k in kwargs}  # keep the user's order
     for learning_rate in config.learning_rates:
       for seed in range(config.seeds):
+        resolved = settings | {
+            "activation": name,
+            "hyperparameters": dict(hyperparameters) | resolved_static,
+            "seed": seed,
+            "learning_rate": float(learning_rate),
+        }
         runs.append(
             Run(
                 grid=spec,
@@ -94,6 +141,7 @@ def _grid(spec: str, config: Config) -> Grid:
                 hyperparameters=hyperparameters,
                 seed=seed,
                 learning_rate=float(learning_rate),
+                settings_hash=settings_hash(resolved),
             )
         )
   return Grid(spec, name, tuple(static.items()), tuple(axes), tuple(runs))
@@ -110,13 +158,18 @@ def expand(config: Config) -> tuple[Grid, ...]:
     >>> [len(g.runs) for g in grids]
     [2, 4]
     >>> grids[1].runs[2].run_id
-    'necro_relu(negative_slope=0.1)|seed=0|learning_rate=0.01'
+    'necro_relu(negative_slope=0.1)|seed=0|learning_rate=0.01|...'
   """
   if not config.activations:
     raise ValueError("activations must name at least one activation spec.")
-  grids = tuple(_grid(spec, config) for spec in config.activations)
-  ids = [run.run_id for grid in grids for run in grid.runs]
-  duplicates = sorted({i for i in ids if ids.count(i) > 1})
-  if duplicates:
-    raise ValueError(f"Two activation specs give the same runs: {duplicates[0]}.")
+  settings = run_settings(config)
+  grids = tuple(_grid(spec, config, settings) for spec in config.activations)
+  first_of: dict[str, Run] = {}
+  for run in (run for grid in grids for run in grid.runs):
+    other = first_of.setdefault(run.settings_hash, run)
+    if other is not run:
+      raise ValueError(
+          f"Two activation specs give the same runs: {other.grid!r} and {run.grid!r}"
+          f" both train {run.activation} at seed {run.seed}."
+      )
   return grids

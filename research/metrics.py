@@ -1,29 +1,86 @@
-"""Pure metrics: loss, accuracy, dying units, sparsity, norms.
+"""What the engine measures: each metric described once, and the pure functions.
 
-Every function works on one run's arrays and is vmapped over runs by the
-trainer. Per-layer metrics come back as a flat dict with namespaced keys
-(``dead/layer_0``, ``sparsity/layer_1``, ``grad_norm/output``), the layer
-averages under plain names (``dead_fraction``, ``sparsity``).
+:data:`METRICS` is the one description of every metric (its label, whether it is
+a fraction shown in percent, whether higher is better, what it means). The
+summary tables, the plots and the report read it; nothing else keeps a list.
 
-Definitions (the brief's claims 1-3):
+Run metrics (``runs.csv``, ``history.csv``) describe a whole run; layer metrics
+(``layers.csv``) one layer, counted from 1 nearest the input, the output layer
+last. The activation metrics are measured on the **whole training set**, a
+batch at a time, on the activation's own input ``z`` and output ``f(z)``
+whatever the architecture (a residual block's ``h + f(z)`` is not the
+activation's output):
 
-* a hidden unit is **dead** when its pre-activation is ``<= 0`` on every example
-  of the probe set (and every position, for a convolution channel), so ReLU
-  gives it no gradient;
-* a unit is **revived** when it was dead at some earlier evaluation and is not
-  now;
-* **sparsity** is the fraction of the activation's outputs that are exactly 0;
-* **weight norm** and **gradient norm** are the Frobenius norms of a layer's
-  kernel and of the loss gradient with respect to it.
+* a unit is **inactive** when ``z <= 0`` for every training example (and every
+  position, for a convolution channel): the forward view, ReLU outputs 0;
+* a unit is **dead** when the activation's backward derivative ``f'(z)`` is 0
+  for every training example: the backward view, no gradient reaches its
+  weights. For ReLU the two coincide; NecroReLU's and LeakyReLU's inactive
+  units still learn, so they are never dead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
 
 import jax.numpy as jnp
 import optax
 from jax import Array
+
+import activations
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+  """How a metric is named, shown and compared."""
+
+  name: str  # the column name
+  label: str  # for tables and axes
+  description: str  # one line: what it measures
+  percent: bool = False  # a fraction in [0, 1], shown as a percentage
+  higher_is_better: bool | None = None  # None: neither (a diagnostic)
+
+
+def _metrics(*items: Metric) -> dict[str, Metric]:
+  return {item.name: item for item in items}
+
+
+RUN_METRICS = _metrics(
+    Metric("test_accuracy", "test accuracy", "fraction of test examples classified right", True, True),
+    Metric("test_loss", "test loss", "mean cross-entropy (or squared error) on the test set", False, False),
+    Metric("train_accuracy", "train accuracy", "fraction of training examples classified right", True, True),
+    Metric("train_loss", "train loss", "mean cross-entropy (or squared error) on the training set", False, False),
+    Metric("inactive_fraction", "inactive units", "hidden units with z <= 0 on every training example (mean over layers)", True),
+    Metric("dead_fraction", "dead units", "hidden units with backward derivative 0 on every training example (mean over layers)", True),
+    Metric("revived_fraction", "revived units", "hidden units inactive at an earlier evaluation and active now (mean over layers)", True),
+    Metric("sparsity", "sparsity", "fraction of the activations' outputs that are exactly 0 (mean over layers)", True),
+)
+LAYER_METRICS = _metrics(
+    Metric("sparsity", "sparsity", "fraction of this layer's activation outputs that are exactly 0", True),
+    Metric("inactive_fraction", "inactive units", "units with z <= 0 on every training example", True),
+    Metric("dead_fraction", "dead units", "units whose backward derivative is 0 on every training example", True),
+    Metric("revived_fraction", "revived units", "units inactive at an earlier evaluation and active now", True),
+    Metric("preactivation_mean", "mean pre-activation", "mean of z over the training set"),
+    Metric("gradient_norm", "gradient norm", "Frobenius norm of the training loss's gradient w.r.t. the kernel"),
+    Metric("weight_norm", "weight norm", "Frobenius norm of the kernel"),
+    Metric("max_abs_weight", "largest weight", "largest absolute entry of the kernel"),
+)
+METRICS = RUN_METRICS | {f"layer/{name}": metric for name, metric in LAYER_METRICS.items()}
+
+
+def describe(name: str) -> Metric:
+  """The description of a run or layer metric; a plain one for unknown names.
+
+  Examples:
+    >>> describe("test_accuracy").percent, describe("test_loss").higher_is_better
+    (True, False)
+  """
+  if name in RUN_METRICS:
+    return RUN_METRICS[name]
+  if name in LAYER_METRICS:
+    return LAYER_METRICS[name]
+  return Metric(name, name.replace("_", " "), name)
 
 
 def per_example_loss(outputs: Array, targets: Array, task: str) -> Array:
@@ -70,67 +127,116 @@ def accuracy(outputs: Array, targets: Array, task: str) -> Array:
   return jnp.mean(per_example_correct(outputs, targets, task))
 
 
-def dead_units(preactivation: Array) -> Array:
-  """Which units (last axis) have a pre-activation ``<= 0`` everywhere.
-
-  Examples:
-    >>> dead_units(jnp.array([[-1.0, 2.0, 0.0], [-3.0, -1.0, 0.0]]))
-    Array([ True, False,  True], dtype=bool)
-  """
-  return jnp.all(preactivation.reshape(-1, preactivation.shape[-1]) <= 0, axis=0)
-
-
-def sparsity(outputs: Array) -> Array:
-  """Fraction of exact zeros among a layer's activations.
-
-  Examples:
-    >>> sparsity(jnp.array([[0.0, 1.0], [0.0, 0.0]]))
-    Array(0.75, dtype=float32)
-  """
-  return jnp.mean(outputs == 0)
-
-
-def hidden_layer_metrics(
+def unit_counts(
+    activation: Callable[[Array], Array],
     preactivations: Sequence[Array],
     outputs: Sequence[Array],
-    ever_dead: Sequence[Array],
-) -> tuple[dict[str, Array], tuple[Array, ...]]:
-  """Dead, revived and sparse fractions per hidden layer, and their averages.
+    weights: Array,
+) -> dict[str, tuple[Array, ...]]:
+  """One batch's contribution to the activation metrics of each hidden layer.
 
   Args:
-    preactivations: each hidden layer's pre-activations on the probe set.
-    outputs: the activation's outputs for the same layers.
-    ever_dead: per layer, the units dead at any earlier evaluation.
+    activation: the elementwise activation, hyperparameters bound.
+    preactivations: per layer, the activation's input ``z``, units last.
+    outputs: per layer, the activation's output ``f(z)``.
+    weights: per example, 1 for a real example and 0 for padding.
 
   Returns:
-    The metrics and the updated ``ever_dead`` masks.
+    Per layer: ``active`` (units with ``z > 0`` somewhere), ``learning`` (units
+    with a non-zero backward derivative somewhere), ``zeros`` (count of exact
+    zero outputs), ``values`` (count of outputs) and ``preactivation_sum``.
 
   Examples:
-    >>> pre = [jnp.array([[-1.0, 1.0], [-2.0, 3.0]])]
-    >>> metrics, ever = hidden_layer_metrics(pre, [jnp.maximum(pre[0], 0)],
-    ...                                      [jnp.array([False, True])])
-    >>> {k: float(v) for k, v in metrics.items() if k.endswith("layer_0")}
-    {'dead/layer_0': 0.5, 'revived/layer_0': 0.5, 'sparsity/layer_0': 0.5, 'preactivation_mean/layer_0': 0.25}
+    >>> z = [jnp.array([[-1.0, 2.0], [-3.0, -1.0]])]
+    >>> counts = unit_counts(activations.necro_relu, z, [jnp.maximum(z[0], 0)], jnp.ones(2))
+    >>> counts["active"], counts["learning"], counts["zeros"]
+    ((Array([False,  True], dtype=bool),), (Array([ True,  True], dtype=bool),), (Array(3., dtype=float32),))
   """
-  metrics: dict[str, Array] = {}
-  new_ever_dead = []
-  for index, (pre, out, before) in enumerate(zip(preactivations, outputs, ever_dead)):
-    dead = dead_units(pre)
-    metrics[f"dead/layer_{index}"] = jnp.mean(dead)
-    metrics[f"revived/layer_{index}"] = jnp.mean(before & ~dead)
-    metrics[f"sparsity/layer_{index}"] = sparsity(out)
-    metrics[f"preactivation_mean/layer_{index}"] = jnp.mean(pre)
-    new_ever_dead.append(before | dead)
-  for name, prefix in (("dead_fraction", "dead/"), ("revived_fraction", "revived/"), ("sparsity", "sparsity/")):
-    metrics[name] = jnp.mean(jnp.stack([v for k, v in metrics.items() if k.startswith(prefix)]))
-  return metrics, tuple(new_ever_dead)
+  derivative = activations.backward_derivative(activation)
+  counts: dict[str, list[Array]] = {
+      "active": [], "learning": [], "zeros": [], "values": [], "preactivation_sum": []
+  }
+  for pre, out in zip(preactivations, outputs):
+    real = weights.reshape(-1, *([1] * (pre.ndim - 1))) > 0  # broadcast over positions, units
+    flat = lambda a: a.reshape(-1, a.shape[-1])  # noqa: E731  (examples x positions, units)
+    real_flat = flat(jnp.broadcast_to(real, pre.shape))
+    counts["active"].append(jnp.any(flat(pre > 0) & real_flat, axis=0))
+    counts["learning"].append(jnp.any(flat(derivative(pre) != 0) & real_flat, axis=0))
+    counts["zeros"].append(jnp.sum(jnp.where(real_flat, flat(out == 0), False), dtype=jnp.float32))
+    counts["values"].append(jnp.sum(real_flat, dtype=jnp.float32))
+    counts["preactivation_sum"].append(jnp.sum(jnp.where(real_flat, flat(pre), 0.0)))
+  return {key: tuple(values) for key, values in counts.items()}
 
 
-def norms(prefix: str, kernels: Mapping[str, Array]) -> dict[str, Array]:
-  """Frobenius norm of each named kernel, as ``{prefix}/{name}``.
+def merge_counts(
+    first: dict[str, tuple[Array, ...]], second: dict[str, tuple[Array, ...]]
+) -> dict[str, tuple[Array, ...]]:
+  """Two batches' :func:`unit_counts` as one: "somewhere" is or, counts add."""
+  merged = {}
+  for key in first:
+    combine = jnp.logical_or if key in ("active", "learning") else jnp.add
+    merged[key] = tuple(combine(a, b) for a, b in zip(first[key], second[key]))
+  return merged
+
+
+def activation_metrics(
+    counts: dict[str, tuple[Array, ...]], ever_inactive: Sequence[Array]
+) -> tuple[dict[str, Array], tuple[Array, ...]]:
+  """Per-layer fractions from the whole training set's counts.
+
+  Args:
+    counts: :func:`unit_counts` merged over every training batch.
+    ever_inactive: per layer, the units inactive at any earlier evaluation.
+
+  Returns:
+    ``{metric: array of one value per hidden layer}`` for sparsity,
+    inactive_fraction, dead_fraction, revived_fraction, preactivation_mean;
+    and the updated ``ever_inactive`` masks.
 
   Examples:
-    >>> norms("weight_norm", {"layer_0": jnp.array([[3.0, 4.0]])})
-    {'weight_norm/layer_0': Array(5., dtype=float32)}
+    >>> counts = {"active": (jnp.array([False, True]),), "learning": (jnp.array([False, True]),),
+    ...           "zeros": (jnp.array(3.0),), "values": (jnp.array(4.0),),
+    ...           "preactivation_sum": (jnp.array(-2.0),)}
+    >>> values, ever = activation_metrics(counts, (jnp.array([False, True]),))
+    >>> {key: float(value[0]) for key, value in values.items()}
+    {'sparsity': 0.75, 'inactive_fraction': 0.5, 'dead_fraction': 0.5, 'revived_fraction': 0.5, 'preactivation_mean': -0.5}
   """
-  return {f"{prefix}/{name}": jnp.linalg.norm(kernel.reshape(-1)) for name, kernel in kernels.items()}
+  per_layer: dict[str, list[Array]] = {name: [] for name in (
+      "sparsity", "inactive_fraction", "dead_fraction", "revived_fraction", "preactivation_mean")}
+  new_ever = []
+  for index, before in enumerate(ever_inactive):
+    inactive = ~counts["active"][index]
+    values = counts["values"][index]
+    per_layer["sparsity"].append(counts["zeros"][index] / values)
+    per_layer["inactive_fraction"].append(jnp.mean(inactive))
+    per_layer["dead_fraction"].append(jnp.mean(~counts["learning"][index]))
+    per_layer["revived_fraction"].append(jnp.mean(before & ~inactive))
+    per_layer["preactivation_mean"].append(counts["preactivation_sum"][index] / values)
+    new_ever.append(before | inactive)
+  return {name: jnp.stack(values) for name, values in per_layer.items()}, tuple(new_ever)
+
+
+def kernel_metrics(kernels: Sequence[Array], gradients: Sequence[Array]) -> dict[str, Array]:
+  """Weight norm, largest weight and gradient norm of each layer's kernel.
+
+  Examples:
+    >>> values = kernel_metrics([jnp.array([[3.0, -4.0]])], [jnp.array([[0.0, 2.0]])])
+    >>> {key: float(value[0]) for key, value in values.items()}
+    {'weight_norm': 5.0, 'max_abs_weight': 4.0, 'gradient_norm': 2.0}
+  """
+  return {
+      "weight_norm": jnp.stack([jnp.linalg.norm(k.reshape(-1)) for k in kernels]),
+      "max_abs_weight": jnp.stack([jnp.max(jnp.abs(k)) for k in kernels]),
+      "gradient_norm": jnp.stack([jnp.linalg.norm(g.reshape(-1)) for g in gradients]),
+  }
+
+
+def run_averages(layer_values: dict[str, Array]) -> dict[str, Array]:
+  """The run metrics that average a layer metric over the hidden layers.
+
+  Examples:
+    >>> run_averages({"sparsity": jnp.array([0.5, 0.7]), "dead_fraction": jnp.array([0.0, 0.5])})
+    {'sparsity': Array(0.6, dtype=float32), 'dead_fraction': Array(0.25, dtype=float32)}
+  """
+  averaged = ("inactive_fraction", "dead_fraction", "revived_fraction", "sparsity")
+  return {name: jnp.mean(values) for name, values in layer_values.items() if name in averaged}

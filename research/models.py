@@ -1,10 +1,11 @@
 """Flax NNX models whose activation is injected: an MLP and two small CNNs.
 
-Every model takes the activation as a callable (a registry spec resolved by the
-caller) and passes keyword hyperparameters through at call time, so a slope can
-be an array on a vmapped "runs" axis. ``forward`` also returns each hidden
-layer's pre-activations and outputs, which the metrics need; hidden *units*
-are always on the last axis (neurons of a dense layer, channels of a conv).
+Every model takes a ready activation, ``f(z) -> array``: the caller binds its
+hyperparameters (which may be traced arrays, one per run of a grid), so a model
+never sees their names. ``forward`` also returns each hidden layer's
+pre-activations ``z`` and the activation's own outputs ``f(z)``, which the
+metrics need; hidden *units* are always on the last axis (neurons of a dense
+layer, channels of a conv).
 """
 
 from __future__ import annotations
@@ -74,8 +75,8 @@ class Forward(NamedTuple):
   """A forward pass with what the metrics need from inside the network."""
 
   outputs: Array  # (batch, num_outputs): logits, or predictions for regression
-  preactivations: tuple[Array, ...]  # per hidden layer, units on the last axis
-  activations: tuple[Array, ...]  # the activation's outputs, same shapes
+  preactivations: tuple[Array, ...]  # per hidden layer, the activation's input z, units last
+  activations: tuple[Array, ...]  # the activation's own output f(z), same shapes
 
 
 class Model(nnx.Module):
@@ -83,34 +84,31 @@ class Model(nnx.Module):
 
   hidden: nnx.List
   output: nnx.Linear
-  activation: Callable[..., Array]
+  activation: Callable[[Array], Array]
   residual: bool = False
 
   def _hidden_input(self, x: Array) -> Array:
     return x
 
-  def forward(self, x: Array, **hyperparameters: Array) -> Forward:
-    """Runs the model, keeping each hidden layer's pre-activations and outputs."""
+  def forward(self, x: Array) -> Forward:
+    """Runs the model, keeping each activation's input and output."""
     h = self._hidden_input(x)
     preactivations, outputs = [], []
     for index, layer in enumerate(self.hidden):
       preactivation = layer(h)
-      activated = self.activation(preactivation, **hyperparameters)
-      if self.residual and index > 0:
-        activated = h + activated  # equal widths past the first layer
+      activated = self.activation(preactivation)
       preactivations.append(preactivation)
       outputs.append(activated)
-      h = activated
+      h = h + activated if self.residual and index > 0 else activated  # equal widths past the first layer
     logits = self.output(h.reshape(h.shape[0], -1))
     return Forward(logits, tuple(preactivations), tuple(outputs))
 
-  def __call__(self, x: Array, **hyperparameters: Array) -> Array:
-    return self.forward(x, **hyperparameters).outputs
+  def __call__(self, x: Array) -> Array:
+    return self.forward(x).outputs
 
-  def kernels(self) -> dict[str, Array]:
-    """Each layer's weights by metric name: ``layer_0``, ..., ``output``."""
-    named = {f"layer_{i}": layer.kernel[...] for i, layer in enumerate(self.hidden)}
-    return named | {"output": self.output.kernel[...]}
+  def kernels(self) -> tuple[Array, ...]:
+    """Each layer's weights, from the input: the hidden layers, then the output."""
+    return (*(layer.kernel[...] for layer in self.hidden), self.output.kernel[...])
 
 
 class MLP(Model):
@@ -121,11 +119,12 @@ class MLP(Model):
 
   Examples:
     >>> import activations
-    >>> model = MLP(40, 10, width=100, depth=2, activation=activations.necro_relu,
-    ...             rngs=nnx.Rngs(0))
+    >>> import functools
+    >>> model = MLP(40, 10, width=100, depth=2, rngs=nnx.Rngs(0),
+    ...             activation=functools.partial(activations.necro_relu, negative_slope=0.2))
     >>> sum(p.size for p in jax.tree.leaves(nnx.state(model, nnx.Param)))
     15210
-    >>> model(jnp.ones((8, 40)), negative_slope=0.2).shape
+    >>> model(jnp.ones((8, 40))).shape
     (8, 10)
   """
 
@@ -136,7 +135,7 @@ class MLP(Model):
       *,
       width: int,
       depth: int,
-      activation: Callable[..., Array],
+      activation: Callable[[Array], Array],
       residual: bool = False,
       init: str = "lecun_normal",
       bias_init: float = 0.0,
@@ -186,7 +185,7 @@ class CNN1D(Model):
       *,
       width: int,
       depth: int,
-      activation: Callable[..., Array],
+      activation: Callable[[Array], Array],
       init: str = "lecun_normal",
       bias_init: float = 0.0,
       rngs: nnx.Rngs,
@@ -237,7 +236,7 @@ class CNN2D(Model):
       *,
       width: int,
       depth: int,
-      activation: Callable[..., Array],
+      activation: Callable[[Array], Array],
       init: str = "lecun_normal",
       bias_init: float = 0.0,
       rngs: nnx.Rngs,
@@ -278,7 +277,7 @@ def build(
     *,
     width: int,
     depth: int,
-    activation: Callable[..., Array],
+    activation: Callable[[Array], Array],
     residual: bool = False,
     init: str = "lecun_normal",
     bias_init: float = 0.0,

@@ -1,18 +1,27 @@
 """Training a grid of runs as one compiled program.
 
-Read top to bottom: the optimizer, a run's state, :func:`grid_functions` with
-the three per-run functions (``init``, ``train_steps``, ``evaluate``) vmapped
-over the runs axis and sharded over the devices, and :func:`train_grid`, which
-loops over evaluation chunks. Within a chunk the steps run in a ``lax.scan``.
+Read top to bottom, as a Flax example: the optimizer; what a run carries; build
+a run (:func:`init_run`); one optimizer step (:func:`train_step`) and a chunk of
+them (:func:`train_chunk`); evaluate and probe a run on the whole data
+(:func:`evaluate`); then :func:`compile_grid`, which turns these per-run
+functions into programs over a grid's leading "runs" axis, and
+:func:`train_grid`, the loop over evaluation chunks.
 
 Each run draws its initial weights from ``key(seed)`` and its mini-batches
 (with replacement) from ``fold_in(key(seed), step)``, so runs with the same
 seed share their initialisation and data order across activations and learning
-rates: comparisons are paired. Same config, same numbers, bit for bit on CPU.
+rates: comparisons are paired.
+
+The runs axis is sharded over the devices. Each device trains its share of the
+runs either one after another inside the program (``batching="map"``,
+``jax.lax.map``: every run is computed exactly as if trained alone, so its
+numbers do not depend on the grid or the device count) or batched
+(``"vmap"``: what fills a GPU or TPU, rounding differently from a single run).
 
 A run whose loss becomes non-finite, or whose training loss at an evaluation
 exceeds ``divergence_factor`` times its initial loss, is marked diverged and
-frozen: its parameters stop changing, the other runs go on.
+frozen: its parameters stop changing, the other runs go on. Its final row
+holds the metrics of its last evaluation before it diverged.
 """
 
 from __future__ import annotations
@@ -30,17 +39,68 @@ import optax
 from flax import nnx
 from jax import Array
 from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
 
+import activations
 from research import devices, metrics, models
 from research.config import Config
 from research.data import Dataset
 from research.grid import Grid, Run
 
-_EVAL_BATCH = 1000  # examples per evaluation batch, to bound memory per run
+EVAL_BATCH = 1000  # examples per evaluation batch, to bound memory per run
 
 
-def make_optimizer(config: Config, learning_rate: Array) -> optax.GradientTransformation:
+@dataclasses.dataclass(frozen=True)
+class Program:
+  """Everything that determines a grid's compiled programs, and nothing else.
+
+  Seeds, learning rates and swept hyperparameters are arrays on the runs axis,
+  and the data are arguments, so neither is here: grids that differ only in
+  them share their programs.
+  """
+
+  model: str
+  width: int
+  depth: int
+  residual: bool
+  init: str
+  bias_init: float
+  input_shape: tuple[int, ...]
+  num_outputs: int
+  task: str
+  optimizer: str
+  schedule: str
+  momentum: float
+  weight_decay: float
+  steps: int
+  batch_size: int
+  divergence_factor: float
+  activation: str  # registry name
+  static: tuple[tuple[str, Any], ...]  # non-float hyperparameters, fixed at trace time
+  swept: tuple[str, ...]  # float hyperparameters, arrays on the runs axis
+  batching: str  # "map" or "vmap"
+
+  @classmethod
+  def of(cls, config: Config, dataset: Dataset, grid: Grid) -> Program:
+    """The program of ``grid`` under ``config`` for ``dataset``'s shapes."""
+    return cls(
+        model=config.model, width=config.width, depth=config.depth,
+        residual=config.residual, init=config.init, bias_init=config.bias_init,
+        input_shape=dataset.input_shape, num_outputs=dataset.num_outputs,
+        task=dataset.task, optimizer=config.optimizer, schedule=config.schedule,
+        momentum=config.momentum, weight_decay=config.weight_decay,
+        steps=config.steps, batch_size=config.batch_size,
+        divergence_factor=config.divergence_factor, activation=grid.name,
+        static=grid.static, swept=grid.swept,
+        batching=devices.resolved_batching(config.batching),
+    )
+
+
+def make_optimizer(program: Program | Config, learning_rate: Array) -> optax.GradientTransformation:
   """The Optax optimizer for one run; ``learning_rate`` may be a traced array.
+
+  The schedule is built with peak 1 and scaled by the run's learning rate, so
+  that a traced rate never reaches Optax's schedule code.
 
   Examples:
     >>> tx = make_optimizer(Config(optimizer="sgd"), jnp.asarray(0.1))
@@ -48,21 +108,23 @@ def make_optimizer(config: Config, learning_rate: Array) -> optax.GradientTransf
     >>> updates["w"]
     Array([-0.1, -0.1], dtype=float32)
   """
-  if config.schedule == "cosine":
-    rate = optax.cosine_decay_schedule(learning_rate, config.steps)
-  elif config.schedule == "warmup_cosine":
-    rate = optax.warmup_cosine_decay_schedule(
-        0.0, learning_rate, max(1, config.steps // 20), config.steps
+  if program.schedule == "cosine":
+    schedule = optax.cosine_decay_schedule(1.0, program.steps)
+  elif program.schedule == "warmup_cosine":
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0, 1.0, max(1, program.steps // 20), program.steps
     )
   else:
-    rate = learning_rate
-  if config.optimizer == "sgd":
-    return optax.sgd(rate)
-  if config.optimizer == "momentum":
-    return optax.sgd(rate, momentum=config.momentum)
-  if config.optimizer == "adamw":
-    return optax.adamw(rate, weight_decay=config.weight_decay)
-  return optax.adam(rate)
+    schedule = 1.0
+  if program.optimizer == "sgd":
+    base = optax.sgd(schedule)
+  elif program.optimizer == "momentum":
+    base = optax.sgd(schedule, momentum=program.momentum)
+  elif program.optimizer == "adamw":
+    base = optax.adamw(schedule, weight_decay=program.weight_decay)
+  else:
+    base = optax.adam(schedule)
+  return optax.chain(base, optax.scale(learning_rate))
 
 
 class RunInputs(NamedTuple):
@@ -79,191 +141,265 @@ class RunState(NamedTuple):
 
   params: nnx.State
   opt_state: optax.OptState
-  ever_dead: tuple[Array, ...]  # per hidden layer: units dead at any evaluation so far
+  ever_inactive: tuple[Array, ...]  # per hidden layer: units inactive at any evaluation so far
   diverged: Array  # bool
   diverged_step: Array  # int32, -1 while the run is healthy
   initial_loss: Array  # the training loss at step 0
 
 
 class Arrays(NamedTuple):
-  """The dataset on the devices, replicated."""
+  """The dataset on the devices, replicated: for sampling and in evaluation batches."""
 
   x_train: Array
   y_train: Array
-  x_test: Array
-  y_test: Array
-  x_probe: Array
-  y_probe: Array
+  train_batches: tuple[Array, Array, Array]  # inputs, targets, weights (0 for padding)
+  test_batches: tuple[Array, Array, Array]
+
+
+def _in_batches(x: np.ndarray, y: np.ndarray) -> tuple[Array, Array, Array]:
+  """``x`` and ``y`` cut into equal batches, the last padded with weight 0."""
+  count = x.shape[0]
+  size = min(EVAL_BATCH, count)
+  batches = -(-count // size)
+  padding = batches * size - count
+
+  def cut(a: np.ndarray) -> Array:
+    a = np.concatenate([a, np.zeros((padding, *a.shape[1:]), a.dtype)])
+    return jnp.asarray(a.reshape(batches, size, *a.shape[1:]))
+
+  return cut(x), cut(y), cut(np.ones(count, np.float32))
+
+
+def device_arrays(dataset: Dataset) -> Arrays:
+  """The dataset as JAX arrays, for sampling and cut into evaluation batches."""
+  return Arrays(
+      jnp.asarray(dataset.x_train),
+      jnp.asarray(dataset.y_train),
+      _in_batches(dataset.x_train, dataset.y_train),
+      _in_batches(dataset.x_test, dataset.y_test),
+  )
+
+
+# --- one run ------------------------------------------------------------------
+
+
+def bound_activation(program: Program, inputs: RunInputs) -> Callable[[Array], Array]:
+  """The run's activation ``f(z)``, its hyperparameters (maybe traced) bound."""
+  function = activations.get(program.activation)
+  return functools.partial(function, **dict(program.static), **inputs.hyperparameters)
+
+
+def build_model(program: Program, activation: Callable[[Array], Array], key: Array) -> models.Model:
+  """A freshly initialised model of the program's architecture."""
+  return models.build(
+      program.model, program.input_shape, program.num_outputs,
+      width=program.width, depth=program.depth, activation=activation,
+      residual=program.residual, init=program.init, bias_init=program.bias_init,
+      rngs=nnx.Rngs(params=key),
+  )
+
+
+def _model(program: Program, inputs: RunInputs, params: nnx.State) -> models.Model:
+  """The run's model with ``params``, its activation bound to the run's values."""
+  activation = bound_activation(program, inputs)
+  graphdef = nnx.graphdef(nnx.eval_shape(lambda: build_model(program, activation, jax.random.key(0))))
+  return nnx.merge(graphdef, params)
+
+
+def init_run(program: Program, inputs: RunInputs) -> RunState:
+  """A run's state before its first step."""
+  model = build_model(program, bound_activation(program, inputs), inputs.init_key)
+  params = nnx.state(model, nnx.Param)
+  opt_state = make_optimizer(program, inputs.learning_rate).init(params)
+  ever_inactive = tuple(jnp.zeros(layer.kernel.shape[-1], bool) for layer in model.hidden)
+  return RunState(
+      params, opt_state, ever_inactive, jnp.array(False), jnp.array(-1, jnp.int32),
+      jnp.array(jnp.inf, jnp.float32),
+  )
 
 
 def _where(condition: Array, if_true: Any, if_false: Any) -> Any:
   return jax.tree.map(lambda a, b: jnp.where(condition, a, b), if_true, if_false)
 
 
-def _batched_mean(function: Callable[[Array, Array], Array], x: Array, y: Array) -> Array:
-  """Mean of per-example ``function`` over the dataset, a batch at a time."""
-  count = x.shape[0]
-  batch = min(_EVAL_BATCH, count)
-  batches = -(-count // batch)
-  padding = batches * batch - count
+def train_step(
+    program: Program, data: Arrays, inputs: RunInputs, state: RunState, step: Array
+) -> tuple[RunState, Array]:
+  """One optimizer step on a mini-batch; a run whose loss turns non-finite freezes."""
+  key = jax.random.fold_in(inputs.data_key, step)
+  indices = jax.random.randint(key, (program.batch_size,), 0, data.x_train.shape[0])
 
-  def in_batches(a: Array) -> Array:
-    a = jnp.concatenate([a, jnp.zeros((padding, *a.shape[1:]), a.dtype)])
-    return a.reshape(batches, batch, *a.shape[1:])
+  def batch_loss(params: nnx.State) -> Array:
+    outputs = _model(program, inputs, params)(data.x_train[indices])
+    return metrics.loss(outputs, data.y_train[indices], program.task)
 
-  weights = in_batches(jnp.ones(count))  # zero for the padding
-  totals = jax.lax.map(
-      lambda b: jnp.sum(function(b[0], b[1]) * b[2][:, None], axis=0),
-      (in_batches(x), in_batches(y), weights),
+  loss, grads = jax.value_and_grad(batch_loss)(state.params)
+  optimizer = make_optimizer(program, inputs.learning_rate)
+  updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  diverges = ~state.diverged & ~jnp.isfinite(loss)
+  frozen = state.diverged | diverges
+  state = state._replace(
+      params=_where(frozen, state.params, params),
+      opt_state=_where(frozen, state.opt_state, opt_state),
+      diverged=frozen,
+      diverged_step=jnp.where(diverges, step, state.diverged_step),
   )
-  return jnp.sum(totals, axis=0) / count
+  return state, jnp.where(frozen, jnp.nan, loss)
 
 
-class GridFunctions(NamedTuple):
-  init: Callable[..., RunState]
-  train_steps: Callable[..., tuple[RunState, Array]]
-  evaluate: Callable[..., tuple[RunState, dict[str, Array]]]
+def train_chunk(
+    program: Program, data: Arrays, inputs: RunInputs, state: RunState, first_step: Array,
+    num_steps: int,
+) -> tuple[RunState, Array]:
+  """``num_steps`` steps in a ``lax.scan``; returns the state and each step's loss."""
+  step = functools.partial(train_step, program, data, inputs)
+  return jax.lax.scan(step, state, first_step + jnp.arange(num_steps))
 
 
-def grid_functions(
-    config: Config, dataset: Dataset, grid: Grid, mesh: Mesh | None = None
-) -> GridFunctions:
-  """The per-run init, training chunk and evaluation for one grid, vmapped and jitted.
+def _train_set_pass(program: Program, data: Arrays, inputs: RunInputs, params: nnx.State):
+  """Loss, accuracy, gradient and activation counts summed over the training set."""
+  activation = bound_activation(program, inputs)
 
-  Every array with a runs axis is sharded over ``mesh`` (default: all
-  devices), data and step counters replicated; fixing the shardings means each
-  program compiles once. Cached, so training the same grid again (a resumed
-  sweep, runs one by one) reuses the compiled programs.
+  def batch(params: nnx.State, x: Array, y: Array, weights: Array):
+    forward = _model(program, inputs, params).forward(x)
+    loss_sum = jnp.sum(metrics.per_example_loss(forward.outputs, y, program.task) * weights)
+    return loss_sum, forward
+
+  def accumulate(totals, batch_arrays):
+    x, y, weights = batch_arrays
+    (loss_sum, forward), grads = jax.value_and_grad(batch, has_aux=True)(params, x, y, weights)
+    correct = jnp.sum(metrics.per_example_correct(forward.outputs, y, program.task) * weights)
+    counts = metrics.unit_counts(activation, forward.preactivations, forward.activations, weights)
+    new = (loss_sum, correct, grads, counts)
+    if totals is None:
+      return new
+    return (
+        totals[0] + loss_sum, totals[1] + correct, jax.tree.map(jnp.add, totals[2], grads),
+        metrics.merge_counts(totals[3], counts),
+    )
+
+  first = jax.tree.map(lambda a: a[0], data.train_batches)
+  rest = jax.tree.map(lambda a: a[1:], data.train_batches)
+  totals, _ = jax.lax.scan(lambda t, b: (accumulate(t, b), None), accumulate(None, first), rest)
+  return totals
+
+
+def _test_set_pass(program: Program, data: Arrays, inputs: RunInputs, params: nnx.State):
+  """Loss and accuracy summed over the test set."""
+  model = _model(program, inputs, params)
+
+  def batch(_, batch_arrays):
+    x, y, weights = batch_arrays
+    outputs = model(x)
+    loss_sum = jnp.sum(metrics.per_example_loss(outputs, y, program.task) * weights)
+    correct = jnp.sum(metrics.per_example_correct(outputs, y, program.task) * weights)
+    return None, jnp.stack([loss_sum, correct])
+
+  _, sums = jax.lax.scan(batch, None, data.test_batches)
+  return jnp.sum(sums, axis=0)
+
+
+def evaluate(
+    program: Program, data: Arrays, inputs: RunInputs, state: RunState, step: Array
+) -> tuple[RunState, dict[str, Array], dict[str, Array]]:
+  """Run metrics and layer metrics on the whole training and test sets.
+
+  Returns the state (divergence and inactive units updated), the run metrics
+  (scalars) and the layer metrics (one value per layer, the output last; the
+  activation metrics are NaN for the output layer, which has none).
   """
-  mesh = devices.runs_mesh() if mesh is None else mesh
-  return _grid_functions(dataclasses.replace(config, out="", quiet=False), dataset, grid, mesh)
+  train_count = jnp.sum(data.train_batches[2])
+  test_count = jnp.sum(data.test_batches[2])
+  loss_sum, correct, grads, counts = _train_set_pass(program, data, inputs, state.params)
+  test_loss_sum, test_correct = _test_set_pass(program, data, inputs, state.params)
+  activation_values, ever_inactive = metrics.activation_metrics(counts, state.ever_inactive)
+  model = _model(program, inputs, state.params)
+  gradients = nnx.merge(nnx.graphdef(model), jax.tree.map(lambda g: g / train_count, grads))
+  layers = metrics.kernel_metrics(model.kernels(), gradients.kernels())
+  for name, values in activation_values.items():
+    layers[name] = jnp.append(values, jnp.nan)  # the output layer has no activation
+  train_loss = loss_sum / train_count
+  run_values = {
+      "train_loss": train_loss,
+      "train_accuracy": correct / train_count,
+      "test_loss": test_loss_sum / test_count,
+      "test_accuracy": test_correct / test_count,
+      **metrics.run_averages(activation_values),
+  }
+  initial_loss = jnp.where(step == 0, train_loss, state.initial_loss)
+  diverges = ~state.diverged & (
+      ~jnp.isfinite(train_loss) | (train_loss > program.divergence_factor * initial_loss)
+  )
+  state = state._replace(
+      ever_inactive=ever_inactive,
+      initial_loss=initial_loss,
+      diverged=state.diverged | diverges,
+      diverged_step=jnp.where(diverges, step, state.diverged_step),
+  )
+  return state, run_values, layers
 
 
-@functools.lru_cache(maxsize=16)
-def _grid_functions(config: Config, dataset: Dataset, grid: Grid, mesh: Mesh) -> GridFunctions:
-  activation = grid.activation()
-  task = dataset.task
+# --- a grid of runs -------------------------------------------------------------
 
-  def new_model(key: Array) -> models.Model:
-    return models.build(
-        config.model,
-        dataset.input_shape,
-        dataset.num_outputs,
-        width=config.width,
-        depth=config.depth,
-        activation=activation,
-        residual=config.residual,
-        init=config.init,
-        bias_init=config.bias_init,
-        rngs=nnx.Rngs(params=key),
+
+def _over_runs(program: Program, per_run: Callable[..., Any]) -> Callable[..., Any]:
+  """``per_run(state, inputs, *shared)`` over a device's runs: ``lax.map`` or ``vmap``."""
+  if program.batching == "vmap":
+    return lambda state, inputs, *shared: jax.vmap(
+        lambda s, i: per_run(s, i, *shared))(state, inputs)
+  return lambda state, inputs, *shared: jax.lax.map(
+      lambda both: per_run(both[0], both[1], *shared), (state, inputs))
+
+
+class GridPrograms(NamedTuple):
+  """A grid's compiled pieces, each over the (sharded) runs axis."""
+
+  init: Callable[[RunInputs], RunState]
+  train_chunk: Callable[..., tuple[RunState, Array]]
+  evaluate: Callable[..., tuple[RunState, dict[str, Array], dict[str, Array]]]
+
+
+@functools.lru_cache(maxsize=32)
+def compile_grid(program: Program, mesh: Mesh) -> GridPrograms:
+  """The grid's init, training chunk and evaluation, sharded over ``mesh``.
+
+  Every array with a runs axis is split over the mesh, the data and step
+  counters replicated. Cached on what determines the computation only
+  (:class:`Program`, the mesh), so a resumed sweep, runs one by one and other
+  seeds or rates reuse the compiled programs.
+  """
+
+  def chunk(state, inputs, data, first_step, num_steps):
+    return train_chunk(program, data, inputs, state, first_step, num_steps)
+
+  def assess(state, inputs, data, step):
+    return evaluate(program, data, inputs, state, step)
+
+  def sharded(per_run: Callable[..., Any], num_shared: int) -> Callable[..., Any]:
+    return jax.shard_map(
+        _over_runs(program, per_run), mesh=mesh,
+        in_specs=(P("runs"), P("runs"), *[P()] * num_shared), out_specs=P("runs"),
     )
 
-  graphdef = nnx.graphdef(nnx.eval_shape(lambda: new_model(jax.random.key(0))))
-
-  def forward(params: nnx.State, x: Array, inputs: RunInputs) -> models.Forward:
-    return nnx.merge(graphdef, params).forward(x, **inputs.hyperparameters)
-
-  def batch_loss(params: nnx.State, x: Array, y: Array, inputs: RunInputs) -> Array:
-    return metrics.loss(forward(params, x, inputs).outputs, y, task)
-
-  def init(inputs: RunInputs) -> RunState:
-    params = nnx.state(new_model(inputs.init_key), nnx.Param)
-    opt_state = make_optimizer(config, inputs.learning_rate).init(params)
-    ever_dead = tuple(
-        jnp.zeros(layer.kernel.shape[-1], bool)
-        for layer in nnx.merge(graphdef, params).hidden
-    )
-    return RunState(params, opt_state, ever_dead, jnp.array(False), jnp.array(-1, jnp.int32), jnp.array(jnp.inf, jnp.float32))
-
-  def train_steps(state: RunState, inputs: RunInputs, data: Arrays, first_step: Array, num_steps: int):
-    optimizer = make_optimizer(config, inputs.learning_rate)
-    size = data.x_train.shape[0]
-
-    def step(state: RunState, step_index: Array) -> tuple[RunState, Array]:
-      key = jax.random.fold_in(inputs.data_key, step_index)
-      indices = jax.random.randint(key, (config.batch_size,), 0, size)
-      loss, grads = jax.value_and_grad(batch_loss)(
-          state.params, data.x_train[indices], data.y_train[indices], inputs
-      )
-      updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-      params = optax.apply_updates(state.params, updates)
-      diverges = ~state.diverged & ~jnp.isfinite(loss)
-      frozen = state.diverged | diverges
-      new_state = state._replace(
-          params=_where(frozen, state.params, params),
-          opt_state=_where(frozen, state.opt_state, opt_state),
-          diverged=frozen,
-          diverged_step=jnp.where(diverges, step_index, state.diverged_step),
-      )
-      return new_state, jnp.where(frozen, jnp.nan, loss)
-
-    return jax.lax.scan(step, state, first_step + jnp.arange(num_steps))
-
-  def evaluate(state: RunState, inputs: RunInputs, data: Arrays, step_index: Array):
-    def loss_and_correct(x: Array, y: Array) -> Array:
-      outputs = forward(state.params, x, inputs).outputs
-      return jnp.stack(
-          [metrics.per_example_loss(outputs, y, task), metrics.per_example_correct(outputs, y, task)],
-          axis=-1,
-      )
-
-    train = _batched_mean(loss_and_correct, data.x_train, data.y_train)
-    test = _batched_mean(loss_and_correct, data.x_test, data.y_test)
-    probe = forward(state.params, data.x_probe, inputs)
-    layer_metrics, ever_dead = metrics.hidden_layer_metrics(
-        probe.preactivations, probe.activations, state.ever_dead
-    )
-    grads = jax.grad(batch_loss)(state.params, data.x_probe, data.y_probe, inputs)
-    model, gradient_model = nnx.merge(graphdef, state.params), nnx.merge(graphdef, grads)
-    results = {
-        "train_loss": train[0],
-        "train_accuracy": train[1],
-        "test_loss": test[0],
-        "test_accuracy": test[1],
-        **layer_metrics,
-        **metrics.norms("weight_norm", model.kernels()),
-        **metrics.norms("grad_norm", gradient_model.kernels()),
-    }
-    initial_loss = jnp.where(step_index == 0, train[0], state.initial_loss)
-    diverges = ~state.diverged & (
-        ~jnp.isfinite(train[0]) | (train[0] > config.divergence_factor * initial_loss)
-    )
-    state = state._replace(
-        ever_dead=ever_dead,
-        initial_loss=initial_loss,
-        diverged=state.diverged | diverges,
-        diverged_step=jnp.where(diverges, step_index, state.diverged_step),
-    )
-    return state, results
-
-  # The runs axis: state and inputs are batched, data and step counters shared.
-  def train_all(state, inputs, data, first_step, num_steps):
-    return jax.vmap(lambda s, i: train_steps(s, i, data, first_step, num_steps))(state, inputs)
-
-  def evaluate_all(state, inputs, data, step_index):
-    return jax.vmap(lambda s, i: evaluate(s, i, data, step_index))(state, inputs)
-
-  runs, shared = devices.runs_sharding(mesh), devices.replicated_sharding(mesh)
-  init_one = jax.jit(init)
+  init_one = jax.jit(functools.partial(init_run, program))
+  runs = devices.runs_sharding(mesh)
 
   def init_all(inputs: RunInputs) -> RunState:
     # One run at a time, stacked: the random initialisers compile several
-    # times faster for one run than under vmap, and init runs only once.
+    # times faster for one run than over a runs axis, and init runs once.
     count = inputs.learning_rate.shape[0]
     states = [init_one(jax.tree.map(lambda a: a[i], inputs)) for i in range(count)]
     return jax.device_put(jax.tree.map(lambda *leaves: jnp.stack(leaves), *states), runs)
 
-  return GridFunctions(
+  return GridPrograms(
       init=init_all,
-      train_steps=jax.jit(
-          train_all,
+      train_chunk=jax.jit(
+          lambda state, inputs, data, first_step, num_steps: sharded(
+              lambda s, i, d, f: chunk(s, i, d, f, num_steps), 2)(state, inputs, data, first_step),
           static_argnums=4,
-          in_shardings=(runs, runs, shared, shared),
-          out_shardings=runs,
       ),
-      evaluate=jax.jit(
-          evaluate_all, in_shardings=(runs, runs, shared, shared), out_shardings=runs
-      ),
+      evaluate=jax.jit(sharded(assess, 2)),
   )
 
 
@@ -282,37 +418,70 @@ def run_inputs(runs: Sequence[Run], grid: Grid) -> RunInputs:
   )
 
 
-def device_arrays(config: Config, dataset: Dataset) -> Arrays:
-  """The dataset as JAX arrays, with the probe set: the first training examples."""
-  probe = min(config.probe_size, dataset.x_train.shape[0])
-  return Arrays(
-      *(jnp.asarray(a) for a in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test)),
-      jnp.asarray(dataset.x_train[:probe]),
-      jnp.asarray(dataset.y_train[:probe]),
-  )
+def shortest(value: Any) -> float:
+  """A float32 metric as the shortest decimal that reads back to it (``0.602``).
 
-
-_HEADLINE = (
-    "test_accuracy", "test_loss", "train_accuracy", "train_loss",
-    "dead_fraction", "sparsity", "revived_fraction",
-)
-
-
-def _metric_order(values: dict[str, Any]) -> list[str]:
-  """Headline metrics first, then the per-layer ones grouped by metric."""
-  return [k for k in _HEADLINE if k in values] + sorted(k for k in values if k not in _HEADLINE)
-
-
-def _shortest(value: Any) -> float:
-  """A float32 metric as the shortest decimal that reads back to it."""
+  Examples:
+    >>> shortest(np.float32(0.602))
+    0.602
+  """
   return float(str(np.float32(value)))
 
 
-class GridResult(NamedTuple):
-  """Per run: the final metrics (rows) and every evaluation (history rows)."""
+def run_keys(run: Run) -> dict[str, Any]:
+  """The columns that say which run a row belongs to; every CSV starts with them."""
+  return {
+      "run_id": run.run_id,
+      "activation": run.activation,
+      "name": run.name,
+      "grid": run.grid,
+      "seed": run.seed,
+      "learning_rate": run.learning_rate,
+      **dict(run.hyperparameters),
+  }
 
-  runs: list[dict[str, Any]]
-  history: list[dict[str, Any]]
+
+class GridResult(NamedTuple):
+  """Per run: final metrics, every evaluation, every layer; and the grid's timing."""
+
+  runs: list[dict[str, Any]]  # runs.csv rows
+  history: list[dict[str, Any]]  # history.csv rows: run metrics per evaluation
+  layers: list[dict[str, Any]]  # layers.csv rows: layer metrics per evaluation and layer
+  timing: dict[str, Any]  # grids.csv row: what is per grid (devices, seconds)
+
+
+class _Recorder:
+  """Turns each evaluation into history and layer rows, and keeps the last healthy one."""
+
+  def __init__(self, runs: Sequence[Run]):
+    self.runs = list(runs)
+    self.keys = [run_keys(run) for run in self.runs]
+    self.history: list[dict[str, Any]] = []
+    self.layers: list[dict[str, Any]] = []
+    self.last_healthy: list[dict[str, Any] | None] = [None] * len(self.runs)
+
+  def record(self, step: int, run_values: dict, layer_values: dict, diverged: Array) -> None:
+    run_values, layer_values, diverged = devices.to_host((run_values, layer_values, diverged))
+    for index, keys in enumerate(self.keys):
+      row = {
+          **keys, "step": step, "diverged": bool(diverged[index]),
+          **{name: shortest(run_values[name][index]) for name in metrics.RUN_METRICS if name in run_values},
+      }
+      self.history.append(row)
+      if not row["diverged"]:
+        self.last_healthy[index] = row
+      num_layers = next(iter(layer_values.values())).shape[1]
+      for layer in range(num_layers):
+        self.layers.append({
+            **keys, "step": step, "layer": layer + 1,
+            **{name: _finite_or_none(layer_values[name][index, layer])
+               for name in metrics.LAYER_METRICS if name in layer_values},
+        })
+
+
+def _finite_or_none(value: Any) -> float | None:
+  """NaN marks "not measured" (the output layer's activation): an empty field."""
+  return None if np.isnan(value) else shortest(value)
 
 
 def train_grid(
@@ -334,70 +503,53 @@ def train_grid(
       and the mean training loss of the healthy runs over the chunk.
 
   Returns:
-    One row of final metrics per run and one history row per run and
-    evaluation, as plain Python values.
+    The rows of ``runs.csv``, ``history.csv``, ``layers.csv`` for these runs, as
+    plain Python values, and the grid's row of ``grids.csv``.
   """
   runs = list(grid.runs if runs is None else runs)
   started = time.perf_counter()
   mesh = devices.runs_mesh()
-  functions = grid_functions(config, dataset, grid, mesh)
+  program = Program.of(config, dataset, grid)
+  programs = compile_grid(program, mesh)
   size = devices.padded_size(len(runs), mesh.size)
   inputs = devices.shard_runs(devices.pad_runs(run_inputs(runs, grid), size), mesh)
-  data = devices.replicate(device_arrays(config, dataset), mesh)
-  state = functions.init(inputs)
+  data = devices.replicate(device_arrays(dataset), mesh)
+  state = programs.init(inputs)
+  recorder = _Recorder(runs)
 
-  history: list[dict[str, Any]] = []
-
-  def record(step: int, results: dict[str, Array], diverged: Array) -> None:
-    values, diverged = devices.to_host((results, diverged))
-    values = {key: values[key] for key in metric_keys}
-    for index, run in enumerate(runs):
-      history.append(
-          {
-              "run_id": run.run_id,
-              "activation": run.activation,
-              "seed": run.seed,
-              "learning_rate": run.learning_rate,
-              "step": step,
-              "diverged": bool(diverged[index]),
-              **{key: _shortest(value[index]) for key, value in values.items()},
-          }
-      )
-
-  state, results = functions.evaluate(state, inputs, data, jnp.asarray(0))
-  metric_keys = _metric_order(results)
-  record(0, results, state.diverged)
+  state, run_values, layer_values = programs.evaluate(state, inputs, data, jnp.asarray(0))
+  recorder.record(0, run_values, layer_values, state.diverged)
   step = 0
   while step < config.steps:
     chunk = min(config.eval_every, config.steps - step)
-    state, losses = functions.train_steps(state, inputs, data, jnp.asarray(step), chunk)
+    state, losses = programs.train_chunk(state, inputs, data, jnp.asarray(step), chunk)
     step += chunk
-    state, results = functions.evaluate(state, inputs, data, jnp.asarray(step))
-    record(step, results, state.diverged)
+    state, run_values, layer_values = programs.evaluate(state, inputs, data, jnp.asarray(step))
+    recorder.record(step, run_values, layer_values, state.diverged)
     if on_chunk is not None:
       healthy = np.asarray(devices.to_host(losses))[: len(runs)]
       mean = float(np.nanmean(healthy)) if np.isfinite(healthy).any() else float("nan")
       on_chunk(chunk, mean)
 
-  seconds = time.perf_counter() - started
-  final = history[-len(runs):]
   diverged_step = devices.to_host(state.diverged_step)
   rows = []
-  for index, (run, last) in enumerate(zip(runs, final)):
-    metrics_only = {k: last[k] for k in metric_keys}
-    rows.append(
-        {
-            "run_id": run.run_id,
-            "activation": run.activation,
-            "name": run.name,
-            "grid": run.grid,
-            "seed": run.seed,
-            "learning_rate": run.learning_rate,
-            **{key: value for key, value in run.hyperparameters},
-            "diverged": last["diverged"],
-            "diverged_step": int(diverged_step[index]) if last["diverged"] else None,
-            **metrics_only,
-            "train_seconds": seconds,
-        }
-    )
-  return GridResult(rows, history)
+  for index, (run, last) in enumerate(zip(runs, recorder.last_healthy)):
+    diverged = bool(recorder.history[-len(runs) + index]["diverged"])
+    final = {name: (last or {}).get(name) for name in metrics.RUN_METRICS}
+    rows.append({
+        **run_keys(run),
+        "diverged": diverged,
+        "diverged_step": int(diverged_step[index]) if diverged else None,
+        "metrics_step": last["step"] if last else None,
+        **final,
+    })
+  timing = {
+      "grid": grid.spec,
+      "runs": len(runs),
+      "devices": mesh.size,
+      "platform": mesh.devices.flat[0].platform,
+      "batching": program.batching,
+      "steps": config.steps,
+      "seconds": round(time.perf_counter() - started, 3),
+  }
+  return GridResult(rows, recorder.history, recorder.layers, timing)

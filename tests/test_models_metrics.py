@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -37,25 +39,33 @@ def test_parameter_counts_are_pinned(name, input_shape, width, depth, expected):
   assert forward.preactivations[-1].shape[-1] == width
 
 
-def test_activation_hyperparameters_reach_every_layer():
-  model = models.MLP(4, 2, width=3, depth=2, activation=activations.necro_relu, rngs=nnx.Rngs(0))
+def test_the_model_uses_the_activation_it_is_given():
   x = -jnp.ones((5, 4))
 
   def input_gradient(slope):
-    return jax.grad(lambda x: model(x, negative_slope=slope).sum())(x)
+    activation = functools.partial(activations.necro_relu, negative_slope=slope)
+    model = models.MLP(4, 2, width=3, depth=2, activation=activation, rngs=nnx.Rngs(0))
+    return model(x), jax.grad(lambda x: model(x).sum())(x)
 
   # Different slopes give different gradients; ReLU's forward is unchanged.
-  assert not np.allclose(input_gradient(0.1), input_gradient(0.5))
-  np.testing.assert_array_equal(model(x, negative_slope=0.1), model(x, negative_slope=0.5))
+  (out_small, grad_small), (out_large, grad_large) = input_gradient(0.1), input_gradient(0.5)
+  assert not np.allclose(grad_small, grad_large)
+  np.testing.assert_array_equal(out_small, out_large)
 
 
-def test_residual_mlp_adds_skip_connections():
-  plain = models.MLP(4, 2, width=4, depth=3, activation=activations.identity, rngs=nnx.Rngs(0))
-  skip = models.MLP(4, 2, width=4, depth=3, activation=activations.identity, residual=True, rngs=nnx.Rngs(0))
-  x = jnp.ones((1, 4))
-  h = plain.forward(x)
-  expected = h.activations[0] + skip.hidden[1](h.activations[0])
-  np.testing.assert_allclose(skip.forward(x).activations[1], expected, rtol=1e-6)
+def test_residual_mlp_records_the_activation_output_not_the_sum():
+  # Regression: the residual model stored h + f(z) as the activation's output,
+  # so sparsity counted the skip connection's values.
+  plain = models.MLP(4, 2, width=4, depth=3, activation=activations.relu, rngs=nnx.Rngs(0))
+  skip = models.MLP(4, 2, width=4, depth=3, activation=activations.relu, residual=True, rngs=nnx.Rngs(0))
+  x = jax.random.normal(jax.random.key(1), (16, 4))
+  forward = skip.forward(x)
+  for pre, out in zip(forward.preactivations, forward.activations):
+    np.testing.assert_array_equal(out, jnp.maximum(pre, 0.0))  # exactly f(z)
+  h0 = plain.forward(x).activations[0]
+  np.testing.assert_allclose(forward.preactivations[1], skip.hidden[1](h0), rtol=1e-6)
+  h1 = h0 + forward.activations[1]  # the next layer sees the sum
+  np.testing.assert_allclose(forward.preactivations[2], skip.hidden[2](h1), rtol=1e-6)
 
 
 @pytest.mark.parametrize("init", models.INITIALIZERS)
@@ -92,20 +102,53 @@ def test_rai_gives_each_unit_one_positive_beta_entry():
   assert joint.mean() == pytest.approx((2 / 3) / 4, abs=0.02)
 
 
-def test_dead_units_and_revival():
+def _counts(activation, pre):
+  return metrics.unit_counts(activation, [pre], [activation(pre)], jnp.ones(pre.shape[0]))
+
+
+def test_inactive_is_the_forward_view_and_dead_the_backward_view():
   pre = jnp.array([[-1.0, 0.5, 0.0, -2.0], [-3.0, -0.5, 0.0, 1.0]])
-  np.testing.assert_array_equal(metrics.dead_units(pre), [True, False, True, False])
-  before = jnp.array([False, True, False, True])
-  values, ever = metrics.hidden_layer_metrics([pre], [jnp.maximum(pre, 0)], [before])
-  assert float(values["dead/layer_0"]) == 0.5
-  assert float(values["revived/layer_0"]) == 0.5  # units 1 and 3: dead before, alive now
-  assert float(values["sparsity/layer_0"]) == 0.75
+  before = (jnp.array([False, True, False, True]),)
+  relu, _ = metrics.activation_metrics(_counts(activations.relu, pre), before)
+  necro, ever = metrics.activation_metrics(_counts(activations.necro_relu, pre), before)
+  leaky, _ = metrics.activation_metrics(_counts(activations.leaky_relu, pre), before)
+  # Units 0 and 2 never have z > 0: inactive for all three.
+  for values in (relu, necro, leaky):
+    assert float(values["inactive_fraction"][0]) == 0.5
+    assert float(values["revived_fraction"][0]) == 0.5  # units 1 and 3 came back
+  # Only ReLU's inactive units get no gradient; NecroReLU's and LeakyReLU's learn.
+  assert float(relu["dead_fraction"][0]) == 0.5
+  assert float(necro["dead_fraction"][0]) == 0.0 and float(leaky["dead_fraction"][0]) == 0.0
+  assert float(relu["sparsity"][0]) == 0.75 and float(leaky["sparsity"][0]) == 0.25
   np.testing.assert_array_equal(ever[0], [True, True, True, True])
 
 
-def test_dead_units_of_a_convolution_are_channels():
+def test_counts_merge_over_batches_and_ignore_padding():
+  pre = jnp.array([[-1.0, 2.0], [-1.0, -2.0], [5.0, 5.0]])
+  whole = _counts(activations.relu, pre[:2])
+  # The same two examples in two batches, the second padded with a positive row.
+  first = _counts(activations.relu, pre[:1])
+  padded = metrics.unit_counts(activations.relu, [pre[1:]], [jnp.maximum(pre[1:], 0)],
+                               jnp.array([1.0, 0.0]))
+  merged = metrics.merge_counts(first, padded)
+  for key in whole:
+    np.testing.assert_array_equal(merged[key][0], whole[key][0])
+  np.testing.assert_array_equal(merged["active"][0], [False, True])
+
+
+def test_units_of_a_convolution_are_channels():
   pre = jnp.stack([-jnp.ones((2, 5)), jnp.ones((2, 5))], axis=-1)  # (batch, length, 2 channels)
-  np.testing.assert_array_equal(metrics.dead_units(pre), [True, False])
+  values, _ = metrics.activation_metrics(_counts(activations.relu, pre), (jnp.zeros(2, bool),))
+  assert float(values["inactive_fraction"][0]) == 0.5 and float(values["sparsity"][0]) == 0.5
+
+
+def test_every_metric_is_described_once():
+  for name, metric in metrics.METRICS.items():
+    assert metric.label and metric.description, name
+    if metric.percent:
+      assert metric.higher_is_better in (True, None), name
+  assert metrics.describe("test_loss").higher_is_better is False
+  assert metrics.describe("gradient_norm").percent is False
 
 
 def test_loss_and_accuracy():
@@ -155,7 +198,40 @@ def test_grid_expands_sweeps_and_keeps_static_arguments():
 )
 def test_bad_configs_fail_with_the_valid_choices(changes, message):
   with pytest.raises(ValueError, match=message):
-    validate(Config(**changes))
+    config = Config(**changes)
+    validate(config)
+    grid.expand(config)
+
+
+def _ids(config: Config) -> dict[tuple, str]:
+  return {(r.activation, r.seed, r.learning_rate): r.run_id for g in grid.expand(config) for r in g.runs}
+
+
+@pytest.mark.parametrize("field,value", [
+    ("dataset", "digits"), ("model", "cnn1d"), ("width", 99), ("depth", 3), ("residual", True),
+    ("optimizer", "sgd"), ("schedule", "cosine"), ("momentum", 0.8), ("weight_decay", 0.1),
+    ("steps", 100), ("batch_size", 32), ("eval_every", 100), ("init", "he_normal"),
+    ("bias_init", 0.1), ("divergence_factor", 5.0), ("data_seed", 1), ("batching", "vmap"),
+])
+def test_a_run_id_changes_with_every_setting_that_changes_its_numbers(field, value):
+  # Regression: ids were activation|seed|rate only, so with config.json deleted
+  # a rerun under another config adopted the old runs as its own.
+  base = Config(seeds=2)
+  changed = Config(**{**base.__dict__, field: value})
+  before, after = _ids(base), _ids(changed)
+  assert before.keys() == after.keys()
+  assert not set(before.values()) & set(after.values())
+
+
+def test_a_run_id_does_not_depend_on_the_rest_of_the_grid():
+  small = _ids(Config(activations=("relu",), seeds=3))
+  large = _ids(Config(activations=("necro_relu", "relu"), seeds=5, learning_rates=(0.1, 0.01)))
+  assert all(large[key] == run_id for key, run_id in small.items())
+  # The defaults of a hyperparameter are part of the settings: spelled or not, same run.
+  spelled = _ids(Config(activations=("necro_relu(negative_slope=0.1)",), seeds=1))
+  implicit = _ids(Config(activations=("necro_relu",), seeds=1))
+  assert [i.rsplit("|", 1)[1] for i in spelled.values()] == [
+      i.rsplit("|", 1)[1] for i in implicit.values()]
 
 
 def test_split_top_level_keeps_lists_inside_specs():
