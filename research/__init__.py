@@ -6,7 +6,7 @@ activations with several seeds and confidence intervals::
     python -m research compare                       # the canonical comparison
     python -m research compare --help                # every flag
 
-or from Python, ``research.compare(research.Config(...))``.
+or from Python, ``research.compare(research.Config(...), out="results/mine")``.
 """
 
 from research.config import Config

@@ -2,14 +2,16 @@
 
 * ``learning_curves.png``: the main metric (test accuracy, or test loss for
   regression) and the training loss against the step;
-* ``dead_fraction.png``: the fraction of dead units against the step, one panel
-  per hidden layer (claim 1 of the research brief);
+* ``dead_fraction.png``: per hidden layer (one column each), the fraction of
+  inactive units (top) and of dead units (bottom) against the step (claim 1 of
+  the research brief), from ``layers.csv``;
 * ``final_accuracy.png``: each seed's final metric per configuration, with the
   mean and its 95% interval; diverged runs as red crosses along the bottom.
 
 A curve is the mean over a configuration's non-diverged runs, with a shaded 95%
-Student t band over seeds (none for a single seed). Colour tells the
-activation, line style the learning rate.
+Student t band over seeds (none for a single seed; a fraction's band is clipped
+to [0, 100]%). Colour tells the activation, line style the learning rate.
+Labels and units come from :data:`research.metrics.METRICS`.
 
 Figures are drawn on :class:`matplotlib.figure.Figure` with the Agg canvas, not
 through :mod:`matplotlib.pyplot`: writing plots neither needs a display nor
@@ -28,19 +30,18 @@ from typing import Any
 
 import numpy as np
 
+from research import metrics
 from research.results import write_bytes_atomic
-from research.summary import choose_metric, mean_confidence_interval
+from research.statistics import mean_confidence_interval
+from research.summary import choose_metric
 
 LEARNING_CURVES, DEAD_FRACTION, FINAL_ACCURACY = (
     "learning_curves.png", "dead_fraction.png", "final_accuracy.png"
 )
 _DPI = 110
 _LINE_STYLES = ("-", "--", ":", "-.")
-_PERCENT_COLUMNS = frozenset(
-    {"test_accuracy", "train_accuracy", "dead_fraction", "sparsity", "revived_fraction"}
-)
-_PERCENT_PREFIXES = ("dead/", "sparsity/", "revived/")  # per-layer fractions
-_DEAD_LAYER = re.compile(r"dead/layer_(\d+)")
+_UNIT_METRICS = ("inactive_fraction", "dead_fraction")  # the rows of dead_fraction.png
+_LAYER_COLUMN = re.compile(r"(\w+)/layer_(\d+)")
 
 Configuration = tuple[str, float]  # (activation, learning rate)
 
@@ -49,6 +50,7 @@ def write_plots(
     folder: str | os.PathLike,
     runs: Sequence[Mapping[str, Any]],
     history: Sequence[Mapping[str, Any]],
+    layers: Sequence[Mapping[str, Any]] = (),
     *,
     metric: str | None = None,
 ) -> list[pathlib.Path]:
@@ -59,12 +61,14 @@ def write_plots(
     runs: rows of ``runs.csv``: they say which runs exist, their configuration
       and whether they diverged. History rows of other runs are ignored.
     history: rows of ``history.csv``: ``run_id``, ``step`` and metric columns.
+    layers: rows of ``layers.csv``: ``run_id``, ``step``, ``layer`` and layer
+      metric columns.
     metric: the main metric; ``None`` picks test accuracy, or test loss when no
       run has a finite accuracy (regression).
 
   Returns:
     The paths written, in the order of the module docstring.
-    ``dead_fraction.png`` is left out when the history has no dead-unit column.
+    ``dead_fraction.png`` is left out when there are no layer rows.
 
   Examples:
     >>> import tempfile
@@ -72,10 +76,13 @@ def write_plots(
     ...          "learning_rate": 0.01, "diverged": False, "test_accuracy": 0.5}
     ...         for seed in range(2)]
     >>> history = [{"run_id": row["run_id"], "step": step, "test_accuracy": 0.5,
-    ...             "train_loss": 1.0 / (step + 1), "dead/layer_0": 0.1}
+    ...             "train_loss": 1.0 / (step + 1)}
     ...            for row in runs for step in (0, 10)]
+    >>> layers = [{"run_id": row["run_id"], "step": step, "layer": 1,
+    ...            "inactive_fraction": 0.1, "dead_fraction": 0.1}
+    ...           for row in runs for step in (0, 10)]
     >>> with tempfile.TemporaryDirectory() as folder:
-    ...   print([path.name for path in write_plots(folder, runs, history)])
+    ...   print([path.name for path in write_plots(folder, runs, history, layers)])
     ['learning_curves.png', 'dead_fraction.png', 'final_accuracy.png']
   """
   try:
@@ -101,9 +108,11 @@ def write_plots(
     return path
 
   written = [save(_learning_curves(configurations, curves, styles, metric), LEARNING_CURVES)]
-  dead_columns = _dead_columns(history)
-  if dead_columns:
-    written.append(save(_dead_fraction(configurations, curves, styles, dead_columns),
+  unit_rows = _per_layer_columns(layers)
+  unit_columns = _layer_columns(unit_rows)
+  if unit_columns:
+    unit_curves = _curves_by_configuration(runs, unit_rows)
+    written.append(save(_dead_fraction(configurations, unit_curves, styles, unit_columns),
                         DEAD_FRACTION))
   written.append(save(_final(configurations, metric), FINAL_ACCURACY))
   return written
@@ -184,8 +193,11 @@ def _draw_curves(axis, configurations, curves, styles, column: str) -> bool:
               label=style["label"])
     band = np.isfinite(half_widths)
     if band.any():  # a single seed has no spread to show
-      axis.fill_between(steps, means - np.where(band, half_widths, 0.0),
-                        means + np.where(band, half_widths, 0.0), where=band,
+      low = means - np.where(band, half_widths, 0.0)
+      high = means + np.where(band, half_widths, 0.0)
+      if scale == 100.0:  # a fraction's interval cannot leave [0, 100]%
+        low, high = np.clip(low, 0.0, 100.0), np.clip(high, 0.0, 100.0)
+      axis.fill_between(steps, low, high, where=band,
                         color=style["color"], alpha=0.2, linewidth=0)
     drawn = True
   if not drawn:
@@ -235,33 +247,41 @@ def _learning_curves(configurations, curves, styles, metric: str):
   return figure
 
 
-def _dead_columns(history: Sequence[Mapping[str, Any]]) -> list[str]:
-  """``dead/layer_i`` columns in layer order, else ``dead_fraction`` if present."""
-  columns = {key for row in history for key in row}
-  layers = sorted(
-      (int(match.group(1)), column)
-      for column in columns
-      if (match := _DEAD_LAYER.fullmatch(column))
-  )
-  if layers:
-    return [column for _, column in layers]
-  return ["dead_fraction"] if "dead_fraction" in columns else []
+def _per_layer_columns(layers: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+  """Layer rows as one row per (run, step) with ``inactive_fraction/layer_1`` columns."""
+  merged: dict[tuple[Any, Any], dict[str, Any]] = {}
+  for row in layers:
+    key = (row.get("run_id"), row.get("step"))
+    target = merged.setdefault(key, {"run_id": key[0], "step": key[1]})
+    for name in _UNIT_METRICS:
+      if row.get(name) is not None:
+        target[f"{name}/layer_{row['layer']}"] = row[name]
+  return list(merged.values())
 
 
-def _dead_fraction(configurations, curves, styles, columns: Sequence[str]):
-  num_columns = min(len(columns), 3)
-  num_rows = math.ceil(len(columns) / num_columns)
-  figure = _figure(4.2 * num_columns, 3.4 * num_rows + _legend_height(configurations))
-  axes = figure.subplots(num_rows, num_columns, squeeze=False, sharey=True).ravel()
-  for axis, column in zip(axes, columns):
-    _draw_curves(axis, configurations, curves, styles, column)
-    axis.set_title("all hidden layers (mean)" if column == "dead_fraction"
-                   else column.replace("dead/layer_", "hidden layer "))
-    axis.set_ylabel("dead units (%)")
-  for axis in axes[len(columns):]:
-    axis.set_visible(False)
-  figure.suptitle("Dead units (pre-activation <= 0 on every probe example)")
-  _legend(figure, axes[:len(columns)])
+def _layer_columns(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
+  """Per unit metric (a row of panels), its per-layer columns in layer order."""
+  present = {key for row in rows for key in row}
+  layers = sorted({int(match.group(2)) for column in present
+                   if (match := _LAYER_COLUMN.fullmatch(column))})
+  if not layers:
+    return []
+  return [[f"{name}/layer_{layer}" for layer in layers] for name in _UNIT_METRICS]
+
+
+def _dead_fraction(configurations, curves, styles, columns: Sequence[Sequence[str]]):
+  num_rows, num_columns = len(columns), len(columns[0])
+  figure = _figure(4.2 * num_columns, 3.2 * num_rows + _legend_height(configurations))
+  axes = figure.subplots(num_rows, num_columns, squeeze=False, sharey=True)
+  for row_axes, row_columns in zip(axes, columns):
+    for axis, column in zip(row_axes, row_columns):
+      name, layer = column.split("/layer_")
+      _draw_curves(axis, configurations, curves, styles, column)
+      axis.set_title(f"hidden layer {layer}: {metrics.describe(name).label}")
+      axis.set_ylabel(f"{metrics.describe(name).label} (%)")
+  figure.suptitle("Inactive units (z <= 0 on every training example) and dead units"
+                  " (backward derivative 0 on every training example)")
+  _legend(figure, axes.ravel())
   return figure
 
 
@@ -290,8 +310,11 @@ def _final(configurations, metric: str):
     if math.isnan(half_width):  # one seed: a mean without an interval
       axis.plot([position + 0.3], [mean], "o", color="black", zorder=3)
     else:
-      extremes += [mean - half_width, mean + half_width]
-      axis.errorbar([position + 0.3], [mean], yerr=[[half_width], [half_width]],
+      low, high = mean - half_width, mean + half_width
+      if scale == 100.0:  # a fraction's interval cannot leave [0, 100]%
+        low, high = max(low, 0.0), min(high, 100.0)
+      extremes += [low, high]
+      axis.errorbar([position + 0.3], [mean], yerr=[[mean - low], [high - mean]],
                     fmt="o", color="black", capsize=4, zorder=3)
   low, high = (min(extremes), max(extremes)) if extremes else (0.0, 1.0)
   margin = 0.08 * (high - low) if high > low else max(abs(low) * 0.1, 1.0)
@@ -317,9 +340,9 @@ def _final(configurations, metric: str):
 
 
 def _label_of(column: str) -> str:
-  return column.replace("_", " ")
+  return metrics.describe(column.split("/layer_")[0]).label
 
 
 def _scale(column: str) -> float:
   """100 for fractions, drawn as percentages; 1 otherwise."""
-  return 100.0 if column in _PERCENT_COLUMNS or column.startswith(_PERCENT_PREFIXES) else 1.0
+  return 100.0 if metrics.describe(column.split("/layer_")[0]).percent else 1.0

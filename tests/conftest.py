@@ -13,6 +13,11 @@ def pytest_configure(config):
       "standard_promotion: run with JAX's standard dtype promotion (for code"
       " that calls optax, whose adam mixes Python floats and int32 counts).",
   )
+  config.addinivalue_line(
+      "markers",
+      "slow: an end-to-end test of several seconds (subprocesses); deselect with"
+      " -m 'not slow' for a quick run.",
+  )
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.standard_promotion  # trains with optax
 TINY_FLAGS = [
     "--dataset", "xor(num_train=128, num_test=64)", "--width", "8", "--depth", "1",
     "--activations", "relu,necro_relu(negative_slope=[0.05, 0.2])", "--seeds", "2",
-    "--steps", "20", "--eval-every", "10", "--batch-size", "16", "--probe-size", "64",
+    "--steps", "20", "--eval-every", "10", "--batch-size", "16",
 ]
 
 
@@ -34,6 +34,9 @@ def test_every_config_field_is_a_flag(capsys):
   for field in dataclasses.fields(Config):
     assert f"--{field.name.replace('_', '-')}" in help_text, field.name
   assert "comma-separated registry specs" in help_text  # help comes from the comments
+  # Where results go and how loudly: the command's arguments, not the config's.
+  assert "--out" in help_text and "--quiet" in help_text
+  assert {"out", "quiet"}.isdisjoint(field.name for field in dataclasses.fields(Config))
 
 
 def test_flags_build_the_config(tmp_path, capsys):
@@ -48,13 +51,13 @@ def test_flags_build_the_config(tmp_path, capsys):
 @pytest.mark.parametrize(
     "flags,message",
     [
-        (["--optimizer", "adma"], "adma"),
+        (["--optimizer", "adma"], "'sgd'"),  # tyro lists the valid choices
         (["--activations", "necro_rleu"], "Did you mean 'necro_relu'"),
         (["--activations", "relu(slope=1.0)"], "no parameter 'slope'"),
         (["--dataset", "mnist1e"], "Did you mean 'mnist1d'"),
         (["--dataset", "moons(noise='x')"], "noise must be"),
-        (["--dataset", "local(path='/no/such/folder')"], "/no/such/folder"),
-        (["--model", "cnn1d", "--dataset", "digits"], "cnn1d"),
+        (["--dataset", "local(path='/no/such/folder')"], "Expected a .npz file"),
+        (["--model", "cnn1d", "--dataset", "digits"], "needs 1-D examples"),
         (["--steps", "0"], "steps must be a positive integer"),
     ],
 )
@@ -84,3 +87,63 @@ def test_python_dash_m_research_runs(tmp_path):
   assert completed.returncode == 0, completed.stderr
   assert "test accuracy" in completed.stdout
   assert str(tmp_path) in completed.stdout
+
+
+def _status(argv, capsys) -> tuple[int, str]:
+  status = cli.main(argv)
+  captured = capsys.readouterr()
+  return status, captured.err
+
+
+def test_an_output_folder_under_a_file_is_one_line_before_training(tmp_path, capsys, monkeypatch):
+  from research import train
+
+  monkeypatch.setattr(train, "train_grid", lambda *a, **k: pytest.fail("trained"))
+  (tmp_path / "file").write_text("x")
+  status, err = _status(["compare", *TINY_FLAGS, "--out", str(tmp_path / "file" / "out")], capsys)
+  assert status == 2
+  assert err.startswith("error: cannot write the output folder") and "Not a directory" in err
+  assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_unwritable_folder_is_one_line_before_training(tmp_path, capsys, monkeypatch):
+  import os
+
+  from research import train
+
+  monkeypatch.setattr(train, "train_grid", lambda *a, **k: pytest.fail("trained"))
+  def read_only(*args, **kwargs):
+    raise PermissionError(13, "Permission denied", str(tmp_path / "ro"))
+  monkeypatch.setattr(os, "mkdir", read_only)
+  status, err = _status(["compare", *TINY_FLAGS, "--out", str(tmp_path / "ro" / "out")], capsys)
+  assert status == 2 and "Permission denied" in err and "Traceback" not in err
+
+
+def test_a_full_disk_during_training_is_one_line_and_keeps_finished_runs(tmp_path, capsys, monkeypatch):
+  from research import results
+
+  real = results.ResultsFolder.add
+  calls = []
+
+  def disk_fills_on_second_grid(self, *args, **kwargs):
+    calls.append(1)
+    if len(calls) > 1:
+      raise OSError(28, "No space left on device")
+    return real(self, *args, **kwargs)
+
+  monkeypatch.setattr(results.ResultsFolder, "add", disk_fills_on_second_grid)
+  status, err = _status(["compare", *TINY_FLAGS, "--out", str(tmp_path), "--quiet"], capsys)
+  assert status == 1
+  assert "No space left on device" in err and "rerun the same command to resume" in err
+  assert "Traceback" not in err
+  assert len((tmp_path / "runs.csv").read_text().splitlines()) == 1 + 2  # relu's two seeds kept
+
+
+def test_a_busy_folder_is_refused_naming_the_holder(tmp_path, capsys):
+  import os
+
+  from research import results
+
+  with results.ResultsFolder(tmp_path, {"other": 1}):
+    status, err = _status(["compare", *TINY_FLAGS, "--out", str(tmp_path)], capsys)
+  assert status == 2 and f"pid {os.getpid()}" in err and str(tmp_path) in err

@@ -19,21 +19,21 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def make_rows(num_seeds: int = 4, num_layers: int = 2, diverged=(), regression=False):
-  """Runs and history rows: 3 activations x ``num_seeds`` seeds, known curves."""
-  runs, history = [], []
+  """Runs, history and layer rows: 3 activations x ``num_seeds`` seeds, known curves."""
+  runs, history, layer_rows = [], [], []
   for index, activation in enumerate(ACTIVATIONS):
     for seed in range(num_seeds):
       run_id = f"{activation}|seed={seed}|learning_rate=0.01"
       is_diverged = (activation.split("(")[0], seed) in diverged
       accuracy = 0.6 + 0.02 * index + 0.01 * seed
-      layers = {f"dead/layer_{layer}": 0.1 * (layer + 1) for layer in range(num_layers)}
+      layers = {layer + 1: 0.1 * (layer + 1) for layer in range(num_layers)}
       runs.append({
           "run_id": run_id, "activation": activation, "name": activation.split("(")[0],
           "grid": activation, "seed": seed, "learning_rate": 0.01,
           "diverged": is_diverged, "diverged_step": 50 if is_diverged else None,
           "test_accuracy": math.nan if regression else accuracy,
           "test_loss": 1 - accuracy, "train_loss": (1 - accuracy) / 2,
-          "dead_fraction": 0.2, "sparsity": 0.5, **layers,
+          "dead_fraction": 0.2, "sparsity": 0.5,
       })
       for step in STEPS:
         progress = step / STEPS[-1]
@@ -44,9 +44,13 @@ def make_rows(num_seeds: int = 4, num_layers: int = 2, diverged=(), regression=F
             "test_loss": 2.3 - (1.3 + accuracy) * progress,
             "train_loss": math.nan if is_diverged and step >= 50 else 2.3 / (1 + step),
             "dead_fraction": 0.2 * progress, "sparsity": 0.5,
-            **{column: value * progress for column, value in layers.items()},
         })
-  return runs, history
+        layer_rows += [
+            {"run_id": run_id, "step": step, "layer": layer,
+             "inactive_fraction": value * progress, "dead_fraction": value * progress / 2}
+            for layer, value in layers.items()
+        ]
+  return runs, history, layer_rows
 
 
 @pytest.fixture
@@ -76,8 +80,8 @@ def _assert_png(path) -> None:
 
 def test_writes_three_valid_pngs_atomically(tmp_path, figures):
   backend = matplotlib.get_backend()
-  runs, history = make_rows()
-  paths = plots.write_plots(tmp_path / "out", runs, history)
+  runs, history, layers = make_rows()
+  paths = plots.write_plots(tmp_path / "out", runs, history, layers)
   assert [path.name for path in paths] == [
       "learning_curves.png", "dead_fraction.png", "final_accuracy.png"]
   for path in paths:
@@ -94,43 +98,49 @@ def test_writes_three_valid_pngs_atomically(tmp_path, figures):
   relu_final = np.mean([0.6 + 0.01 * seed for seed in range(4)])
   assert metric_axis.get_lines()[0].get_ydata()[-1] == pytest.approx(100 * relu_final)
   assert len(metric_axis.collections) == 3  # one 95% band per configuration
-  assert [axis.get_title() for axis in _panels(dead)] == ["hidden layer 0", "hidden layer 1"]
+  assert [axis.get_title() for axis in _panels(dead)] == [
+      "hidden layer 1: inactive units", "hidden layer 2: inactive units",
+      "hidden layer 1: dead units", "hidden layer 2: dead units"]
   (final_axis,) = _panels(final)
   assert "diverged" not in final_axis.get_title()
 
 
-def test_one_panel_per_hidden_layer(tmp_path, figures):
-  runs, history = make_rows(num_layers=5)
-  plots.write_plots(tmp_path, runs, history)
+def test_one_column_per_hidden_layer(tmp_path, figures):
+  runs, history, layers = make_rows(num_layers=5)
+  plots.write_plots(tmp_path, runs, history, layers)
   titles = [axis.get_title() for axis in _panels(figures[1])]
-  assert titles == [f"hidden layer {layer}" for layer in range(5)]
-  assert len(figures[1].axes) == 6  # a 2 x 3 grid, the sixth panel hidden
+  assert titles[:5] == [f"hidden layer {layer}: inactive units" for layer in range(1, 6)]
+  assert titles[5:] == [f"hidden layer {layer}: dead units" for layer in range(1, 6)]
 
 
 def test_layers_missing_from_some_runs_or_all(tmp_path, figures):
-  runs, history = make_rows(num_layers=2)
-  # A deeper model for one activation only: its third layer gets its own panel.
-  for row in history:
-    if row["activation"] == "relu":
-      row["dead/layer_2"] = 0.5
-  plots.write_plots(tmp_path / "deeper", runs, history)
+  runs, history, layers = make_rows(num_layers=2)
+  # A deeper model for one activation only: its third layer gets its own panels.
+  layers += [dict(row, layer=3) for row in layers if row["run_id"].startswith("relu|") and row["layer"] == 2]
+  plots.write_plots(tmp_path / "deeper", runs, history, layers)
   third = _panels(figures[1])[2]
-  assert third.get_title() == "hidden layer 2"
+  assert third.get_title() == "hidden layer 3: inactive units"
   assert [line.get_label() for line in third.get_lines()] == ["relu"]
 
   figures.clear()
-  no_layers = [{k: v for k, v in row.items() if not k.startswith("dead/")} for row in history]
-  paths = plots.write_plots(tmp_path / "average", runs, no_layers)
-  assert [axis.get_title() for axis in _panels(figures[1])] == ["all hidden layers (mean)"]
-
-  no_dead = [{k: v for k, v in row.items() if not k.startswith("dead")} for row in history]
-  paths = plots.write_plots(tmp_path / "none", runs, no_dead)
+  paths = plots.write_plots(tmp_path / "none", runs, history, [])
   assert [path.name for path in paths] == ["learning_curves.png", "final_accuracy.png"]
 
 
+def test_bands_of_fractions_stay_within_0_and_100_percent(tmp_path, figures):
+  runs, history, layers = make_rows(num_seeds=2)
+  for row in layers:  # two seeds far apart: the t interval spans far beyond [0, 1]
+    row["inactive_fraction"] = 0.0 if row["run_id"].endswith("seed=0|learning_rate=0.01") else 0.9
+  plots.write_plots(tmp_path, runs, history, layers)
+  panel = _panels(figures[1])[0]
+  for band in panel.collections:
+    for path in band.get_paths():
+      assert path.vertices[:, 1].min() >= 0.0 and path.vertices[:, 1].max() <= 100.0
+
+
 def test_single_seed_and_all_diverged_configuration(tmp_path, figures):
-  runs, history = make_rows(num_seeds=1, diverged=(("leaky_relu", 0),))
-  paths = plots.write_plots(tmp_path, runs, history)
+  runs, history, layers = make_rows(num_seeds=1, diverged=(("leaky_relu", 0),))
+  paths = plots.write_plots(tmp_path, runs, history, layers)
   for path in paths:
     _assert_png(path)
   metric_axis, _ = _panels(figures[0])
@@ -146,8 +156,8 @@ def test_single_seed_and_all_diverged_configuration(tmp_path, figures):
 
 
 def test_diverged_runs_are_left_out_of_the_curves(tmp_path, figures):
-  runs, history = make_rows(diverged=(("relu", 0), ("relu", 1)))
-  plots.write_plots(tmp_path, runs, history)
+  runs, history, layers = make_rows(diverged=(("relu", 0), ("relu", 1)))
+  plots.write_plots(tmp_path, runs, history, layers)
   metric_axis, loss_axis = _panels(figures[0])
   relu_final = np.mean([0.6 + 0.01 * seed for seed in (2, 3)])
   assert metric_axis.get_lines()[0].get_ydata()[-1] == pytest.approx(100 * relu_final)
@@ -157,16 +167,16 @@ def test_diverged_runs_are_left_out_of_the_curves(tmp_path, figures):
 
 
 def test_regression_plots_test_loss(tmp_path, figures):
-  runs, history = make_rows(num_seeds=2, regression=True)
-  plots.write_plots(tmp_path, runs, history)
+  runs, history, layers = make_rows(num_seeds=2, regression=True)
+  plots.write_plots(tmp_path, runs, history, layers)
   metric_axis, _ = _panels(figures[0])
   assert metric_axis.get_title() == "test loss" and metric_axis.get_ylabel() == "test loss"
   assert "Final test loss" in _panels(figures[2])[0].get_title()
 
 
 def test_rewriting_replaces_the_files(tmp_path):
-  runs, history = make_rows(num_seeds=2)
-  first = plots.write_plots(tmp_path, runs[:2], history[:6])
-  second = plots.write_plots(tmp_path, runs, history)
+  runs, history, layers = make_rows(num_seeds=2)
+  first = plots.write_plots(tmp_path, runs[:2], history[:6], layers[:12])
+  second = plots.write_plots(tmp_path, runs, history, layers)
   assert first[0] == second[0]
   assert sorted(os.listdir(tmp_path)) == sorted(path.name for path in second)
