@@ -35,7 +35,7 @@ def main() -> None:
   from research import data, grid, train
   from research.config import Config
 
-  config = Config(activations=("relu",), seeds=args.runs, steps=args.steps, quiet=True)
+  config = Config(activations=("relu",), seeds=args.runs, steps=args.steps)
   dataset = data.load(config.dataset)
   (this_grid,) = grid.expand(config)
   device = f"{jax.device_count()} x {jax.devices()[0].device_kind}"
