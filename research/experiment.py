@@ -1,9 +1,14 @@
-"""``compare(config, out=...)``: the main job, from a config to a folder of results.
+"""Experiments: from configs to a folder of results. ``compare`` is the main one.
 
 Validate everything first (fail before any training), load the data, open the
 output folder (locked: one writer), drop damaged rows, skip the runs the folder
 already holds, train each activation's grid as one program, write its rows as
 soon as it finishes, then summarise and plot.
+
+A study is the same with several *parts* (:class:`Part`): engine configs that
+differ in dataset, optimizer, depth... trained into one folder, each run's rows
+carrying its part's columns. :func:`prepare_parts` and :func:`train_pending`
+are what a study calls; :func:`compare` is the one-part case with its summary.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import datetime
 import os
 import pathlib
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -53,20 +59,31 @@ def _check_model_fits(config: Config, dataset: data.Dataset, first: grid.Grid) -
     raise ValueError(f"{config.model} does not fit dataset {config.dataset!r}: {error}") from None
 
 
-class Prepared(NamedTuple):
-  """A validated comparison, ready to train: nothing has been trained yet."""
+class Part(NamedTuple):
+  """One engine config of an experiment, and the columns that tell its runs apart.
 
+  ``compare`` has one part with no columns; a study has several (one per
+  dataset and optimizer, say), and ``keys`` such as ``{"dataset": "mnist1d"}``
+  go into every row of its runs, right after the ``run_id``.
+  """
+
+  keys: dict[str, Any]
   config: Config
-  dataset: data.Dataset
+
+
+class Prepared(NamedTuple):
+  """A validated experiment, ready to train: nothing has been trained yet."""
+
+  parts: tuple[Part, ...]
+  datasets: tuple[data.Dataset, ...]  # one per part
   folder: results.ResultsFolder
-  grids: tuple[grid.Grid, ...]
-  pending: list[tuple[grid.Grid, list[grid.Run]]]  # runs the folder does not hold yet
+  grids: tuple[tuple[grid.Grid, ...], ...]  # per part
+  pending: list[tuple[int, grid.Grid, list[grid.Run]]]  # (part, grid, runs not yet held)
   dropped: list[results.Damage]  # damaged rows removed from the folder: their runs retrain
 
 
-def _refuse_foreign_runs(folder: results.ResultsFolder, grids: tuple[grid.Grid, ...]) -> None:
-  """Refuses a folder whose runs this config does not produce (config.json lost?)."""
-  expected = {run.run_id for g in grids for run in g.runs}
+def _refuse_foreign_runs(folder: results.ResultsFolder, expected: set[str]) -> None:
+  """Refuses a folder whose runs this experiment does not produce (config.json lost?)."""
   foreign = sorted(folder.finished_run_ids() - expected)
   if foreign:
     raise ValueError(
@@ -76,87 +93,160 @@ def _refuse_foreign_runs(folder: results.ResultsFolder, grids: tuple[grid.Grid, 
     )
 
 
-def prepare(config: Config, out: str | os.PathLike | None = None) -> Prepared:
-  """Checks ``config`` and the data, and opens (or resumes) the output folder.
+def prepare_parts(
+    parts: Sequence[Part],
+    settings: Mapping[str, Any],
+    out: str | os.PathLike | None = None,
+    *,
+    name: str = "compare",
+) -> Prepared:
+  """Checks every part and its data, and opens (or resumes) the output folder.
 
-  Everything that can be wrong with a config fails here, with a message that
-  names the valid choices, before any training starts; so does an output
-  folder that cannot be written or that another process is writing.
+  Everything that can be wrong fails here, with a message that names the
+  valid choices, before any training starts; so does an output folder that
+  cannot be written or that another process is writing.
+
+  Args:
+    parts: the engine configs to train, each with the columns of its rows.
+    settings: what ``config.json`` records: the study's own configuration.
+    out: the folder; default ``results/<name>-<timestamp>``.
+    name: the command, for the default folder.
   """
-  config_lib.validate(config)
-  grids = grid.expand(config)
-  dataset = data.load(config.dataset, seed=config.data_seed)
-  _check_model_fits(config, dataset, grids[0])
-  path = pathlib.Path(out) if out else default_out()
-  folder = results.ResultsFolder(
-      path, config_lib.to_dict(config), read_only=not devices.writes_results()
-  )
+  parts = tuple(parts)
+  if not parts:
+    raise ValueError("An experiment needs at least one part to train.")
+  loaded: dict[tuple[str, int], data.Dataset] = {}
+  datasets, grids = [], []
+  for part in parts:
+    config_lib.validate(part.config)
+    part_grids = grid.expand(part.config)
+    key = (part.config.dataset, part.config.data_seed)
+    if key not in loaded:
+      loaded[key] = data.load(part.config.dataset, seed=part.config.data_seed)
+    _check_model_fits(part.config, loaded[key], part_grids[0])
+    datasets.append(loaded[key])
+    grids.append(part_grids)
+  expected = {run.run_id for part_grids in grids for g in part_grids for run in g.runs}
+  if len(expected) < sum(len(g.runs) for part_grids in grids for g in part_grids):
+    raise ValueError("Two parts of this experiment train the same runs; give each its own settings.")
+  path = pathlib.Path(out) if out else default_out(name)
+  folder = results.ResultsFolder(path, settings, read_only=not devices.writes_results())
   try:
     dropped = folder.drop_damaged() if devices.writes_results() else []
-    _refuse_foreign_runs(folder, grids)
+    _refuse_foreign_runs(folder, expected)
     finished = folder.finished_run_ids()
   except BaseException:
     folder.close()
     raise
-  pending = [(g, [r for r in g.runs if r.run_id not in finished]) for g in grids]
+  pending = [
+      (index, g, [r for r in g.runs if r.run_id not in finished])
+      for index, part_grids in enumerate(grids) for g in part_grids
+  ]
   return Prepared(
-      config, dataset, folder, grids, [(g, runs) for g, runs in pending if runs], dropped
+      parts, tuple(datasets), folder, tuple(grids),
+      [(index, g, runs) for index, g, runs in pending if runs], dropped,
   )
 
 
-def run(prepared: Prepared, *, quiet: bool = False, command: str = "") -> Comparison:
-  """Trains what :func:`prepare` found pending, then summarises and plots.
+def prepare(config: Config, out: str | os.PathLike | None = None) -> Prepared:
+  """:func:`prepare_parts` for a comparison: one part, ``config.json`` is ``config``."""
+  return prepare_parts([Part({}, config)], config_lib.to_dict(config), out)
+
+
+class Trained(NamedTuple):
+  """Every row of the folder once training is done."""
+
+  out: pathlib.Path
+  runs: list[dict[str, Any]]
+  history: list[dict[str, Any]]
+  layers: list[dict[str, Any]]
+  grids: list[dict[str, Any]]  # grids.csv: devices and seconds per trained program
+
+
+def _with_keys(rows: Sequence[dict[str, Any]], keys: Mapping[str, Any]) -> list[dict[str, Any]]:
+  """``rows`` with the part's columns right after ``run_id``."""
+  if not keys:
+    return list(rows)
+  return [{"run_id": row["run_id"], **keys, **row} for row in rows]
+
+
+def train_pending(prepared: Prepared, *, quiet: bool = False) -> Trained:
+  """Trains what :func:`prepare_parts` found pending, writing each grid as it finishes.
 
   Closes (unlocks) the folder when done, whether training finished or not.
   """
-  config, dataset, folder, grids, pending, dropped = prepared
   try:
-    return _run(config, dataset, folder, grids, pending, dropped, quiet, command)
+    return _train_pending(prepared, quiet)
+  except OSError as error:  # a full disk: the grids written so far are intact
+    raise results.ResultsWriteError(prepared.folder.path) from error
   finally:
-    folder.close()
+    prepared.folder.close()
 
 
-def _run(config, dataset, folder, grids, pending, dropped, quiet, command) -> Comparison:
-  out = folder.path
-  started = time.perf_counter()
-  skipped = sum(len(g.runs) for g in grids) - sum(len(runs) for _, runs in pending)
-  _say(f"Writing to {out}", quiet)
-  _say(f"{dataset}; {devices.machine_description()}", quiet)
+def _train_pending(prepared: Prepared, quiet: bool) -> Trained:
+  parts, datasets, folder, grids, pending, dropped = prepared
+  _say(f"Writing to {folder.path}", quiet)
+  _say(devices.machine_description(), quiet)
   for damage in dropped:
     _say(f"Dropped a damaged row, {damage}; its run will be trained again.", quiet)
+  total = sum(len(g.runs) for part_grids in grids for g in part_grids)
+  skipped = total - sum(len(runs) for _, _, runs in pending)
   if skipped:
     _say(f"Resuming: {skipped} finished run(s) skipped.", quiet)
   bar = tqdm.tqdm(
-      total=config.steps * len(pending), unit="step", disable=quiet, dynamic_ncols=True
+      total=sum(parts[index].config.steps for index, _, _ in pending), unit="step",
+      disable=quiet, dynamic_ncols=True,
   )
   with bar:
-    for number, (this_grid, runs) in enumerate(pending, start=1):
-      bar.set_description(f"[{number}/{len(pending)}] {this_grid.spec} x {len(runs)} runs")
+    for number, (index, this_grid, runs) in enumerate(pending, start=1):
+      keys = parts[index].keys
+      label = " ".join(f"{value}" for value in keys.values())
+      bar.set_description(f"[{number}/{len(pending)}] {label} {this_grid.spec} x {len(runs)} runs".replace("  ", " "))
 
       def on_chunk(steps: int, mean_loss: float) -> None:
         bar.update(steps)
         bar.set_postfix(loss=f"{mean_loss:.4f}")
 
-      result = train.train_grid(config, dataset, this_grid, runs, on_chunk=on_chunk)
+      result = train.train_grid(parts[index].config, datasets[index], this_grid, runs, on_chunk=on_chunk)
       if devices.writes_results():
-        folder.add(result.runs, result.history, result.layers, result.timing)
+        folder.add(
+            _with_keys(result.runs, keys), _with_keys(result.history, keys),
+            _with_keys(result.layers, keys), {**keys, **result.timing},
+        )
+  return Trained(folder.path, folder.runs(), folder.history(), folder.layers(), folder.grids())
 
-  all_runs, history, layers = folder.runs(), folder.history(), folder.layers()
+
+def write_report(folder: pathlib.Path, name: str, text: str) -> None:
+  """Writes a report file into a results folder; OS errors become :class:`results.ResultsWriteError`."""
+  try:
+    results.write_text_atomic(folder / name, text)
+  except OSError as error:
+    raise results.ResultsWriteError(folder) from error
+
+
+def run(prepared: Prepared, *, quiet: bool = False, command: str = "") -> Comparison:
+  """Trains what :func:`prepare` found pending, then summarises and plots."""
+  started = time.perf_counter()
+  config = prepared.parts[0].config
+  trained = train_pending(prepared, quiet=quiet)
   title = f"Comparison on {config.dataset}: {', '.join(config.activations)}"
   context = {
       "command": command or "research.compare(...)",
       "machine": devices.machine_description(),
-      "training seconds (all grids)": round(sum(g["seconds"] for g in folder.grids()), 1),
+      "training seconds (all grids)": round(sum(g["seconds"] for g in trained.grids), 1),
   }
   report = summary.summary_markdown(
-      all_runs, title=title, config=config_lib.to_dict(config), context=context
+      trained.runs, title=title, config=config_lib.to_dict(config), context=context
   )
   if devices.writes_results():
-    results.write_text_atomic(out / "summary.md", report)
-    plots.write_plots(out, all_runs, history, layers)
-  _say("\n" + summary.summary_table(all_runs), quiet)
+    write_report(trained.out, "summary.md", report)
+    try:
+      plots.write_plots(trained.out, trained.runs, trained.history, trained.layers)
+    except OSError as error:
+      raise results.ResultsWriteError(trained.out) from error
+  _say("\n" + summary.summary_table(trained.runs), quiet)
   _say(f"({time.perf_counter() - started:.1f} s)", quiet)
-  return Comparison(out, all_runs, history, layers, report)
+  return Comparison(trained.out, trained.runs, trained.history, trained.layers, report)
 
 
 def compare(

@@ -100,12 +100,7 @@ def write_plots(
   styles = _styles(configurations)
 
   def save(figure: Any, name: str) -> pathlib.Path:
-    FigureCanvasAgg(figure)  # attaches itself: PNG output without pyplot
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=_DPI)
-    path = folder / name
-    write_bytes_atomic(path, buffer.getvalue())
-    return path
+    return save_figure(figure, folder, name)
 
   written = [save(_learning_curves(configurations, curves, styles, metric), LEARNING_CURVES)]
   unit_rows = _per_layer_columns(layers)
@@ -209,11 +204,31 @@ def _draw_curves(axis, configurations, curves, styles, column: str) -> bool:
   return drawn
 
 
-def _figure(width: float, height: float) -> Any:
-  """A figure outside pyplot: nothing global is registered or changed."""
+def new_figure(width: float, height: float) -> Any:
+  """A figure outside pyplot (nothing global is registered or changed), in inches.
+
+  Examples:
+    >>> new_figure(4, 3).get_size_inches().tolist()
+    [4.0, 3.0]
+  """
   from matplotlib.figure import Figure
 
   return Figure(figsize=(width, height), layout="constrained")
+
+
+def save_figure(figure: Any, folder: str | os.PathLike, name: str) -> pathlib.Path:
+  """Writes ``figure`` as a PNG into ``folder`` atomically, without pyplot."""
+  from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+  FigureCanvasAgg(figure)  # attaches itself: PNG output without pyplot
+  buffer = io.BytesIO()
+  figure.savefig(buffer, format="png", dpi=_DPI)
+  path = pathlib.Path(folder) / name
+  write_bytes_atomic(path, buffer.getvalue())
+  return path
+
+
+
 
 
 def _legend(figure, axes) -> None:
@@ -234,7 +249,7 @@ def _legend_height(configurations) -> float:
 
 
 def _learning_curves(configurations, curves, styles, metric: str):
-  figure = _figure(11, 4 + _legend_height(configurations))
+  figure = new_figure(11, 4 + _legend_height(configurations))
   metric_axis, loss_axis = figure.subplots(1, 2)
   _draw_curves(metric_axis, configurations, curves, styles, metric)
   metric_axis.set_title(_label_of(metric))
@@ -271,7 +286,7 @@ def _layer_columns(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
 
 def _dead_fraction(configurations, curves, styles, columns: Sequence[Sequence[str]]):
   num_rows, num_columns = len(columns), len(columns[0])
-  figure = _figure(4.2 * num_columns, 3.2 * num_rows + _legend_height(configurations))
+  figure = new_figure(4.2 * num_columns, 3.2 * num_rows + _legend_height(configurations))
   axes = figure.subplots(num_rows, num_columns, squeeze=False, sharey=True)
   for row_axes, row_columns in zip(axes, columns):
     for axis, column in zip(row_axes, row_columns):
@@ -289,7 +304,7 @@ def _final(configurations, metric: str):
   """Each seed's final metric as a dot, the mean ± 95% interval as an error bar."""
   scale = _scale(metric)
   several_rates = len({learning_rate for _, learning_rate in configurations}) > 1
-  figure = _figure(max(5.0, 1.1 * len(configurations) + 2.0), 4.6)
+  figure = new_figure(max(5.0, 1.1 * len(configurations) + 2.0), 4.6)
   axis = figure.subplots()
   jitter = np.random.default_rng(0)  # fixed: the same plot on every rewrite
   crosses: list[float] = []

@@ -161,6 +161,17 @@ class FolderBusy(RuntimeError):
   """Another process is writing the folder."""
 
 
+class ResultsWriteError(RuntimeError):
+  """Writing to a results folder failed after work began (a full disk, say).
+
+  The cause is the :class:`OSError`; what was written before is intact.
+  """
+
+  def __init__(self, folder: os.PathLike | str):
+    super().__init__(f"could not write results to '{folder}'")
+    self.folder = pathlib.Path(folder)
+
+
 class ResultsFolder:
   """The output folder of one experiment, locked for writing while open.
 

@@ -507,3 +507,61 @@ def _reading_notes(summaries: Sequence[ConfigurationSummary], baseline: str) -> 
       " dead units: the activation's backward derivative is 0 on every training"
       " example (the backward view: they cannot learn). They coincide for ReLU.",
   ]
+
+
+def grouped_table(
+    rows: Sequence[Mapping[str, Any]],
+    by: Sequence[str],
+    columns: Sequence[str],
+    *,
+    skip_diverged: bool = True,
+) -> str:
+  """A Markdown table of mean ± 95% t interval of ``columns`` per group of ``by``.
+
+  For studies: ``by`` names the settings that make a group (``dataset``,
+  ``activation``, ``learning_rate``, ``layer``...); each group's rows are its
+  sample (one per seed). Labels and percentages come from
+  :data:`research.metrics.METRICS`. ``n`` counts the values averaged;
+  ``diverged`` the runs left out.
+
+  Examples:
+    >>> rows = [{"activation": "relu", "seed": s, "sparsity": v, "diverged": False}
+    ...         for s, v in enumerate([0.5, 0.6, 0.7])]
+    >>> print(grouped_table(rows, ["activation"], ["sparsity"]))
+    | activation | n | diverged | sparsity |
+    |---|---:|---:|---:|
+    | relu | 3 | 0 | 60.0% ± 24.8 |
+  """
+  groups: dict[tuple, list[Mapping[str, Any]]] = {}
+  for row in rows:
+    groups.setdefault(tuple(row.get(key) for key in by), []).append(row)
+  header = [*by, "n", "diverged", *(_label_of(column) for column in columns)]
+  lines = ["| " + " | ".join(header) + " |",
+           "|" + "|".join(["---"] * len(by) + ["---:"] * (2 + len(columns))) + "|"]
+  for key, members in groups.items():
+    kept = [row for row in members if not (skip_diverged and row.get("diverged"))]
+    cells = [_cell(value) for value in key]
+    cells += [str(len(kept)), str(len(members) - len(kept))]
+    for column in columns:
+      values = [row[column] for row in kept
+                if isinstance(row.get(column), (int, float)) and not isinstance(row.get(column), bool)
+                and math.isfinite(row[column])]
+      cells.append(_estimate(column, *mean_confidence_interval(values)))
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+  if isinstance(value, float):
+    return f"{value:g}"
+  return "-" if value is None else str(value)
+
+
+def format_estimate(column: str, mean: float, half_width: float) -> str:
+  """``66.4% ± 1.2`` for a fraction, ``1.234 ± 0.012`` otherwise (see METRICS).
+
+  Examples:
+    >>> format_estimate("test_accuracy", 0.664, 0.012)
+    '66.4% ± 1.2'
+  """
+  return _estimate(column, mean, half_width)

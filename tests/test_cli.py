@@ -102,7 +102,7 @@ def test_an_output_folder_under_a_file_is_one_line_before_training(tmp_path, cap
   (tmp_path / "file").write_text("x")
   status, err = _status(["compare", *TINY_FLAGS, "--out", str(tmp_path / "file" / "out")], capsys)
   assert status == 2
-  assert err.startswith("error: cannot write the output folder") and "Not a directory" in err
+  assert err.startswith("error: cannot use the output folder") and "Not a directory" in err
   assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
