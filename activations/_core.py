@@ -14,7 +14,10 @@ the most general:
 
 Every function these return takes ``(x, *hyperparameters)``. Hyperparameters are
 turned into arrays, so they can be traced, swept with ``jax.vmap`` and changed
-without a new trace; they get a zero gradient. The output and gradient keep the
+without a new trace. A hyperparameter gets its true gradient where
+``with_derivative`` is given one (``hyperparameter_derivatives``, as the
+catalogue's leaky_relu, elu and celu are); one that only shapes the backward
+pass (NecroReLU's slope, SUGAR's alpha) gets zero. The output and gradient keep the
 dtype of ``x``. Derivatives of float16 and bfloat16 inputs are computed in float32
 and cast back, so they do not overflow. A NaN input gives a NaN output and a NaN
 gradient.
