@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import tyro
 
 from research import devices
+from research.bench.config import BenchConfig
 from research.command import command_line, run_command
 from research.config import Config
 
@@ -46,11 +47,44 @@ def compare(
   return run_command(work, out=out)
 
 
+def report(
+    folders: tyro.conf.Positional[tuple[str, ...]], out: str = "", title: str = "Findings"
+) -> int:
+  """Write one Markdown document from results folders (compare or any study).
+
+  Args:
+    folders: results folders, e.g. results/compare-20260101-120000 results/dying.
+    out: the file to write (e.g. FINDINGS.md); empty prints it.
+    title: the document's heading.
+  """
+  from research import report as report_lib
+
+  def work() -> None:
+    text = report_lib.report(folders, out=out or None, title=title, command=command_line())
+    print(f"Wrote {out}" if out else text, end="\n" if out else "")
+
+  return run_command(work, out=out)
+
+
+def bench(options: Annotated[BenchConfig, tyro.conf.arg(name="")]) -> int:
+  """Speed and memory: activations vs relu, grids, the main job, PyTorch (BENCHMARKS.md).
+
+  Args:
+    options: what to measure; --quick for a CPU-sized run of a few minutes.
+  """
+  from research import bench as bench_lib
+
+  def work() -> None:
+    bench_lib.run(options)
+
+  return run_command(work, out=options.out)
+
+
 def commands() -> dict[str, Callable[..., Any]]:
-  """Every subcommand: compare, then each study's and tool's (found by module)."""
+  """Every subcommand: compare, each study (found by module), then report."""
   from research import studies
 
-  return {"compare": compare, **studies.commands()}
+  return {"compare": compare, **studies.commands(), "report": report, "bench": bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,8 +17,14 @@ from research import results
 
 
 def command_line() -> str:
-  """The command as the user typed it, for summaries: ``python -m research ...``."""
-  return "python -m research " + shlex.join(sys.argv[1:])
+  """The command as the user typed it (``python -m research ...``), for the record.
+
+  From Python (a notebook, a test) there is no such command: then it says so.
+  """
+  main = sys.argv[0] if sys.argv else ""
+  if main.replace("\\", "/").endswith(("research/__main__.py", "research/cli.py")):
+    return "python -m research " + shlex.join(sys.argv[1:])
+  return "(called from Python)"
 
 
 def run_command(work: Callable[[], Any], *, out: str = "") -> int:

@@ -26,6 +26,7 @@ from flax import nnx
 
 from research import config as config_lib
 from research import data, devices, grid, plots, results, summary, train
+from research.command import command_line
 from research.config import Config
 
 
@@ -185,8 +186,9 @@ def train_pending(prepared: Prepared, *, quiet: bool = False) -> Trained:
 
 def _train_pending(prepared: Prepared, quiet: bool) -> Trained:
   parts, datasets, folder, grids, pending, dropped = prepared
+  machine, command = devices.machine_description(), command_line()
   _say(f"Writing to {folder.path}", quiet)
-  _say(devices.machine_description(), quiet)
+  _say(machine, quiet)
   for damage in dropped:
     _say(f"Dropped a damaged row, {damage}; its run will be trained again.", quiet)
   total = sum(len(g.runs) for part_grids in grids for g in part_grids)
@@ -209,9 +211,10 @@ def _train_pending(prepared: Prepared, quiet: bool) -> Trained:
 
       result = train.train_grid(parts[index].config, datasets[index], this_grid, runs, on_chunk=on_chunk)
       if devices.writes_results():
+        record = {**keys, **result.timing, "machine": machine, "command": command}
         folder.add(
             _with_keys(result.runs, keys), _with_keys(result.history, keys),
-            _with_keys(result.layers, keys), {**keys, **result.timing},
+            _with_keys(result.layers, keys), record,
         )
   return Trained(folder.path, folder.runs(), folder.history(), folder.layers(), folder.grids())
 
@@ -231,7 +234,7 @@ def run(prepared: Prepared, *, quiet: bool = False, command: str = "") -> Compar
   trained = train_pending(prepared, quiet=quiet)
   title = f"Comparison on {config.dataset}: {', '.join(config.activations)}"
   context = {
-      "command": command or "research.compare(...)",
+      "command": command or command_line(),
       "machine": devices.machine_description(),
       "training seconds (all grids)": round(sum(g["seconds"] for g in trained.grids), 1),
   }
