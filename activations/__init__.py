@@ -59,6 +59,7 @@ from activations.relu_family import (
     sugar_selu,
     sugar_silu,
     sugar_softplus,
+    windowed_necro_relu,
 )
 from activations.spec import parse_spec
 from activations.spiking import (
@@ -131,5 +132,6 @@ __all__ = [
     "tanh",
     "testing",
     "unregister",
+    "windowed_necro_relu",
     "with_derivative",
 ]

@@ -117,6 +117,12 @@ REFERENCES = {
         _relu,
         lambda x, negative_slope=0.1: jnp.where(x >= 0, 1.0, negative_slope),
     ),
+    "windowed_necro_relu": (
+        _relu,
+        lambda x, negative_slope=0.1, window=3.0: jnp.where(
+            x >= 0, 1.0, jnp.where(x >= -window, negative_slope, 0.0)
+        ),
+    ),
     "sugar_bsilu": (
         _relu,
         _below_zero_only(
@@ -183,6 +189,7 @@ NONDEFAULT = {
     "celu": {"alpha": 2.0},
     "relu_with_leaky_backward": {"negative_slope": 0.3},
     "necro_relu": {"negative_slope": 0.05},
+    "windowed_necro_relu": {"negative_slope": 0.3, "window": 0.5},
     "sugar_bsilu": {"alpha": 1.0, "below_zero_only": True},
     "sugar_nelu": {"alpha": 0.05},
     "sugar_elu": {"alpha": 0.5, "below_zero_only": True},
@@ -200,6 +207,7 @@ NONDEFAULT = {
 
 # Where each function has a kink, the points its convention is pinned at.
 KINKS = {
+    "windowed_necro_relu": (-3.0,),
     "relu6": (6.0,),
     "hard_tanh": (-1.0, 1.0),
     "sign_straight_through": (-1.0, 1.0),
