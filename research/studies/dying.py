@@ -1,0 +1,734 @@
+"""Dying ReLU against the learning rate, and whether each remedy prevents it.
+
+Claim 1 of the research brief: a ReLU unit whose pre-activation is <= 0 on
+every training example gets no gradient and is dead; with too high a learning
+rate "as much as 40% of your network can be dead" (CS231n). Remedies: a lower
+learning rate, LeakyReLU, ELU, NecroReLU (ReLU forward, derivative 0.1 below
+zero backward). NecroReLU's backward is not the gradient of any loss: below
+zero it passes a gradient that has no effect on the forward pass, so nothing
+guarantees that following it lowers the loss. The study measures, per dataset
+and optimizer, the dead fraction of each activation against the learning rate
+(from stable to divergent), which runs diverge and at which step, and, from the
+per-layer weight norms and pre-activations, why.
+
+PReLU is left out: the engine's MLP (:mod:`research.models`) takes a fixed
+elementwise activation and has no learned slope parameter; adding one means
+changing the model, which this study does not own.
+
+Default (the full study): MNIST-1D and MNIST-5k, Adam and SGD, relu,
+leaky_relu(0.01), necro_relu(0.1), elu and windowed_necro_relu (the surrogate
+designed from this study's measurements), 6 Adam and 7 SGD learning rates, 3
+seeds, MLP 100-100, 1500 steps: 390 runs, about 12 minutes on 2 CPU cores.
+
+Command::
+
+  python -m research dying --out results/dying
+  python -m research dying --datasets digits --optimizers sgd --steps 200 --seeds 2
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import pathlib
+import time
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, NamedTuple
+
+import tyro
+
+from research import config as config_lib
+from research import devices, experiment, models, plots, results
+from research.command import command_line, run_command
+from research.config import Config, Floats, Specs
+from research.statistics import mean_confidence_interval
+from research.summary import format_estimate, grouped_table
+
+NAME = "dying"
+
+# Per optimizer, from stable to divergent (measured on MNIST-1D and MNIST-5k,
+# MLP 100-100: ReLU loses units at the top rates and some runs diverge).
+DEFAULT_LEARNING_RATES: dict[str, tuple[float, ...]] = {
+    "adam": (1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1),
+    "adamw": (1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1),
+    "sgd": (1e-2, 1e-1, 0.3, 0.6, 1.0, 2.0, 3.0),
+    "momentum": (1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0),
+}
+DEFAULT_ACTIVATIONS = (
+    "relu", "leaky_relu(negative_slope=0.01)", "necro_relu(negative_slope=0.1)", "elu",
+    "windowed_necro_relu(negative_slope=0.1,window=3.0)",
+)  # PReLU is left out: the engine's MLP has no learned-slope activation
+DYING_THRESHOLD = 0.10  # ReLU "dies" at a rate where its mean dead fraction reaches this
+PREVENTS_THRESHOLD = 0.02  # a remedy "prevents" dying where its dead fraction stays below this
+DEAD_VS_RATE_PLOT, ACCURACY_VS_RATE_PLOT, DIVERGENCE_PLOT = (
+    "dead_vs_learning_rate.png", "accuracy_vs_learning_rate.png", "divergence.png",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """Dying units against the learning rate: per dataset and optimizer, every activation."""
+
+  datasets: Specs = ("mnist1d", "mnist5k")  # comma-separated research.data specs, one part each
+  optimizers: Specs = ("adam", "sgd")  # comma-separated optax optimizers (sgd, momentum, adam, adamw), one part each
+  activations: Specs = DEFAULT_ACTIVATIONS  # comma-separated registry specs; relu is the baseline
+  learning_rates: Floats = ()  # swept learning rates for every optimizer; empty: each optimizer's defaults (adam 1e-4..1e-1, sgd 0.01..3)
+  seeds: int = 3  # runs per configuration: seeds 0..N-1
+  steps: int = 1500  # optimizer steps per run
+  width: int = 100  # hidden units per layer
+  depth: int = 2  # hidden layers
+  model: models.ModelName = "mlp"  # mlp, cnn1d or cnn2d
+  batch_size: int = 100  # examples per step
+  eval_every: int = 100  # steps between evaluations (per-layer metrics on the whole training set)
+  init: models.Initializer = "lecun_normal"  # kernel initialiser
+  bias_init: float = 0.0  # constant bias initialisation
+  divergence_factor: float = 10.0  # a run diverges when its loss is non-finite or exceeds this multiple of its initial loss
+
+
+class StudyResult(NamedTuple):
+  """What :func:`run` returns, besides writing it to ``out``."""
+
+  out: pathlib.Path
+  runs: list[dict[str, Any]]
+  history: list[dict[str, Any]]
+  layers: list[dict[str, Any]]
+  summary: str
+
+
+def learning_rates(settings: Settings, optimizer: str) -> tuple[float, ...]:
+  """The swept rates for ``optimizer``: ``settings.learning_rates`` or its defaults.
+
+  Examples:
+    >>> learning_rates(Settings(), "adam")
+    (0.0001, 0.001, 0.003, 0.01, 0.03, 0.1)
+    >>> learning_rates(Settings(learning_rates=(0.5,)), "sgd")
+    (0.5,)
+  """
+  if settings.learning_rates:
+    return tuple(settings.learning_rates)
+  if optimizer not in DEFAULT_LEARNING_RATES:
+    config_lib.validate(Config(optimizer=optimizer))  # names the valid optimizers
+  return DEFAULT_LEARNING_RATES[optimizer]
+
+
+def parts(settings: Settings) -> list[experiment.Part]:
+  """One engine part per (dataset, optimizer), keyed by both.
+
+  Examples:
+    >>> [part.keys for part in parts(Settings(datasets=("digits",)))]
+    [{'dataset': 'digits', 'optimizer': 'adam'}, {'dataset': 'digits', 'optimizer': 'sgd'}]
+  """
+  if not settings.datasets or not settings.optimizers:
+    raise ValueError("datasets and optimizers must each name at least one value.")
+  built = []
+  for dataset in settings.datasets:
+    for optimizer in settings.optimizers:
+      config = Config(
+          dataset=dataset, optimizer=optimizer, model=settings.model, width=settings.width,
+          depth=settings.depth, activations=settings.activations,
+          learning_rates=learning_rates(settings, optimizer), seeds=settings.seeds,
+          steps=settings.steps, batch_size=settings.batch_size,
+          eval_every=settings.eval_every, init=settings.init, bias_init=settings.bias_init,
+          divergence_factor=settings.divergence_factor,
+      )
+      config_lib.validate(config)
+      built.append(experiment.Part({"dataset": dataset, "optimizer": optimizer}, config))
+  return built
+
+
+def settings_dict(settings: Settings) -> dict[str, Any]:
+  """What ``config.json`` records: the study's name and settings, JSON-ready."""
+  values = {
+      key: list(value) if isinstance(value, tuple) else value
+      for key, value in dataclasses.asdict(settings).items()
+  }
+  return {"study": NAME, **values}
+
+
+def run(
+    settings: Settings = Settings(),
+    *,
+    out: str | os.PathLike | None = None,
+    quiet: bool = False,
+    command: str = "",
+) -> StudyResult:
+  """Trains the study (resuming ``out`` if it holds finished runs), then reports.
+
+  Writes ``config.json``, ``runs.csv``, ``history.csv``, ``layers.csv``,
+  ``grids.csv`` (the engine's), then ``summary.md`` and the plots
+  :data:`DEAD_VS_RATE_PLOT`, :data:`ACCURACY_VS_RATE_PLOT` and, when a run
+  diverged, :data:`DIVERGENCE_PLOT`.
+
+  Examples:
+    >>> import tempfile
+    >>> result = run(Settings(datasets=("xor",), optimizers=("sgd",), activations=("relu",),
+    ...                       learning_rates=(0.1,), seeds=1, steps=10, eval_every=5, width=4),
+    ...              out=tempfile.mkdtemp(), quiet=True)
+    >>> [(row["dataset"], row["optimizer"], row["activation"]) for row in result.runs]
+    [('xor', 'sgd', 'relu')]
+  """
+  started = time.perf_counter()
+  prepared = experiment.prepare_parts(parts(settings), settings_dict(settings), out, name=NAME)
+  trained = experiment.train_pending(prepared, quiet=quiet)
+  context = {
+      "command": command or "research.studies.dying.run(...)",
+      "machine": devices.machine_description(),
+      "wall time of this invocation": f"{time.perf_counter() - started:.0f} s",
+      "training seconds (all grids, summed over invocations)":
+          f"{sum(g['seconds'] for g in trained.grids):.0f}",
+      "load average at the end (1, 5, 15 min)": _load_average(),
+  }
+  report = summary_markdown(settings, trained.runs, trained.layers, context)
+  if devices.writes_results():
+    experiment.write_report(trained.out, "summary.md", report)
+    try:
+      write_plots(trained.out, trained.runs, trained.layers)
+    except OSError as error:
+      raise results.ResultsWriteError(trained.out) from error
+  return StudyResult(trained.out, trained.runs, trained.history, trained.layers, report)
+
+
+def command(
+    settings: Annotated[Settings, tyro.conf.arg(name="")], out: str = "", quiet: bool = False
+) -> int:
+  """Dying units against the learning rate, per dataset and optimizer, with remedies.
+
+  Args:
+    settings: the study.
+    out: output folder; empty means results/dying-<timestamp>. Rerunning with the same folder resumes.
+    quiet: no progress bar.
+  """
+
+  def work() -> None:
+    result = run(settings, out=out or None, quiet=quiet, command=command_line())
+    print(f"\nResults: {result.out}/")
+
+  return run_command(work, out=out)
+
+
+# --- the report ---------------------------------------------------------------
+
+
+def _load_average() -> str:
+  try:
+    return ", ".join(f"{value:.1f}" for value in os.getloadavg())
+  except OSError:
+    return "unknown"
+
+
+def _groups(runs: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+  return list(dict.fromkeys((row["dataset"], row["optimizer"]) for row in runs))
+
+
+def _activations(runs: Sequence[Mapping[str, Any]]) -> list[str]:
+  return list(dict.fromkeys(str(row["activation"]) for row in runs))
+
+
+def _rates(runs: Sequence[Mapping[str, Any]]) -> list[float]:
+  return sorted({float(row["learning_rate"]) for row in runs})
+
+
+def _select(runs: Sequence[Mapping[str, Any]], **keys: Any) -> list[Mapping[str, Any]]:
+  return [row for row in runs if all(row.get(k) == v for k, v in keys.items())]
+
+
+def _estimate(rows: Sequence[Mapping[str, Any]], column: str) -> tuple[float, float]:
+  values = [row[column] for row in rows if not row.get("diverged")
+            and isinstance(row.get(column), (int, float)) and math.isfinite(row[column])]
+  return mean_confidence_interval(values)
+
+
+def _pct(column: str, rows: Sequence[Mapping[str, Any]]) -> str:
+  mean, half = _estimate(rows, column)
+  if math.isnan(mean):
+    return "- (every run diverged)"
+  return format_estimate(column, mean, half).replace("± nan", "(one run)")
+
+
+def _name(row: Mapping[str, Any]) -> str:
+  return str(row.get("name") or str(row["activation"]).split("(")[0])
+
+
+def summary_markdown(
+    settings: Settings,
+    runs: Sequence[Mapping[str, Any]],
+    layers: Sequence[Mapping[str, Any]],
+    context: Mapping[str, Any],
+) -> str:
+  """The study's report: answers in words first, then the tables they come from.
+
+  Every number is computed from ``runs`` (runs.csv) and ``layers`` (layers.csv).
+  """
+  lines = [
+      "# Dying units against the learning rate, and the remedies",
+      "",
+      "Claim 1 of the research brief (CS231n: with too high a learning rate \"as much"
+      " as 40% of your network can be dead\"). A unit is *dead* when the activation's"
+      " backward derivative is 0 on every training example (it cannot learn),"
+      " *inactive* when its pre-activation is <= 0 on every training example; they"
+      " coincide for ReLU. Fractions are means over the hidden layers at the end of"
+      " training; intervals are 95% Student t over seeds; diverged runs are counted,"
+      " never averaged. PReLU is not compared: the engine's MLP has no learned-slope"
+      " activation (adding one means changing research/models.py).",
+      "",
+  ]
+  lines += [f"- {key}: {value}" for key, value in context.items()]
+  lines += ["", "Settings:", ""]
+  lines += [f"- `{key}`: {value}" for key, value in settings_dict(settings).items()]
+  lines += [""]
+  baseline = [a for a in _activations(runs) if a == "relu"]
+  lines += ["## Answers", ""]
+  if baseline:
+    lines += ["### How much of a ReLU network dies as the learning rate grows", ""]
+    lines += _relu_answer(runs)
+    lines += ["", "### Does each remedy prevent it, and does it stay stable?", ""]
+    lines += _remedy_answer(runs)
+  lines += ["", "### Which runs diverge, and why", ""]
+  lines += _divergence_answer(runs, layers)
+  lines += ["", "## Tables", ""]
+  for dataset, optimizer in _groups(runs):
+    rows = _select(runs, dataset=dataset, optimizer=optimizer)
+    lines += [f"### {dataset}, {optimizer}: final metrics per activation and learning rate", ""]
+    lines.append(grouped_table(
+        rows, ["activation", "learning_rate"],
+        ["dead_fraction", "inactive_fraction", "test_accuracy", "train_loss"],
+    ))
+    lines.append("")
+  per_layer = _final_layer_rows(runs, layers, activation="relu")
+  if per_layer:
+    lines += ["### ReLU's dead fraction per layer (layer 1 nearest the input), end of training", ""]
+    lines.append(grouped_table(per_layer, ["dataset", "optimizer", "learning_rate", "layer"],
+                               ["dead_fraction", "preactivation_mean"]))
+    lines.append("")
+  lines += [
+      "## Plots", "",
+      f"- `{DEAD_VS_RATE_PLOT}`: final dead fraction (mean, 95% band) against the learning"
+      " rate, per dataset (rows) and optimizer (columns); a cross on top marks a rate where"
+      " runs of that activation diverged.",
+      f"- `{ACCURACY_VS_RATE_PLOT}`: the same for test accuracy.",
+      f"- `{DIVERGENCE_PLOT}`: where runs diverged, per-layer weight norm and mean"
+      " pre-activation against the step for every activation at the focus setting named"
+      " in its title, one line per seed; a diverging run's line stops at its divergence.",
+  ]
+  return "\n".join(lines) + "\n"
+
+
+def _relu_answer(runs: Sequence[Mapping[str, Any]]) -> list[str]:
+  lines = []
+  worst_overall = 0.0
+  for dataset, optimizer in _groups(runs):
+    relu = _select(runs, dataset=dataset, optimizer=optimizer, activation="relu")
+    by_rate = {rate: _select(relu, learning_rate=rate) for rate in _rates(relu)}
+    parts = []
+    for rate, rows in by_rate.items():
+      diverged = sum(bool(row.get("diverged")) for row in rows)
+      note = f" ({diverged} of {len(rows)} diverged)" if diverged else ""
+      parts.append(f"lr {rate:g}: {_pct('dead_fraction', rows)}{note}")
+    means = {rate: _estimate(rows, "dead_fraction")[0] for rate, rows in by_rate.items()}
+    finite = {rate: mean for rate, mean in means.items() if not math.isnan(mean)}
+    lowest = min(by_rate)
+    sentence = f"- **{dataset}, {optimizer}**: " + "; ".join(parts) + "."
+    if finite:
+      worst_rate = max(finite, key=finite.get)
+      worst_overall = max(worst_overall, finite[worst_rate])
+      sentence += (
+          f" From the lowest rate to the worst one (lr {worst_rate:g}) the dead fraction goes"
+          f" from {100 * finite.get(lowest, math.nan):.1f}% to {100 * finite[worst_rate]:.1f}%"
+          + (", beyond CS231n's 40%." if finite[worst_rate] > 0.4 else
+             ", reaching CS231n's 40%." if finite[worst_rate] >= 0.395 else ".")
+      )
+    lines.append(sentence)
+  lines.append("")
+  lines.append(
+      f"Across every dataset and optimizer, the largest mean dead fraction of ReLU is"
+      f" {100 * worst_overall:.1f}%: CS231n's \"as much as 40%\""
+      + (" held." if worst_overall >= 0.395 else " was not reached here.")
+  )
+  return lines
+
+
+def _dying_rates(runs: Sequence[Mapping[str, Any]], dataset: str, optimizer: str) -> list[float]:
+  """The rates where ReLU's mean dead fraction reaches :data:`DYING_THRESHOLD`."""
+  relu = _select(runs, dataset=dataset, optimizer=optimizer, activation="relu")
+  found = []
+  for rate in _rates(relu):
+    mean = _estimate(_select(relu, learning_rate=rate), "dead_fraction")[0]
+    if not math.isnan(mean) and mean >= DYING_THRESHOLD:
+      found.append(rate)
+  return found
+
+
+def _first_divergence(rows: Sequence[Mapping[str, Any]]) -> float | None:
+  rates = [float(row["learning_rate"]) for row in rows if row.get("diverged")]
+  return min(rates) if rates else None
+
+
+def _remedy_answer(runs: Sequence[Mapping[str, Any]]) -> list[str]:
+  lines = [
+      f"At the rates where ReLU dies (its mean dead fraction reaches"
+      f" {100 * DYING_THRESHOLD:.0f}%), each activation's dead fraction, inactive fraction,"
+      f" test accuracy and diverged runs. A remedy *prevents* dying there when its dead"
+      f" fraction stays below {100 * PREVENTS_THRESHOLD:.0f}% and no run diverges; it is"
+      " *stable* where ReLU is when it diverges at no rate at which ReLU did not.",
+      "",
+      "| dataset | optimizer | activation | ReLU dies at lr | runs | diverged | dead units |"
+      " inactive units | test accuracy | first diverging lr (ReLU's) | verdict |",
+      "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|",
+  ]
+  verdicts: dict[str, list[str]] = {}
+  for dataset, optimizer in _groups(runs):
+    dying = _dying_rates(runs, dataset, optimizer)
+    group = _select(runs, dataset=dataset, optimizer=optimizer)
+    relu_first = _first_divergence(_select(group, activation="relu"))
+    for activation in _activations(group):
+      mine = _select(group, activation=activation)
+      at_dying = [row for row in mine if float(row["learning_rate"]) in dying]
+      first = _first_divergence(mine)
+      diverged = sum(bool(row.get("diverged")) for row in at_dying)
+      mean_dead = _estimate(at_dying, "dead_fraction")[0]
+      unstable = first is not None and (relu_first is None or first < relu_first)
+      if not dying:
+        verdict = "ReLU does not die here"
+      elif activation == "relu":
+        verdict = "baseline"
+      elif diverged == 0 and not math.isnan(mean_dead) and mean_dead < PREVENTS_THRESHOLD:
+        verdict = "prevents"
+      elif diverged:
+        verdict = "diverges instead"
+      else:
+        verdict = "does not prevent"
+      if unstable:
+        verdict += f"; diverges from lr {first:g}, where ReLU does not"
+      verdicts.setdefault(activation, []).append(f"{dataset}/{optimizer}: {verdict}")
+      rates = ", ".join(f"{rate:g}" for rate in dying) or "-"
+      lines.append(
+          f"| {dataset} | {optimizer} | `{activation}` | {rates} | {len(at_dying)} | {diverged} |"
+          f" {_pct('dead_fraction', at_dying) if at_dying else '-'} |"
+          f" {_pct('inactive_fraction', at_dying) if at_dying else '-'} |"
+          f" {_pct('test_accuracy', at_dying) if at_dying else '-'} |"
+          f" {first if first is not None else 'none'} ({relu_first if relu_first is not None else 'none'}) |"
+          f" {verdict} |"
+      )
+  lines.append("")
+  for activation, items in verdicts.items():
+    if activation != "relu":
+      lines.append(f"- `{activation}`: " + "; ".join(items) + ".")
+  return lines
+
+
+def _layer_series(
+    layers: Sequence[Mapping[str, Any]], run_id: str
+) -> dict[int, list[Mapping[str, Any]]]:
+  series: dict[int, list[Mapping[str, Any]]] = {}
+  for row in layers:
+    if row["run_id"] == run_id:
+      series.setdefault(int(row["layer"]), []).append(row)
+  for rows in series.values():
+    rows.sort(key=lambda row: row["step"])
+  return series
+
+
+def _until(rows: Sequence[Mapping[str, Any]], step: int | None) -> list[Mapping[str, Any]]:
+  """Rows up to ``step`` whose weight norm is finite (a diverged run's last healthy state)."""
+  return [row for row in rows if (step is None or row["step"] <= step)
+          and isinstance(row.get("weight_norm"), float) and math.isfinite(row["weight_norm"])]
+
+
+def diagnose(run: Mapping[str, Any], layers: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+  """Per layer, how a run's weights and pre-activations moved up to its divergence.
+
+  Returns the layer whose weight norm grew most (``layer``), its growth factor
+  from step 0 to the last evaluation at or before the divergence
+  (``growth``), the weight-norm doubling time in steps (``doubling_steps``),
+  that layer's mean pre-activation and inactive fraction then, the most
+  negative mean pre-activation of any hidden layer, and the step; ``None``
+  without layer rows.
+  """
+  series = _layer_series(layers, run["run_id"])
+  step = run.get("diverged_step") if run.get("diverged") else None
+  found = []
+  for layer, rows in series.items():
+    rows = _until(rows, step)
+    if len(rows) < 2:
+      continue
+    first, last = rows[0], rows[-1]
+    growth = last["weight_norm"] / first["weight_norm"]
+    found.append((growth, layer, first, last))
+  if not found:
+    return None
+  growth, layer, first, last = max(found, key=lambda item: item[0])
+  pre = [rows_last["preactivation_mean"] for _, _, _, rows_last in found
+         if rows_last.get("preactivation_mean") is not None]
+  elapsed = last["step"] - first["step"]
+  return {
+      "layer": layer,
+      "growth": growth,
+      "doubling_steps": elapsed * math.log(2) / math.log(growth) if growth > 1 else math.inf,
+      "preactivation_mean": last.get("preactivation_mean"),
+      "inactive_fraction": last.get("inactive_fraction"),
+      "lowest_preactivation_mean": min(pre) if pre else None,
+      "step": last["step"],
+      "num_layers": len(series),
+  }
+
+
+def _median(values: Sequence[float]) -> float:
+  ordered = sorted(values)
+  if not ordered:
+    return math.nan
+  middle = len(ordered) // 2
+  return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _divergence_answer(runs: Sequence[Mapping[str, Any]], layers: Sequence[Mapping[str, Any]]) -> list[str]:
+  diverged = [row for row in runs if row.get("diverged")]
+  if not diverged:
+    return ["No run diverged."]
+  lines = [
+      f"{len(diverged)} of {len(runs)} runs diverged. Per (dataset, optimizer, activation,"
+      " learning rate): the median step of divergence; the layer whose kernel norm grew most"
+      " from step 0 to the last evaluation before the divergence (the output layer is"
+      " the last), its median growth factor and weight-norm doubling time; the median mean"
+      " pre-activation of that layer and the most negative mean pre-activation of any hidden"
+      " layer then; and, for comparison, the same numbers for the ReLU runs of the same"
+      " seeds and rate at the same step (if they did not diverge).",
+      "",
+      "| dataset | optimizer | activation | lr | diverged | median step | layer growing most |"
+      " weight-norm growth | doubling (steps) | its mean pre-activation | lowest hidden mean"
+      " pre-activation | ReLU's growth, same layer | ReLU's lowest mean pre-activation |",
+      "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ]
+  keyed: dict[tuple, list[Mapping[str, Any]]] = {}
+  for row in diverged:
+    key = (row["dataset"], row["optimizer"], str(row["activation"]), float(row["learning_rate"]))
+    keyed.setdefault(key, []).append(row)
+  for (dataset, optimizer, activation, rate), rows in keyed.items():
+    found = [(row, diagnose(row, layers)) for row in rows]
+    found = [(row, d) for row, d in found if d is not None]
+    total = len(_select(runs, dataset=dataset, optimizer=optimizer, activation=activation,
+                        learning_rate=rate))
+    steps = _median([row["diverged_step"] for row in rows if row.get("diverged_step") is not None])
+    if not found:
+      lines.append(f"| {dataset} | {optimizer} | `{activation}` | {rate:g} | {len(rows)}/{total} |"
+                   f" {steps:.0f} | - | - | - | - | - | - | - |")
+      continue
+    layer = max({d["layer"] for _, d in found}, key=[d["layer"] for _, d in found].count)
+    growth = _median([d["growth"] for _, d in found])
+    doubling = _median([d["doubling_steps"] for _, d in found])
+    pre = _median([d["preactivation_mean"] for _, d in found if d["preactivation_mean"] is not None])
+    lowest = _median([d["lowest_preactivation_mean"] for _, d in found
+                      if d["lowest_preactivation_mean"] is not None])
+    relu_growth, relu_lowest = _relu_reference(runs, layers, dataset, optimizer, rate,
+                                               [(row, d) for row, d in found], layer)
+    lines.append(
+        f"| {dataset} | {optimizer} | `{activation}` | {rate:g} | {len(rows)}/{total} | {steps:.0f} |"
+        f" {layer}{' (output)' if layer == found[0][1]['num_layers'] else ''} | {growth:.3g}x |"
+        f" {doubling:.0f} | {_number(pre)} | {_number(lowest)} | {_number(relu_growth, 'x')} |"
+        f" {_number(relu_lowest)} |"
+    )
+  lines += ["", *_divergence_reading(runs, keyed, layers)]
+  return lines
+
+
+def _number(value: float, suffix: str = "") -> str:
+  return "-" if value is None or math.isnan(value) else f"{value:.3g}{suffix}"
+
+
+def _relu_reference(runs, layers, dataset, optimizer, rate, found, layer) -> tuple[float, float]:
+  """ReLU's weight-norm growth of ``layer`` and lowest hidden mean pre-activation, same seeds and steps."""
+  growths, lowest = [], []
+  for row, d in found:
+    relu = _select(runs, dataset=dataset, optimizer=optimizer, activation="relu",
+                   learning_rate=rate, seed=row["seed"])
+    if not relu or relu[0].get("diverged"):
+      continue
+    series = _layer_series(layers, relu[0]["run_id"])
+    rows = _until(series.get(layer, []), d["step"])
+    if len(rows) >= 2:
+      growths.append(rows[-1]["weight_norm"] / rows[0]["weight_norm"])
+    pre = [_until(s, d["step"])[-1].get("preactivation_mean") for s in series.values() if _until(s, d["step"])]
+    pre = [value for value in pre if value is not None]
+    if pre:
+      lowest.append(min(pre))
+  return _median(growths), _median(lowest)
+
+
+def _divergence_reading(runs, keyed, layers) -> list[str]:
+  """Sentences on the surrogates that diverge where ReLU (the true gradient) does not."""
+  lines = []
+  for (dataset, optimizer, activation, rate), rows in keyed.items():
+    relu = _select(runs, dataset=dataset, optimizer=optimizer, activation="relu", learning_rate=rate)
+    if activation == "relu" or not relu or any(row.get("diverged") for row in relu):
+      continue
+    found = [d for d in (diagnose(row, layers) for row in rows) if d is not None]
+    relu_dead = _estimate(relu, "dead_fraction")[0]
+    text = (
+        f"- {dataset}, {optimizer}, lr {rate:g}: `{activation}` diverged in {len(rows)} of"
+        f" {len(_select(runs, dataset=dataset, optimizer=optimizer, activation=activation, learning_rate=rate))}"
+        f" runs where ReLU merely lost {100 * relu_dead:.1f}% of its units."
+    )
+    if found:
+      text += (
+          f" Before diverging, its kernels grew most in layer {found[0]['layer']}"
+          f" (median x{_median([d['growth'] for d in found]):.3g}, doubling every"
+          f" {_median([d['doubling_steps'] for d in found]):.0f} steps) and its lowest mean"
+          f" hidden pre-activation was {_median([d['lowest_preactivation_mean'] for d in found if d['lowest_preactivation_mean'] is not None]):.3g}."
+      )
+    lines.append(text)
+  if any(line.startswith("- ") for line in lines):
+    lines += [
+        "",
+        "Why: a surrogate's gradient below zero does not change the forward pass, so"
+        " while a unit is inactive nothing checks the update it causes. Where the"
+        " pre-activations of inactive units are driven ever more negative and the"
+        " kernels feeding them grow geometrically (the rows above), the update is"
+        " running away along a direction the loss cannot see, until the active units"
+        " it shares weights with blow the loss up. A true gradient of the same size"
+        " (LeakyReLU) feels those units in the forward pass and is pulled back.",
+    ]
+  return lines
+
+
+def _final_layer_rows(runs, layers, *, activation: str) -> list[dict[str, Any]]:
+  """Per run of ``activation`` and hidden layer: the final evaluation's layer metrics."""
+  wanted = {row["run_id"]: row for row in runs if str(row["activation"]) == activation}
+  last: dict[tuple[str, int], Mapping[str, Any]] = {}
+  for row in layers:
+    run = wanted.get(row["run_id"])
+    if run is None or row.get("dead_fraction") is None:
+      continue
+    key = (row["run_id"], int(row["layer"]))
+    if key not in last or row["step"] > last[key]["step"]:
+      last[key] = row
+  rows = []
+  for (run_id, layer), row in last.items():
+    run = wanted[run_id]
+    rows.append({"dataset": run["dataset"], "optimizer": run["optimizer"],
+                 "learning_rate": run["learning_rate"], "layer": layer,
+                 "diverged": run.get("diverged"), "dead_fraction": row["dead_fraction"],
+                 "preactivation_mean": row.get("preactivation_mean")})
+  rows.sort(key=lambda r: (r["dataset"], r["optimizer"], r["learning_rate"], r["layer"]))
+  return rows
+
+
+# --- the plots -----------------------------------------------------------------
+
+
+def write_plots(
+    folder: str | os.PathLike,
+    runs: Sequence[Mapping[str, Any]],
+    layers: Sequence[Mapping[str, Any]],
+) -> list[pathlib.Path]:
+  """Writes the study's PNG plots into ``folder``; returns their paths."""
+  groups = _groups(runs)
+  written = [
+      plots.save_figure(_against_rate(runs, groups, "dead_fraction"), folder, DEAD_VS_RATE_PLOT),
+      plots.save_figure(_against_rate(runs, groups, "test_accuracy"), folder, ACCURACY_VS_RATE_PLOT),
+  ]
+  focus = divergence_focus(runs)
+  if focus is not None:
+    written.append(plots.save_figure(_divergence_figure(runs, layers, focus), folder, DIVERGENCE_PLOT))
+  return written
+
+
+def _against_rate(runs, groups, column: str) -> Any:
+  datasets = list(dict.fromkeys(dataset for dataset, _ in groups))
+  optimizers = list(dict.fromkeys(optimizer for _, optimizer in groups))
+  figure = plots.new_figure(4.2 * len(optimizers), 3.2 * len(datasets))
+  axes = figure.subplots(len(datasets), len(optimizers), squeeze=False)
+  from matplotlib import colormaps
+
+  names = _activations(runs)
+  palette = colormaps["tab10"]
+  for (dataset, optimizer) in groups:
+    axis = axes[datasets.index(dataset)][optimizers.index(optimizer)]
+    group = _select(runs, dataset=dataset, optimizer=optimizer)
+    for index, activation in enumerate(names):
+      mine = _select(group, activation=activation)
+      rates, means, lows, highs, crosses = [], [], [], [], []
+      for rate in _rates(mine):
+        rows = _select(mine, learning_rate=rate)
+        mean, half = _estimate(rows, column)
+        if any(row.get("diverged") for row in rows):
+          crosses.append(rate)
+        if math.isnan(mean):
+          continue
+        half = 0.0 if math.isnan(half) else half
+        rates.append(rate)
+        means.append(100 * mean)
+        lows.append(100 * max(0.0, mean - half))
+        highs.append(100 * min(1.0, mean + half))
+      color = palette(index % palette.N)
+      axis.plot(rates, means, marker="o", color=color, label=activation)
+      axis.fill_between(rates, lows, highs, color=color, alpha=0.15, linewidth=0)
+      if crosses:
+        axis.scatter(crosses, [102 + 2 * index] * len(crosses), marker="x", color=color)
+    axis.set_xscale("log")
+    axis.set_ylim(-2, 104 + 2 * len(names))
+    axis.set_title(f"{dataset}, {optimizer}")
+    axis.set_xlabel("learning rate")
+    axis.set_ylabel(f"final {column.replace('_', ' ')} (%)")
+    axis.grid(alpha=0.3)
+  axes[0][0].legend(fontsize=7)
+  return figure
+
+
+def divergence_focus(runs: Sequence[Mapping[str, Any]]) -> tuple[str, str, float] | None:
+  """The (dataset, optimizer, rate) to show: the lowest rate where a non-ReLU run diverged and ReLU did not.
+
+  Falls back to the lowest rate with any diverged run; ``None`` if none diverged.
+  """
+  candidates = []
+  for row in runs:
+    if not row.get("diverged"):
+      continue
+    key = (row["dataset"], row["optimizer"], float(row["learning_rate"]))
+    relu = _select(runs, dataset=key[0], optimizer=key[1], activation="relu", learning_rate=key[2])
+    relu_stable = bool(relu) and not any(r.get("diverged") for r in relu)
+    candidates.append((not (relu_stable and _name(row) != "relu"), key[2], key))
+  return min(candidates)[2] if candidates else None
+
+
+def _divergence_figure(runs, layers, focus) -> Any:
+  dataset, optimizer, rate = focus
+  group = _select(runs, dataset=dataset, optimizer=optimizer, learning_rate=rate)
+  names = _activations(group)
+  num_layers = max((int(row["layer"]) for row in layers), default=1)
+  hidden = num_layers - 1
+  figure = plots.new_figure(3.4 * num_layers, 6.0)
+  axes = figure.subplots(2, num_layers, squeeze=False)
+  from matplotlib import colormaps
+
+  palette = colormaps["tab10"]
+  all_names = _activations(runs)
+  for row in group:
+    color = palette(all_names.index(str(row["activation"])) % palette.N)
+    series = _layer_series(layers, row["run_id"])
+    stop = row.get("diverged_step") if row.get("diverged") else None
+    style = "--" if row.get("diverged") else "-"
+    label = f"{row['activation']}{' (diverged)' if row.get('diverged') else ''}"
+    for layer, rows in series.items():
+      rows = _until(rows, stop)
+      steps = [r["step"] for r in rows]
+      axes[0][layer - 1].plot(steps, [r["weight_norm"] for r in rows], style, color=color,
+                              label=label if row["seed"] == 0 else None)
+      if layer <= hidden:
+        axes[1][layer - 1].plot(steps, [r.get("preactivation_mean") for r in rows], style,
+                                color=color)
+  for layer in range(1, num_layers + 1):
+    axes[0][layer - 1].set_yscale("log")
+    axes[0][layer - 1].set_title(f"layer {layer}{' (output)' if layer == num_layers else ''}")
+    axes[0][layer - 1].set_ylabel("weight norm")
+    axes[1][layer - 1].set_xlabel("step")
+    if layer <= hidden:
+      axes[1][layer - 1].set_yscale("symlog")
+      axes[1][layer - 1].set_ylabel("mean pre-activation")
+    else:
+      axes[1][layer - 1].axis("off")
+    for axis in (axes[0][layer - 1], axes[1][layer - 1]):
+      axis.grid(alpha=0.3)
+  axes[0][0].legend(fontsize=7)
+  figure.suptitle(f"{dataset}, {optimizer}, lr {rate:g}: "
+                  f"{', '.join(names)} (dashed: diverged, cut at divergence)")
+  return figure

@@ -1,0 +1,154 @@
+"""The dying study end to end at tiny settings, its CLI, and its diagnosis."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+
+import pytest
+
+from research import cli, devices
+from research.studies import dying
+from research.summary import format_estimate
+
+pytestmark = pytest.mark.standard_promotion  # optax's adam mixes dtypes
+
+TINY = dying.Settings(
+    datasets=("digits",), optimizers=("sgd",), activations=("relu", "necro_relu"),
+    learning_rates=(0.01, 3.0), seeds=2, steps=60, eval_every=20, width=16,
+)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+  out = tmp_path_factory.mktemp("dying")
+  return dying.run(TINY, out=out, quiet=True, command="python -m research dying (test)")
+
+
+def test_writes_the_engine_files_the_summary_and_the_plots(study):
+  for name in ("config.json", "runs.csv", "history.csv", "layers.csv", "grids.csv",
+               "summary.md", dying.DEAD_VS_RATE_PLOT, dying.ACCURACY_VS_RATE_PLOT):
+    assert (study.out / name).stat().st_size > 0, name
+  config = json.loads((study.out / "config.json").read_text())
+  assert config["study"] == "dying" and config["learning_rates"] == [0.01, 3.0]
+
+
+def test_rows_carry_dataset_and_optimizer(study):
+  with open(study.out / "runs.csv", newline="") as file:
+    header = next(csv.reader(file))
+  assert header[:3] == ["run_id", "dataset", "optimizer"]
+  with open(study.out / "layers.csv", newline="") as file:
+    header = next(csv.reader(file))
+  for column in ("dataset", "optimizer", "layer", "inactive_fraction", "dead_fraction",
+                 "weight_norm", "max_abs_weight", "gradient_norm"):
+    assert column in header, column
+  assert len(study.runs) == 2 * 2 * 2  # activations x rates x seeds
+
+
+def test_a_high_sgd_rate_makes_relu_lose_units(study):
+  def mean_inactive(rate):
+    rows = [r for r in study.runs if r["activation"] == "relu" and r["learning_rate"] == rate]
+    assert rows and not any(r["diverged"] for r in rows)
+    return sum(r["inactive_fraction"] for r in rows) / len(rows)
+
+  assert mean_inactive(3.0) > mean_inactive(0.01) + 0.1
+
+
+def test_summary_numbers_come_from_the_runs(study):
+  text = study.summary
+  assert devices.machine_description() in text
+  assert "python -m research dying (test)" in text
+  relu_high = [r["dead_fraction"] for r in study.runs
+               if r["activation"] == "relu" and r["learning_rate"] == 3.0]
+  from research.statistics import mean_confidence_interval
+  expected = format_estimate("dead_fraction", *mean_confidence_interval(relu_high))
+  assert f"lr 3: {expected}" in text
+  diverged = sum(bool(r["diverged"]) for r in study.runs)
+  assert (f"{diverged} of {len(study.runs)} runs diverged" in text) if diverged else (
+      "No run diverged." in text)
+
+
+def test_rerunning_resumes_without_training(study, monkeypatch):
+  def refuse(*args, **kwargs):
+    raise AssertionError("a finished run was trained again")
+
+  monkeypatch.setattr(dying.experiment.train, "train_grid", refuse)
+  again = dying.run(TINY, out=study.out, quiet=True)
+  assert len(again.runs) == len(study.runs)
+
+
+def test_default_rates_span_stable_to_divergent_per_optimizer():
+  settings = dying.Settings()
+  for optimizer in settings.optimizers:
+    rates = dying.learning_rates(settings, optimizer)
+    assert len(rates) >= 6 and list(rates) == sorted(rates), optimizer
+  assert dying.learning_rates(settings, "adam")[0] <= 1e-4
+  assert dying.learning_rates(settings, "adam")[-1] >= 1e-1
+  assert dying.learning_rates(settings, "sgd")[-1] >= 1.0
+  assert "windowed_necro_relu(negative_slope=0.1,window=3.0)" in settings.activations
+  keys = [part.keys for part in dying.parts(settings)]
+  assert keys == [{"dataset": d, "optimizer": o}
+                  for d in ("mnist1d", "mnist5k") for o in ("adam", "sgd")]
+
+
+def test_help_lists_every_setting_and_the_command_flags(capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    cli.main(["dying", "--help"])
+  assert exit_info.value.code == 0
+  text = " ".join(capsys.readouterr().out.replace("\u2502", " ").split())
+  for field in dataclasses.fields(dying.Settings):
+    assert f"--{field.name.replace('_', '-')}" in text, field.name
+  assert "--out" in text and "--quiet" in text
+  assert "relu is the baseline" in text  # help comes from the field comments
+  assert "each optimizer's defaults" in text
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--optimizers", "adma"], "Did you mean 'adam'?"),
+    (["--datasets", "mnist2d"], "Choose from:"),
+    (["--activations", "rleu"], "Did you mean"),
+    (["--steps", "0"], "steps must be a positive integer"),
+])
+def test_a_bad_value_is_one_line_before_training(flags, message, tmp_path, capsys):
+  out = tmp_path / "out"
+  status = cli.main(["dying", *flags, "--out", str(out), "--quiet"])
+  error = capsys.readouterr().err.strip()
+  assert status == 2
+  assert error.startswith("error:") and "\n" not in error and message in error
+  assert not (out / "runs.csv").exists()
+
+
+def test_an_unknown_flag_is_refused(capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    cli.main(["dying", "--no-such-flag", "1"])
+  assert exit_info.value.code != 0
+
+
+def _layer_rows(run_id, norms, pre):
+  return [{"run_id": run_id, "step": 100 * i, "layer": layer, "weight_norm": norm,
+           "preactivation_mean": pre[layer - 1], "inactive_fraction": 0.3}
+          for i, step_norms in enumerate(norms) for layer, norm in enumerate(step_norms, 1)]
+
+
+def test_diagnose_finds_the_layer_that_grows_and_its_doubling_time():
+  # Layer 2 doubles every 100 steps; rows after the divergence (step 300) are ignored.
+  norms = [(10.0, 10.0), (11.0, 20.0), (12.0, 40.0), (13.0, 80.0), (1e9, 1e9)]
+  layers = _layer_rows("r", norms, pre=(-0.5, -900.0))
+  found = dying.diagnose({"run_id": "r", "diverged": True, "diverged_step": 300}, layers)
+  assert found["layer"] == 2 and found["step"] == 300
+  assert math.isclose(found["growth"], 8.0) and math.isclose(found["doubling_steps"], 100.0)
+  assert found["lowest_preactivation_mean"] == -900.0
+
+
+def test_divergence_focus_prefers_a_surrogate_that_diverges_where_relu_does_not():
+  def row(activation, rate, diverged):
+    return {"dataset": "d", "optimizer": "o", "activation": activation, "name": activation,
+            "learning_rate": rate, "diverged": diverged, "seed": 0}
+
+  runs = [row("relu", 0.1, True), row("necro_relu", 0.1, True),
+          row("relu", 0.03, False), row("necro_relu", 0.03, True),
+          row("relu", 0.01, False), row("necro_relu", 0.01, False)]
+  assert dying.divergence_focus(runs) == ("d", "o", 0.03)
+  assert dying.divergence_focus(runs[4:]) is None
