@@ -23,6 +23,10 @@ scales its whole generated set. ``digits`` and ``mnist5k`` are shuffled with
 ``np.random.default_rng(0)`` before splitting, whatever ``seed`` is. Inputs are
 float32, class labels int32, regression targets float32 of shape ``(N, 1)``.
 Loads are cached in-process, so arrays are read-only: copy one to change it.
+``mnist1d`` takes seconds to generate, so its arrays are also kept on disk with
+a checksum (``~/.cache/surrogate-activations/data``; ``SURROGATE_DATA_CACHE=off``
+turns this off, another folder moves it): a later process reads them back, bit
+for bit, unless the file is damaged or the package's version or settings changed.
 
 Options of the synthetic datasets (each also takes num_train=2048, num_test=1024):
 
@@ -39,16 +43,23 @@ Options of the synthetic datasets (each also takes num_train=2048, num_test=1024
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import functools
 import gzip
+import hashlib
 import importlib
+import importlib.metadata
+import importlib.util
 import inspect
+import json
 import os
 import pathlib
 import pickle
 import random
+import tempfile
+import zipfile
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -322,17 +333,96 @@ def _import(module: str, package: str, dataset: str) -> ModuleType:
 
 
 def _mnist1d() -> Dataset:
-  mnist1d_data = _import("mnist1d.data", "mnist1d", "mnist1d")
-  # make_dataset reseeds Python's and NumPy's global generators; restore them so
-  # that loading data leaves the caller's random streams as they were.
-  numpy_state, python_state = np.random.get_state(), random.getstate()
+  # Keyed on the package's version and its default arguments, which that
+  # version fixes; so a cached load does not import the package (a second).
+  if importlib.util.find_spec("mnist1d") is None:
+    _import("mnist1d.data", "mnist1d", "mnist1d")  # raises, naming the pip install
+  cached = _generated_cache("mnist1d", _mnist1d_version(), {"arguments": "default"})
+  arrays = _read_generated(cached)
+  if arrays is None:
+    mnist1d_data = _import("mnist1d.data", "mnist1d", "mnist1d")
+    arguments = mnist1d_data.get_dataset_args()
+    # make_dataset reseeds Python's and NumPy's global generators; restore them
+    # so that loading data leaves the caller's random streams as they were.
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    try:
+      raw = mnist1d_data.make_dataset(arguments)
+    finally:
+      np.random.set_state(numpy_state)
+      random.setstate(python_state)
+    arrays = {name: np.asarray(raw[name]) for name in _MNIST1D_ARRAYS}
+    _write_generated(cached, arrays)
+  return _dataset("mnist1d", *(arrays[name] for name in _MNIST1D_ARRAYS), num_outputs=10)
+
+
+_MNIST1D_ARRAYS = ("x", "y", "x_test", "y_test")
+
+
+def _mnist1d_version() -> str | None:
   try:
-    raw = mnist1d_data.make_dataset(mnist1d_data.get_dataset_args())
-  finally:
-    np.random.set_state(numpy_state)
-    random.setstate(python_state)
-  return _dataset("mnist1d", raw["x"], raw["y"], raw["x_test"], raw["y_test"],
-                  num_outputs=10)
+    return importlib.metadata.version("mnist1d")
+  except importlib.metadata.PackageNotFoundError:
+    return None
+
+
+def _generated_cache(name: str, version: str | None, arguments: dict[str, Any]) -> pathlib.Path | None:
+  """Where a generated dataset is kept between processes; ``None`` when turned off.
+
+  Also ``None`` when the generator's version is unknown (not installed): then
+  nothing is cached, and generating it says what to install.
+
+  ``$SURROGATE_DATA_CACHE`` (``off`` disables it), else
+  ``~/.cache/surrogate-activations/data`` (under ``$XDG_CACHE_HOME`` if set). The
+  file name holds a hash of the generator's version and arguments, so another
+  version or setting never reads this one's arrays.
+
+  Examples:
+    >>> _generated_cache("mnist1d", "1.0", {"seed": 42}).name
+    'mnist1d-e9ca3f826ec36c61.npz'
+  """
+  setting = os.environ.get("SURROGATE_DATA_CACHE", "")
+  if setting == "off" or version is None:
+    return None
+  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+  folder = pathlib.Path(setting or os.path.join(base, "surrogate-activations", "data"))
+  key = json.dumps({"version": version, "arguments": arguments}, sort_keys=True, default=str)
+  return folder / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+
+
+def _checksum(arrays: dict[str, np.ndarray]) -> str:
+  digest = hashlib.sha256()
+  for name in sorted(arrays):
+    array = np.ascontiguousarray(arrays[name])
+    digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
+    digest.update(array.tobytes())
+  return digest.hexdigest()
+
+
+def _read_generated(path: pathlib.Path | None) -> dict[str, np.ndarray] | None:
+  """The cached arrays, or ``None`` if absent, unreadable or failing their checksum."""
+  if path is None or not path.is_file():
+    return None
+  try:
+    with np.load(path, allow_pickle=False) as archive:
+      arrays = {name: archive[name] for name in archive.files if name != "sha256"}
+      recorded = str(archive["sha256"])
+  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    return None
+  return arrays if _checksum(arrays) == recorded else None
+
+
+def _write_generated(path: pathlib.Path | None, arrays: dict[str, np.ndarray]) -> None:
+  """Keeps the arrays with their checksum, atomically; a cache that cannot be written is skipped."""
+  if path is None:
+    return
+  try:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as file:
+      np.savez(file, sha256=np.array(_checksum(arrays)), **arrays)
+    os.replace(file.name, path)
+  except OSError:
+    with contextlib.suppress(OSError, NameError):
+      os.unlink(file.name)
 
 
 def _digits() -> Dataset:
