@@ -152,3 +152,23 @@ def test_divergence_focus_prefers_a_surrogate_that_diverges_where_relu_does_not(
           row("relu", 0.01, False), row("necro_relu", 0.01, False)]
   assert dying.divergence_focus(runs) == ("d", "o", 0.03)
   assert dying.divergence_focus(runs[4:]) is None
+
+
+def test_verdicts_are_computed_from_the_rows():
+  def row(activation, rate, seed, dead, diverged=False):
+    return {"run_id": f"{activation}|{rate}|{seed}", "dataset": "d", "optimizer": "adam",
+            "activation": activation, "name": activation, "learning_rate": rate, "seed": seed,
+            "diverged": diverged, "diverged_step": 50 if diverged else None,
+            "dead_fraction": dead, "inactive_fraction": dead, "test_accuracy": 0.5,
+            "train_loss": 1.0}
+
+  runs = [row("relu", 0.001, s, 0.0) for s in range(2)] + [row("relu", 0.1, s, 0.45) for s in range(2)]
+  runs += [row("leaky_relu", rate, s, 0.0) for rate in (0.001, 0.1) for s in range(2)]
+  runs += [row("necro_relu", 0.001, s, 0.0) for s in range(2)]
+  runs += [row("necro_relu", 0.1, s, None, diverged=True) for s in range(2)]
+  text = dying.summary_markdown(TINY, runs, [], {"machine": "test"})
+  assert "| d | adam | `leaky_relu` | 0.1 | 2 | 0 | 0.0% ± 0.0 |" in text
+  assert "`leaky_relu` at the rates where ReLU dies: prevents dying on d/adam." in text
+  assert "`necro_relu` at the rates where ReLU dies: diverges more often than ReLU on d/adam (2/2 diverged, ReLU 0/2)." in text
+  assert "CS231n's \"as much as 40% of your network can be dead\" at a high learning rate: held (worst ReLU mean dead fraction 45.0%)." in text
+  assert "`necro_relu` diverged in 2 of 2 runs where ReLU merely lost 45.0% of its units." in text

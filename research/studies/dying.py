@@ -170,11 +170,14 @@ def run(
   """
   started = time.perf_counter()
   prepared = experiment.prepare_parts(parts(settings), settings_dict(settings), out, name=NAME)
+  to_train = sum(len(pending_runs) for _, _, pending_runs in prepared.pending)
+  total = sum(len(g.runs) for part_grids in prepared.grids for g in part_grids)
   trained = experiment.train_pending(prepared, quiet=quiet)
   context = {
       "command": command or "research.studies.dying.run(...)",
       "machine": devices.machine_description(),
-      "wall time of this invocation": f"{time.perf_counter() - started:.0f} s",
+      "wall time of this invocation": f"{time.perf_counter() - started:.0f} s, training"
+          f" {to_train} of {total} runs (the others were already in the folder)",
       "training seconds (all grids, summed over invocations)":
           f"{sum(g['seconds'] for g in trained.grids):.0f}",
       "load average at the end (1, 5, 15 min)": _load_average(),
@@ -284,8 +287,13 @@ def summary_markdown(
     lines += _relu_answer(runs)
     lines += ["", "### Does each remedy prevent it, and does it stay stable?", ""]
     lines += _remedy_answer(runs)
+  lines += ["", "### Which activations stay stable, and the best each reaches", ""]
+  lines += _stability_answer(runs)
   lines += ["", "### Which runs diverge, and why", ""]
   lines += _divergence_answer(runs, layers)
+  if baseline:
+    lines += ["", "### What held and what did not", ""]
+    lines += _held(runs)
   lines += ["", "## Tables", ""]
   for dataset, optimizer in _groups(runs):
     rows = _select(runs, dataset=dataset, optimizer=optimizer)
@@ -398,7 +406,9 @@ def _remedy_answer(runs: Sequence[Mapping[str, Any]]) -> list[str]:
         verdict = "diverges instead"
       else:
         verdict = "does not prevent"
-      if unstable:
+      if unstable and verdict == "diverges instead":
+        verdict += f" (from lr {first:g}; ReLU does not diverge there)"
+      elif unstable:
         verdict += f"; diverges from lr {first:g}, where ReLU does not"
       verdicts.setdefault(activation, []).append(f"{dataset}/{optimizer}: {verdict}")
       rates = ", ".join(f"{rate:g}" for rate in dying) or "-"
@@ -414,6 +424,96 @@ def _remedy_answer(runs: Sequence[Mapping[str, Any]]) -> list[str]:
   for activation, items in verdicts.items():
     if activation != "relu":
       lines.append(f"- `{activation}`: " + "; ".join(items) + ".")
+  return lines
+
+
+def _stability_answer(runs: Sequence[Mapping[str, Any]]) -> list[str]:
+  """Per (dataset, optimizer, activation): diverged runs, the stable range, the best accuracy."""
+  lines = [
+      "Per activation: its diverged runs over all rates, the largest rate with no diverged"
+      " run, the lowest rate with one, and its best mean test accuracy over the rates"
+      " (non-diverged runs only).",
+      "",
+      "| dataset | optimizer | activation | diverged runs | largest rate, none diverged |"
+      " lowest rate, some diverged | best test accuracy (lr) |",
+      "|---|---|---|---:|---:|---:|---:|",
+  ]
+  for dataset, optimizer in _groups(runs):
+    group = _select(runs, dataset=dataset, optimizer=optimizer)
+    for activation in _activations(group):
+      mine = _select(group, activation=activation)
+      stable = [rate for rate in _rates(mine)
+                if not any(r.get("diverged") for r in _select(mine, learning_rate=rate))]
+      first = _first_divergence(mine)
+      best = None
+      for rate in _rates(mine):
+        mean, _ = _estimate(_select(mine, learning_rate=rate), "test_accuracy")
+        if not math.isnan(mean) and (best is None or mean > best[0]):
+          best = (mean, rate)
+      best_text = "-" if best is None else (
+          f"{_pct('test_accuracy', _select(mine, learning_rate=best[1]))} ({best[1]:g})")
+      stable_text = f"{max(stable):g}" if stable else "none"
+      first_text = f"{first:g}" if first is not None else "none"
+      lines.append(
+          f"| {dataset} | {optimizer} | `{activation}` |"
+          f" {sum(bool(r.get('diverged')) for r in mine)}/{len(mine)} |"
+          f" {stable_text} | {first_text} | {best_text} |"
+      )
+  return lines
+
+
+def _held(runs: Sequence[Mapping[str, Any]]) -> list[str]:
+  """Plain statements, each computed: the claim, each remedy, each surrogate's stability."""
+  lines = []
+  worst = max((_estimate(_select(runs, dataset=d, optimizer=o, activation="relu",
+                                 learning_rate=rate), "dead_fraction")[0]
+               for d, o in _groups(runs)
+               for rate in _rates(_select(runs, dataset=d, optimizer=o, activation="relu"))),
+              key=lambda v: -1 if math.isnan(v) else v, default=math.nan)
+  lines.append(
+      f"- CS231n's \"as much as 40% of your network can be dead\" at a high learning rate:"
+      f" {'held' if worst >= 0.395 else 'did not hold'} (worst ReLU mean dead fraction"
+      f" {100 * worst:.1f}%)."
+  )
+  optimizers = list(dict.fromkeys(o for _, o in _groups(runs)))
+  totals = []
+  for activation in _activations(runs):
+    counts = []
+    for optimizer in optimizers:
+      mine = _select(runs, optimizer=optimizer, activation=activation)
+      counts.append(f"{sum(bool(r.get('diverged')) for r in mine)}/{len(mine)} with {optimizer}")
+    totals.append(f"`{activation}` {', '.join(counts)}")
+  lines.append("- Diverged runs over every dataset and rate: " + "; ".join(totals) + ".")
+  for activation in _activations(runs):
+    if activation == "relu":
+      continue
+    prevented, failed, unstable = [], [], []
+    for dataset, optimizer in _groups(runs):
+      dying = _dying_rates(runs, dataset, optimizer)
+      group = _select(runs, dataset=dataset, optimizer=optimizer)
+      mine = [r for r in _select(group, activation=activation) if float(r["learning_rate"]) in dying]
+      relu = [r for r in _select(group, activation="relu") if float(r["learning_rate"]) in dying]
+      if not dying or not mine:
+        continue
+      label = f"{dataset}/{optimizer}"
+      diverged = sum(bool(r.get("diverged")) for r in mine)
+      relu_diverged = sum(bool(r.get("diverged")) for r in relu)
+      dead = _estimate(mine, "dead_fraction")[0]
+      if diverged > relu_diverged:
+        unstable.append(f"{label} ({diverged}/{len(mine)} diverged, ReLU {relu_diverged}/{len(relu)})")
+      elif diverged == 0 and not math.isnan(dead) and dead < PREVENTS_THRESHOLD:
+        prevented.append(label)
+      else:
+        failed.append(f"{label} ({100 * dead:.1f}% dead)" if not math.isnan(dead) else label)
+    text = f"- `{activation}` at the rates where ReLU dies: "
+    pieces = []
+    if prevented:
+      pieces.append("prevents dying on " + ", ".join(prevented))
+    if failed:
+      pieces.append("does not prevent it on " + ", ".join(failed))
+    if unstable:
+      pieces.append("diverges more often than ReLU on " + ", ".join(unstable))
+    lines.append(text + ("; ".join(pieces) or "no setting where ReLU dies") + ".")
   return lines
 
 
@@ -488,8 +588,9 @@ def _divergence_answer(runs: Sequence[Mapping[str, Any]], layers: Sequence[Mappi
   lines = [
       f"{len(diverged)} of {len(runs)} runs diverged. Per (dataset, optimizer, activation,"
       " learning rate): the median step of divergence; the layer whose kernel norm grew most"
-      " from step 0 to the last evaluation before the divergence (the output layer is"
-      " the last), its median growth factor and weight-norm doubling time; the median mean"
+      " from step 0 to the evaluation that found the divergence, or the last one before a"
+      " non-finite step (the output layer is the last; '-' when the run blew up before the"
+      " first evaluation after step 0), its median growth factor and weight-norm doubling time; the median mean"
       " pre-activation of that layer and the most negative mean pre-activation of any hidden"
       " layer then; and, for comparison, the same numbers for the ReLU runs of the same"
       " seeds and rate at the same step (if they did not diverge).",
@@ -555,39 +656,79 @@ def _relu_reference(runs, layers, dataset, optimizer, rate, found, layer) -> tup
 
 
 def _divergence_reading(runs, keyed, layers) -> list[str]:
-  """Sentences on the surrogates that diverge where ReLU (the true gradient) does not."""
-  lines = []
+  """Sentences on the activations that diverge where ReLU does not."""
+  lines, runaway = [], []
   for (dataset, optimizer, activation, rate), rows in keyed.items():
     relu = _select(runs, dataset=dataset, optimizer=optimizer, activation="relu", learning_rate=rate)
     if activation == "relu" or not relu or any(row.get("diverged") for row in relu):
       continue
     found = [d for d in (diagnose(row, layers) for row in rows) if d is not None]
+    found = [d for d in found if d["step"] > 0]
     relu_dead = _estimate(relu, "dead_fraction")[0]
     text = (
         f"- {dataset}, {optimizer}, lr {rate:g}: `{activation}` diverged in {len(rows)} of"
         f" {len(_select(runs, dataset=dataset, optimizer=optimizer, activation=activation, learning_rate=rate))}"
         f" runs where ReLU merely lost {100 * relu_dead:.1f}% of its units."
     )
+    own_true = _true_gradient(_name(rows[0]))
     if found:
+      lowest = _median([d["lowest_preactivation_mean"] for d in found
+                        if d["lowest_preactivation_mean"] is not None])
+      _, relu_lowest = _relu_reference(runs, layers, dataset, optimizer, rate,
+                                       [(row, diagnose(row, layers)) for row in rows
+                                        if diagnose(row, layers) is not None], found[0]["layer"])
       text += (
           f" Before diverging, its kernels grew most in layer {found[0]['layer']}"
           f" (median x{_median([d['growth'] for d in found]):.3g}, doubling every"
           f" {_median([d['doubling_steps'] for d in found]):.0f} steps) and its lowest mean"
-          f" hidden pre-activation was {_median([d['lowest_preactivation_mean'] for d in found if d['lowest_preactivation_mean'] is not None]):.3g}."
+          f" hidden pre-activation was {lowest:.3g} (ReLU's, same seeds and step: {_number(relu_lowest)})."
+      )
+      if own_true:
+        text += " Its backward is a true gradient: an ordinary blow-up of a too-large step."
+      elif not math.isnan(relu_lowest) and lowest < 10 * min(relu_lowest, -1.0):
+        runaway.append((dataset, optimizer, rate))
+        text += " Its pre-activations ran away below zero, far past ReLU's: see below."
+    else:
+      steps = _median([r["diverged_step"] for r in rows if r.get("diverged_step") is not None])
+      also = sorted({str(r["activation"]) for r in _select(runs, dataset=dataset, optimizer=optimizer,
+                                                          learning_rate=rate)
+                     if r.get("diverged") and _true_gradient(_name(r))} - {activation})
+      text += (
+          f" It blew up within {steps:.0f} steps (median), before the first evaluation after"
+          " step 0, so there is no per-layer record of it; "
+          + ("its backward is a true gradient: an ordinary blow-up of a too-large step." if own_true
+             else f"activations with a true gradient diverged at this setting too"
+             f" ({', '.join(f'`{a}`' for a in also)}): a step too large for this optimizer, not a"
+             " failure special to the surrogate." if also else
+             "no activation with a true gradient diverged at this setting.")
       )
     lines.append(text)
-  if any(line.startswith("- ") for line in lines):
+  if runaway:
     lines += [
         "",
-        "Why: a surrogate's gradient below zero does not change the forward pass, so"
+        "Why, where the per-layer record shows a surrogate's pre-activations running away"
+        " (" + "; ".join(f"{d}, {o}, lr {r:g}" for d, o, r in dict.fromkeys(runaway))
+        + ", lowest mean pre-activation more than 10 times ReLU's): a surrogate's gradient below"
+        " zero does not change the forward pass, so"
         " while a unit is inactive nothing checks the update it causes. Where the"
         " pre-activations of inactive units are driven ever more negative and the"
         " kernels feeding them grow geometrically (the rows above), the update is"
         " running away along a direction the loss cannot see, until the active units"
-        " it shares weights with blow the loss up. A true gradient of the same size"
-        " (LeakyReLU) feels those units in the forward pass and is pulled back.",
+        " it shares weights with blow the loss up. A true gradient (LeakyReLU, ELU: their"
+        " rows in the stability table above) feels those units in the forward pass and is"
+        " pulled back.",
     ]
   return lines
+
+
+def _true_gradient(name: str) -> bool:
+  """Whether a registry name's backward is its true derivative (not a surrogate)."""
+  import activations
+
+  try:
+    return activations.registry.kind(name) == "true derivative"
+  except (KeyError, ValueError):
+    return False
 
 
 def _final_layer_rows(runs, layers, *, activation: str) -> list[dict[str, Any]]:
@@ -696,8 +837,8 @@ def _divergence_figure(runs, layers, focus) -> Any:
   names = _activations(group)
   num_layers = max((int(row["layer"]) for row in layers), default=1)
   hidden = num_layers - 1
-  figure = plots.new_figure(3.4 * num_layers, 6.0)
-  axes = figure.subplots(2, num_layers, squeeze=False)
+  figure = plots.new_figure(3.6 * num_layers, 8.5)
+  axes = figure.subplots(3, num_layers, squeeze=False)
   from matplotlib import colormaps
 
   palette = colormaps["tab10"]
@@ -713,6 +854,7 @@ def _divergence_figure(runs, layers, focus) -> Any:
       steps = [r["step"] for r in rows]
       axes[0][layer - 1].plot(steps, [r["weight_norm"] for r in rows], style, color=color,
                               label=label if row["seed"] == 0 else None)
+      axes[2][layer - 1].plot(steps, [r.get("max_abs_weight") for r in rows], style, color=color)
       if layer <= hidden:
         axes[1][layer - 1].plot(steps, [r.get("preactivation_mean") for r in rows], style,
                                 color=color)
@@ -720,15 +862,18 @@ def _divergence_figure(runs, layers, focus) -> Any:
     axes[0][layer - 1].set_yscale("log")
     axes[0][layer - 1].set_title(f"layer {layer}{' (output)' if layer == num_layers else ''}")
     axes[0][layer - 1].set_ylabel("weight norm")
-    axes[1][layer - 1].set_xlabel("step")
+    axes[2][layer - 1].set_xlabel("step")
+    axes[2][layer - 1].set_yscale("log")
+    axes[2][layer - 1].set_ylabel("largest |weight|")
     if layer <= hidden:
       axes[1][layer - 1].set_yscale("symlog")
       axes[1][layer - 1].set_ylabel("mean pre-activation")
     else:
       axes[1][layer - 1].axis("off")
-    for axis in (axes[0][layer - 1], axes[1][layer - 1]):
+    for axis in (axes[0][layer - 1], axes[1][layer - 1], axes[2][layer - 1]):
       axis.grid(alpha=0.3)
   axes[0][0].legend(fontsize=7)
-  figure.suptitle(f"{dataset}, {optimizer}, lr {rate:g}: "
-                  f"{', '.join(names)} (dashed: diverged, cut at divergence)")
+  del names
+  figure.suptitle(f"{dataset}, {optimizer}, lr {rate:g}: one line per run"
+                  " (dashed: diverged, cut at its divergence)")
   return figure
