@@ -318,7 +318,7 @@ def _interval(successes: int, trials: int) -> str:
   return f"{_percent(successes / trials)} [{_percent(low)}, {_percent(high)}]"
 
 
-def _summary(settings: Settings, born: list[dict[str, Any]], collapse: list[dict[str, Any]],
+def _summary(settings: Settings, command: str, born: list[dict[str, Any]], collapse: list[dict[str, Any]],
              trained: experiment.Trained, seconds: float) -> str:
   lines = [f"# {NAME}: are deep narrow ReLU networks born dead?", ""]
   lookup = {(r["width"], r["depth"], r["init"]): r for r in born}
@@ -406,13 +406,18 @@ def _summary(settings: Settings, born: list[dict[str, Any]], collapse: list[dict
       "Plots: `born_dead.png`, `collapse.png`. Data: `born_dead.csv`, `collapse.csv`, and the"
       " engine's `runs.csv`, `history.csv`, `layers.csv`.", "",
       "## Reproduce", "",
-      f"- command: `{command_line()}`",
+      f"- command: `{command or python_call(settings)}`",
       f"- machine: {devices.machine_description()}",
-      f"- wall time: {seconds:.1f} s (born-dead programs and training; training alone"
-      f" {sum(g['seconds'] for g in trained.grids):.1f} s over the grids trained in this call)",
+      f"- wall time of this call: {seconds:.1f} s (born-dead programs and training; training"
+      f" {sum(g['seconds'] for g in trained.grids):.1f} s, summed over every grid of this folder (grids.csv))",
       f"- settings: `{json_settings(settings)}`", "",
   ]
   return "\n".join(lines)
+
+
+def python_call(settings: Settings) -> str:
+  """How a Python caller ran the study, for the summary when there is no command line."""
+  return f"research.studies.born_dead.run({settings!r})"
 
 
 def json_settings(settings: Settings) -> dict[str, Any]:
@@ -466,7 +471,10 @@ def _plots(settings: Settings, born: list[dict[str, Any]], collapse: list[dict[s
   plots.save_figure(figure, folder, "collapse.png")
 
 
-def run(settings: Settings, *, out: str | pathlib.Path | None = None, quiet: bool = False) -> Outcome:
+def run(
+    settings: Settings, *, out: str | pathlib.Path | None = None, quiet: bool = False,
+    command: str = "",
+) -> Outcome:
   """Measures the born-dead probability and the collapse after training.
 
   Writes ``born_dead.csv``, ``collapse.csv``, the engine's files for the
@@ -485,7 +493,7 @@ def run(settings: Settings, *, out: str | pathlib.Path | None = None, quiet: boo
   trained = experiment.train_pending(prepared, quiet=quiet)
   collapse = _collapse_rows(settings, trained)
   seconds = time.perf_counter() - started
-  report = _summary(settings, born, collapse, trained, seconds)
+  report = _summary(settings, command, born, collapse, trained, seconds)
   if devices.writes_results():
     experiment.write_report(trained.out, "collapse.csv", _csv(collapse))
     experiment.write_report(trained.out, "summary.md", report)
@@ -508,7 +516,7 @@ def command(
     quiet: no progress bar.
   """
   def work() -> None:
-    outcome = run(settings, out=out or None, quiet=quiet)
+    outcome = run(settings, out=out or None, quiet=quiet, command=command_line())
     print(f"\nResults: {outcome.out}/")
 
   return run_command(work, out=out)
