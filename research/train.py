@@ -26,8 +26,10 @@ holds the metrics of its last evaluation before it diverged.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -360,6 +362,28 @@ class GridPrograms(NamedTuple):
   evaluate: Callable[..., tuple[RunState, dict[str, Array], dict[str, Array]]]
 
 
+def _init_program(program: Program) -> Program:
+  """``program`` without what initialisation ignores (the activation, batching...).
+
+  A run's initial weights and optimizer state do not depend on its
+  activation, so every grid of a comparison shares one compiled init.
+  """
+  return dataclasses.replace(
+      program, activation="identity", static=(), swept=(), batching="map", task="",
+      divergence_factor=0.0,
+  )
+
+
+@functools.lru_cache(maxsize=32)
+def _init_one(program: Program) -> Callable[[RunInputs], RunState]:
+  """One run's :func:`init_run`, jitted, for an :func:`_init_program`."""
+  return jax.jit(functools.partial(init_run, program))
+
+
+def _without_hyperparameters(inputs: RunInputs) -> RunInputs:
+  return inputs._replace(hyperparameters={})
+
+
 @functools.lru_cache(maxsize=32)
 def compile_grid(program: Program, mesh: Mesh) -> GridPrograms:
   """The grid's init, training chunk and evaluation, sharded over ``mesh``.
@@ -367,7 +391,8 @@ def compile_grid(program: Program, mesh: Mesh) -> GridPrograms:
   Every array with a runs axis is split over the mesh, the data and step
   counters replicated. Cached on what determines the computation only
   (:class:`Program`, the mesh), so a resumed sweep, runs one by one and other
-  seeds or rates reuse the compiled programs.
+  seeds or rates reuse the compiled programs; the init is shared by every
+  program that differs only in the activation.
   """
 
   def chunk(state, inputs, data, first_step, num_steps):
@@ -382,15 +407,18 @@ def compile_grid(program: Program, mesh: Mesh) -> GridPrograms:
         in_specs=(P("runs"), P("runs"), *[P()] * num_shared), out_specs=P("runs"),
     )
 
-  init_one = jax.jit(functools.partial(init_run, program))
+  init_one = _init_one(_init_program(program))
   runs = devices.runs_sharding(mesh)
 
   def init_all(inputs: RunInputs) -> RunState:
     # One run at a time, stacked: the random initialisers compile several
     # times faster for one run than over a runs axis, and init runs once.
+    inputs = _without_hyperparameters(inputs)
     count = inputs.learning_rate.shape[0]
     states = [init_one(jax.tree.map(lambda a: a[i], inputs)) for i in range(count)]
-    return jax.device_put(jax.tree.map(lambda *leaves: jnp.stack(leaves), *states), runs)
+    # Stacked on the host: a copy, bit for bit, without a compiled stack per leaf shape.
+    stacked = jax.tree.map(lambda *leaves: np.stack(jax.device_get(leaves)), *states)
+    return jax.device_put(stacked, runs)
 
   return GridPrograms(
       init=init_all,
@@ -401,6 +429,57 @@ def compile_grid(program: Program, mesh: Mesh) -> GridPrograms:
       ),
       evaluate=jax.jit(sharded(assess, 2)),
   )
+
+
+_PRECOMPILED: set[tuple[Any, ...]] = set()
+
+
+def _cpu_cores() -> int:
+  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+  return max(1, cores or 1)
+
+
+def _precompile(
+    program: Program, mesh: Mesh, programs: GridPrograms, inputs: RunInputs, data: Arrays,
+    chunk: int,
+) -> None:
+  """Compiles the grid's init, training chunk and evaluation at once, one per core.
+
+  Tracing and lowering run here one after another (they hold Python's lock);
+  XLA's compilations, most of the time, run in threads side by side. The
+  programs land in the same caches as a first call's, so training then starts
+  at once. Done once per program, mesh, run count and chunk length.
+  """
+  count = inputs.learning_rate.shape[0]
+  key = (program, mesh, count, chunk)
+  if key in _PRECOMPILED:
+    return
+  bare = _without_hyperparameters(inputs)
+  one_run = jax.tree.map(lambda a: a[0], bare)
+  init_one = _init_one(_init_program(program))
+  shapes = jax.eval_shape(init_one, one_run)
+  runs = devices.runs_sharding(mesh)
+  state = jax.tree.map(
+      lambda s: jax.ShapeDtypeStruct((count, *s.shape), s.dtype, sharding=runs), shapes)
+  step = jnp.asarray(0)
+  lowered = [
+      init_one.lower(one_run),
+      programs.train_chunk.lower(state, inputs, data, step, chunk),
+      programs.evaluate.lower(state, inputs, data, step),
+  ]
+  workers = min(len(lowered), _cpu_cores())
+  with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+    for future in [pool.submit(lowering.compile) for lowering in lowered]:
+      future.result()
+  _PRECOMPILED.add(key)
+
+
+def clear_compiled() -> None:
+  """Forgets every compiled program, so the next grid compiles as in a fresh process."""
+  compile_grid.cache_clear()
+  _init_one.cache_clear()
+  _PRECOMPILED.clear()
+  jax.clear_caches()
 
 
 def run_inputs(runs: Sequence[Run], grid: Grid) -> RunInputs:
@@ -514,6 +593,7 @@ def train_grid(
   size = devices.padded_size(len(runs), mesh.size)
   inputs = devices.shard_runs(devices.pad_runs(run_inputs(runs, grid), size), mesh)
   data = devices.replicate(device_arrays(dataset), mesh)
+  _precompile(program, mesh, programs, inputs, data, min(config.eval_every, config.steps))
   state = programs.init(inputs)
   recorder = _Recorder(runs)
 
