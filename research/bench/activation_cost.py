@@ -1,0 +1,188 @@
+"""What each activation costs against ``jax.nn.relu``: time, memory, residuals.
+
+Three measurements per name of :func:`activations.names` (defaults), each
+against ``jax.nn.relu`` in the same process:
+
+* **forward + backward** of the activation alone on a large array
+  (``jax.vjp`` and its pullback, jitted);
+* an **MLP training step** (``depth`` layers of ``width`` units, SGD on the
+  mean square of the output): its time and its compiled
+  temporary bytes (``memory_analysis().temp_size_in_bytes``), plus the
+  program's whole footprint (arguments + outputs + temporaries - aliased);
+* the **residuals** its forward pass saves for the backward pass
+  (``jax.ad_checkpoint.print_saved_residuals``' data), in bytes per element of
+  the input. A residual made by ``broadcast_in_dim`` of a constant (the zeros
+  ``jax.nn.relu``'s rule selects from) is listed but not counted: XLA fuses it
+  and never stores it.
+
+Times are taken in rounds, each candidate right after ``jax.nn.relu``
+(:func:`research.bench.timing.paired`), and a ratio is the median of its
+per-round ratios. Memory and residuals do not depend on load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import statistics
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax._src import ad_checkpoint
+
+import activations
+from research.bench import timing
+
+BASELINE = "jax.nn.relu"
+RELU_FORWARD_KIND = "ReLU forward, surrogate backward"  # the catalogue's "backward" column
+
+
+def relu_forward_surrogates() -> tuple[str, ...]:
+  """ReLU in the forward pass, another derivative backward: the targets' subjects.
+
+  Examples:
+    >>> relu_forward_surrogates()[:2]
+    ('relu_with_leaky_backward', 'necro_relu')
+  """
+  return tuple(name for name in activations.names()
+               if activations.registry.kind(name) == RELU_FORWARD_KIND)
+
+
+@dataclasses.dataclass(frozen=True)
+class MlpShape:
+  """The MLP of the step benchmark."""
+
+  depth: int  # hidden layers, each width x width
+  width: int  # units per layer
+  batch: int  # examples per step
+  dtype: str  # parameter and activation dtype
+
+
+CPU_MLP = MlpShape(depth=4, width=1024, batch=512, dtype="float32")
+GPU_MLP = MlpShape(depth=8, width=4096, batch=8192, dtype="bfloat16")
+
+
+def candidates(names: Sequence[str] | None = None) -> dict[str, Callable[[jax.Array], jax.Array]]:
+  """``jax.nn.relu`` first, then every registered activation with its defaults."""
+  names = activations.names() if names is None else names
+  return {BASELINE: jax.nn.relu, **{name: activations.get(name) for name in names}}
+
+
+def residual_bytes_per_element(
+    function: Callable[[jax.Array], jax.Array], dtype: str = "float32", size: int = 1024
+) -> tuple[float, list[str]]:
+  """Bytes per input element the forward pass saves for the backward pass.
+
+  Returns the bytes and a description of every residual (shape, origin).
+
+  Examples:
+    >>> residual_bytes_per_element(activations.necro_relu)[0]
+    1.0
+  """
+  x = jnp.linspace(-1.0, 1.0, size, dtype=dtype)
+  saved = ad_checkpoint.saved_residuals(function, x)
+  total, described = 0, []
+  for aval, origin in saved:
+    described.append(f"{aval.str_short()} {origin}".strip())
+    constant = origin.startswith("output of broadcast_in_dim")
+    if aval.shape == x.shape and not constant:
+      total += aval.dtype.itemsize * aval.size
+  return total / size, described
+
+
+def mlp_step(
+    activation: Callable[[jax.Array], jax.Array], shape: MlpShape
+) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+  """A jitted SGD step of the MLP with ``activation``, and its arguments."""
+  dtype = jnp.dtype(shape.dtype)
+  keys = jax.random.split(jax.random.key(0), shape.depth + 1)
+  weights = [
+      (jax.random.normal(key, (shape.width, shape.width), jnp.float32) / shape.width**0.5).astype(dtype)
+      for key in keys[:-1]
+  ]
+  inputs = jax.random.normal(keys[-1], (shape.batch, shape.width), jnp.float32).astype(dtype)
+
+  def loss(weights: list[jax.Array], inputs: jax.Array) -> jax.Array:
+    hidden = inputs
+    for weight in weights:
+      hidden = activation(hidden @ weight)
+    return jnp.mean(jnp.square(hidden.astype(jnp.float32)))
+
+  @jax.jit
+  def step(weights: list[jax.Array], inputs: jax.Array) -> list[jax.Array]:
+    grads = jax.grad(loss)(weights, inputs)
+    return [w - jnp.asarray(0.01, w.dtype) * g for w, g in zip(weights, grads)]
+
+  return step, (weights, inputs)
+
+
+def mlp_memory(activation: Callable[[jax.Array], jax.Array], shape: MlpShape) -> dict[str, int]:
+  """The compiled step's temporary bytes and whole footprint."""
+  step, arguments = mlp_step(activation, shape)
+  analysis = step.lower(*arguments).compile().memory_analysis()
+  footprint = (
+      analysis.argument_size_in_bytes + analysis.output_size_in_bytes
+      + analysis.temp_size_in_bytes - analysis.alias_size_in_bytes
+  )
+  return {"temp_bytes": int(analysis.temp_size_in_bytes), "footprint_bytes": int(footprint)}
+
+
+def measure(
+    shape: MlpShape, array_size: int, rounds: int, names: Sequence[str] | None = None
+) -> dict[str, dict[str, Any]]:
+  """Every measurement for every candidate; ratios are to :data:`BASELINE`.
+
+  Args:
+    shape: the MLP of the step benchmark.
+    array_size: elements of the forward + backward benchmark's array.
+    rounds: interleaved rounds of each timing.
+    names: registered activations to measure (default: all of them).
+
+  Returns:
+    Per candidate: ``forward_backward`` and ``step`` timings (median, fastest,
+    slowest seconds and the ratio to relu), ``temp_bytes``, ``footprint_bytes``
+    and their ratios, ``residual_bytes_per_element`` and the residuals.
+  """
+  functions = candidates(names)
+  dtype = jnp.dtype(shape.dtype)
+  array = jax.random.normal(jax.random.key(1), (array_size,), jnp.float32).astype(dtype)
+
+  def forward_backward(function):
+    def both(x):
+      outputs, pullback = jax.vjp(function, x)
+      return outputs, pullback(outputs)
+    compiled = jax.jit(both)
+    return lambda: compiled(array)
+
+  def training_step(function):
+    step, arguments = mlp_step(function, shape)
+    return functools.partial(step, *arguments)
+
+  elementwise = {name: forward_backward(function) for name, function in functions.items()}
+  elementwise_seconds, elementwise_ratios = timing.paired(
+      elementwise[BASELINE], elementwise, rounds, calls_per_round=10)
+  steps = {name: training_step(function) for name, function in functions.items()}
+  step_seconds, step_ratios = timing.paired(steps[BASELINE], steps, rounds)
+  results: dict[str, dict[str, Any]] = {}
+  base_memory = mlp_memory(functions[BASELINE], shape)
+  for name, function in functions.items():
+    memory = base_memory if name == BASELINE else mlp_memory(function, shape)
+    residual, described = residual_bytes_per_element(function, shape.dtype)
+    results[name] = {
+        "forward_backward": {
+            **timing.Timing.of(elementwise_seconds[name]).to_dict(),
+            "ratio": statistics.median(elementwise_ratios[name]),
+        },
+        "step": {
+            **timing.Timing.of(step_seconds[name]).to_dict(),
+            "ratio": statistics.median(step_ratios[name]),
+        },
+        **memory,
+        "temp_ratio": memory["temp_bytes"] / max(base_memory["temp_bytes"], 1),
+        "footprint_ratio": memory["footprint_bytes"] / max(base_memory["footprint_bytes"], 1),
+        "residual_bytes_per_element": residual,
+        "residuals": described,
+    }
+  return results

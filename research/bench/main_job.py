@@ -1,0 +1,166 @@
+"""The main job end to end: the default ``compare``, where its time goes.
+
+``research.compare(research.Config(), out=..., quiet=True)`` (15 runs x 6000
+steps) in this process, its compiled programs cleared first so it compiles as
+a fresh process would (the on-disk compilation cache is off unless the caller
+turned it on). The wall time is split into:
+
+* **data**: loading MNIST-1D (its in-process cache cleared first);
+* **compilation**: JAX's own compile-time events during the job (tracing,
+  lowering to MLIR, XLA compilation);
+* **training** and **evaluation**: after the job, each grid's compiled
+  training chunk and evaluation are timed again in turn, and scaled by the
+  number of chunks and evaluations the job ran;
+* **other**: the rest (initialisation, transfers, writing results, summary,
+  plots).
+
+Training FLOPs are counted from the model, ``2 * batch * (40*100 + 100*100 +
+100*10) * 3`` per step (forward, and two matmuls per layer backward), times
+steps and runs, and divided by the training time; the fraction of this
+machine's matmul throughput (a 2048 x 2048 float32 matmul, XLA's and NumPy's
+BLAS timed here, the faster taken) is the distance to the physical limit.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax._src import monitoring
+
+import research
+from research import data, devices, grid, train
+from research.bench import timing
+from research.config import Config
+
+COMPILE_EVENTS = (
+    "/jax/core/compile/jaxpr_trace_duration",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration",
+    "/jax/core/compile/backend_compile_duration",
+)
+
+
+def model_flops_per_step(config: Config, input_size: int = 40, num_outputs: int = 10) -> int:
+  """Matmul FLOPs of one training step of one MLP run: forward and backward.
+
+  Examples:
+    >>> model_flops_per_step(Config())
+    9000000
+  """
+  sizes = [input_size] + [config.width] * config.depth + [num_outputs]
+  multiply_adds = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+  return 2 * config.batch_size * multiply_adds * 3
+
+
+def matmul_flops_per_second(size: int = 2048, rounds: int = 10) -> dict[str, Any]:
+  """This machine's float32 matmul throughput, ``size`` squared, on all cores.
+
+  Measured with XLA's matmul (what JAX runs) and NumPy's BLAS in turn; the
+  faster is the machine's throughput, the physical limit the job is held to.
+  """
+  key_a, key_b = jax.random.split(jax.random.key(0))
+  a = jax.random.normal(key_a, (size, size), jnp.float32)
+  b = jax.random.normal(key_b, (size, size), jnp.float32)
+  host_a, host_b = np.asarray(a), np.asarray(b)
+  matmul = jax.jit(jnp.matmul)
+  measured = timing.interleaved(
+      {"jax": lambda: matmul(a, b), "numpy": lambda: host_a @ host_b}, rounds)
+  flops = 2 * size**3
+  result: dict[str, Any] = {"size": size}
+  for name, seconds in measured.items():
+    summary = timing.Timing.of(seconds)
+    result[name] = {**summary.to_dict(), "flops_per_second": flops / summary.median}
+  result["flops_per_second"] = max(result[name]["flops_per_second"] for name in measured)
+  return result
+
+
+class _CompileClock:
+  """Sums JAX's compile-time events while installed."""
+
+  def __init__(self) -> None:
+    self.seconds = {event: 0.0 for event in COMPILE_EVENTS}
+    self.active = False
+
+  def __call__(self, event: str, duration: float, **_: Any) -> None:
+    if self.active and event in self.seconds:
+      self.seconds[event] += duration
+
+
+_CLOCK = _CompileClock()
+monitoring.register_event_duration_secs_listener(_CLOCK)
+
+
+def _time_programs(config: Config, dataset: data.Dataset, rounds: int) -> dict[str, float]:
+  """Seconds of one training chunk and one evaluation per grid, compiled."""
+  mesh = devices.runs_mesh()
+  arrays = devices.replicate(train.device_arrays(dataset), mesh)
+  candidates: dict[str, Callable[[], Any]] = {}
+  for this_grid in grid.expand(config):
+    programs = train.compile_grid(train.Program.of(config, dataset, this_grid), mesh)
+    size = devices.padded_size(len(this_grid.runs), mesh.size)
+    inputs = devices.shard_runs(devices.pad_runs(train.run_inputs(this_grid.runs, this_grid), size), mesh)
+    state = programs.init(inputs)
+    chunk = min(config.eval_every, config.steps)
+    candidates[f"{this_grid.spec} chunk"] = (
+        lambda p=programs, s=state, i=inputs: p.train_chunk(s, i, arrays, jnp.asarray(0), chunk))
+    candidates[f"{this_grid.spec} evaluate"] = (
+        lambda p=programs, s=state, i=inputs: p.evaluate(s, i, arrays, jnp.asarray(0)))
+  measured = timing.interleaved(candidates, rounds)
+  chunks = -(-config.steps // config.eval_every)
+  evaluations = chunks + 1
+  training = sum(timing.Timing.of(v).median for k, v in measured.items() if k.endswith(" chunk"))
+  evaluating = sum(timing.Timing.of(v).median for k, v in measured.items() if k.endswith(" evaluate"))
+  return {"training": training * chunks, "evaluation": evaluating * evaluations,
+          "chunk_seconds_per_grid": training / len(grid.expand(config)),
+          "evaluate_seconds_per_grid": evaluating / len(grid.expand(config))}
+
+
+def measure(config: Config | None = None, *, rounds: int = 5, matmul_rounds: int = 10) -> dict[str, Any]:
+  """The job's wall time and its split, its FLOP rate and the matmul throughput."""
+  config = Config() if config is None else config
+  data._load_cached.cache_clear()
+  train.clear_compiled()
+  started = time.perf_counter()
+  dataset = data.load(config.dataset, seed=config.data_seed)
+  data_seconds = time.perf_counter() - started
+  _CLOCK.seconds = {event: 0.0 for event in COMPILE_EVENTS}
+  _CLOCK.active = True
+  try:
+    with tempfile.TemporaryDirectory() as folder:
+      job_started = time.perf_counter()
+      comparison = research.compare(config, out=folder, quiet=True)
+      job_seconds = time.perf_counter() - job_started
+  finally:
+    _CLOCK.active = False
+  compile_seconds = sum(_CLOCK.seconds.values())
+  programs = _time_programs(config, dataset, rounds)
+  runs = len(comparison.runs)
+  flops = model_flops_per_step(config, dataset.input_shape[0], dataset.num_outputs) * config.steps * runs
+  matmul = matmul_flops_per_second(rounds=matmul_rounds)
+  total = data_seconds + job_seconds
+  other = total - data_seconds - compile_seconds - programs["training"] - programs["evaluation"]
+  return {
+      "runs": runs,
+      "steps": config.steps,
+      "wall_seconds": total,
+      "split_seconds": {
+          "data": data_seconds,
+          "compilation": compile_seconds,
+          "training": programs["training"],
+          "evaluation": programs["evaluation"],
+          "other": other,
+      },
+      "compile_events_seconds": dict(_CLOCK.seconds),
+      "chunk_seconds_per_grid": programs["chunk_seconds_per_grid"],
+      "evaluate_seconds_per_grid": programs["evaluate_seconds_per_grid"],
+      "training_flops": flops,
+      "training_flops_per_second": flops / programs["training"],
+      "matmul": matmul,
+      "matmul_fraction": flops / programs["training"] / matmul["flops_per_second"],
+      "test_accuracy": {row["name"]: row["test_accuracy"] for row in comparison.runs if row["seed"] == 0},
+  }

@@ -1,0 +1,179 @@
+"""bench.json as markdown: one table per measurement, then the targets.
+
+``BENCHMARKS.md`` at the repository root is this text for a full CPU run,
+written by ``python -m research bench --write-benchmarks-md``; never edit it
+by hand.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from research.bench import activation_cost, targets
+
+
+def _seconds(timing: dict[str, Any], scale: float = 1e3, unit: str = "ms") -> str:
+  return (f"{timing['median'] * scale:.3g} {unit} ({timing['fastest'] * scale:.3g}-"
+          f"{timing['slowest'] * scale:.3g})")
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+  return "\n".join(lines)
+
+
+def _header(result: dict[str, Any]) -> str:
+  versions = ", ".join(f"{name} {version}" for name, version in result["versions"].items())
+  gpu = ("" if result["platform"] == "gpu" else
+         "\n\nNo GPU was lent for this run: every GPU row and target is empty.")
+  mode = "quick (`--quick`: shortened, see each table)" if result["quick"] else "full"
+  return (
+      f"Machine: {result['machine']}.\n\n"
+      f"Versions: {versions}. Dtype: {result['dtype']}. Mode: {mode}. "
+      f"Load average at the start: {' '.join(f'{x:.2f}' for x in result['load_average'])}. "
+      f"Bench wall time: {result['bench_seconds']:.0f} s.{gpu}\n\n"
+      "Every time is the median of interleaved rounds in one process, with the "
+      "fastest and slowest round in brackets; a ratio is the median of the per-round ratios."
+  )
+
+
+def _activations(result: dict[str, Any]) -> str:
+  costs = result["activations"]
+  settings = result["activation_settings"]
+  shape = settings["mlp"]
+  rows = []
+  for name, cost in costs.items():
+    marker = " (ReLU forward)" if name in activation_cost.relu_forward_surrogates() else ""
+    rows.append([
+        f"`{name}`{marker}",
+        _seconds(cost["forward_backward"]), f"{cost['forward_backward']['ratio']:.3f}",
+        _seconds(cost["step"]), f"{cost['step']['ratio']:.3f}",
+        f"{cost['temp_bytes'] / 2**20:.1f}", f"{cost['temp_ratio']:.3f}",
+        f"{cost['footprint_ratio']:.3f}",
+        f"{cost['residual_bytes_per_element']:g}",
+    ])
+  return (
+      "## Activations against `jax.nn.relu`\n\n"
+      f"Forward + backward (`jax.vjp` and its pullback) on {settings['array_size']:,} elements; "
+      f"an SGD step of an MLP of {shape['depth']} layers of width {shape['width']}, batch "
+      f"{shape['batch']}, {shape['dtype']}; {settings['rounds']} interleaved rounds. Temporary "
+      "memory is the compiled step's `memory_analysis().temp_size_in_bytes`; footprint adds "
+      "arguments and outputs (the program's peak on any device). Residuals: bytes per input "
+      "element the forward pass saves for the backward (`saved_residuals`; `jax.nn.relu`'s "
+      "broadcast zeros are a constant XLA never stores and are not counted). GPU peak memory: "
+      "empty (no GPU).\n\n"
+      + _table(["activation", "fwd+bwd", "x relu", "MLP step", "x relu", "temp MiB", "x relu",
+                "footprint x relu", "residual B/elt"], rows)
+  )
+
+
+def _grids(result: dict[str, Any]) -> str:
+  rows = []
+  for row in result["grids"]:
+    cells = [row["runs"], row["steps"]]
+    for name in ("one_by_one", "vmap", "map"):
+      if name in row:
+        cells.append(f"{row[name]['run_steps_per_second']:,.0f} "
+                     f"({row[name]['first_call_run_steps_per_second']:,.0f})")
+      else:
+        cells.append("")
+    cells += [f"{row.get('vmap_speedup', float('nan')):.2f}x", f"{row.get('map_speedup', float('nan')):.2f}x",
+              row["one_by_one_runs_measured"]]
+    rows.append(cells)
+  return (
+      "## Grids: N runs as one program vs one after another\n\n"
+      f"MNIST-1D MLP 40-100-100-10, ReLU, Adam, the engine's `train_grid` with evaluations every "
+      f"250 steps, sharded over {result['device_count']} {result['platform']} device(s). Run-steps "
+      "per second once compiled (in brackets: the first call, compilation included). One run at a "
+      "time does not depend on N: it is measured on the first runs of the grid (last column). "
+      "GPU rows (256 runs, target 150x): empty, no GPU.\n\n"
+      + _table(["runs", "steps", "one by one", "vmap", "map", "vmap speedup", "map speedup",
+                "runs timed one by one"], rows)
+  )
+
+
+def _main_job(result: dict[str, Any]) -> str:
+  job = result["main_job"]
+  split = job["split_seconds"]
+  rows = [[part, f"{seconds:.2f}", f"{100 * seconds / job['wall_seconds']:.0f}%"]
+          for part, seconds in split.items()]
+  rows.append(["**total** (in process)", f"{job['wall_seconds']:.2f}", "100%"])
+  text = (
+      f"## The main job: default `compare` ({job['runs']} runs x {job['steps']} steps)\n\n"
+      "`research.compare(research.Config(), quiet=True)` in the bench process, compiled programs "
+      "cleared first, no on-disk compilation cache. Compilation: JAX's compile-time events "
+      "(tracing, lowering, XLA). Training and evaluation: each grid's compiled chunk of steps "
+      "and its evaluation timed again in turn, times the chunks and evaluations the job ran. "
+      "Data: loading MNIST-1D (read back from its disk cache when a previous process generated it).\n\n"
+      + _table(["part", "seconds", "share"], rows)
+  )
+  matmul = job["matmul"]
+  text += (
+      f"\n\nTraining FLOPs (counted from the model, 2 x batch x (40x100 + 100x100 + 100x10) x 3 "
+      f"per step): {job['training_flops'] / 1e9:.0f} GFLOP in {split['training']:.2f} s = "
+      f"{job['training_flops_per_second'] / 1e9:.1f} GFLOP/s. This machine's 2048x2048 float32 "
+      f"matmul: {matmul['jax']['flops_per_second'] / 1e9:.1f} GFLOP/s with XLA, "
+      f"{matmul['numpy']['flops_per_second'] / 1e9:.1f} GFLOP/s with NumPy's BLAS (medians); "
+      f"the faster is the limit. Fraction: **{100 * job['matmul_fraction']:.1f}%** of the "
+      "machine's matmul throughput."
+  )
+  command = result.get("command")
+  if command:
+    text += (
+        f"\n\nThe whole command, `SURROGATE_COMPILATION_CACHE=off python -m research compare "
+        f"--quiet` in a fresh process (imports included), {command['rounds']} run(s): "
+        f"**{_seconds(command, 1, 's')}**."
+    )
+  return text
+
+
+def _torch(result: dict[str, Any]) -> str:
+  torch = result.get("torch") or {}
+  if "skipped" in torch:
+    return f"## PyTorch reference\n\nSkipped: {torch['skipped']}."
+  compare = torch["compare"]
+  job = result.get("main_job")
+  scaled = (f" (shortened for --quick: {compare['seeds']} seed(s) x 3 activations x "
+            f"{compare['steps']} steps, scaled to the JAX job's run-steps)") if compare["scaled"] else ""
+  rows = [["default compare, one run after another", f"{compare['full_job_seconds']:.1f} s{scaled}",
+           f"{job['wall_seconds']:.1f} s" if job else "",
+           f"{compare['full_job_seconds'] / job['wall_seconds']:.2f}x" if job else ""]]
+  steps = torch["mlp_steps"]
+  relu_step = (result.get("activations") or {}).get(activation_cost.BASELINE, {}).get("step")
+  for mode in ("eager", "compiled"):
+    if mode in steps:
+      rows.append([f"MLP step, {'`torch.compile`' if mode == 'compiled' else 'eager'}",
+                   _seconds(steps[mode]), _seconds(relu_step) if relu_step else "",
+                   f"{steps[mode]['median'] / relu_step['median']:.2f}x" if relu_step else ""])
+    elif mode == "compiled":
+      rows.append(["MLP step, `torch.compile`", steps.get("compile_error", "failed"), "", ""])
+  return (
+      "## PyTorch reference\n\n"
+      f"torch {compare['version']} on {compare['threads']} thread(s): the default comparison written "
+      "as a PyTorch user would (NecroReLU as a `torch.autograd.Function`, `nn.Sequential`, Adam, "
+      "evaluation every 250 steps), and the MLP step of the activation table with ReLU. "
+      "Ratio: PyTorch time / JAX time (above 1: JAX is faster).\n\n"
+      + _table(["what", "PyTorch", "JAX", "PyTorch / JAX"], rows)
+  )
+
+
+def _targets(result: dict[str, Any]) -> str:
+  rows = [[target.name, target.measured, f"**{target.verdict}**"] for target in targets.check(result)]
+  return "## Targets\n\n" + _table(["target", "measured", "verdict"], rows)
+
+
+def markdown(result: dict[str, Any]) -> str:
+  """The whole report: header, targets, then every table present in ``result``."""
+  parts = ["# Benchmarks", "Generated by `python -m research bench"
+           + (" --quick" if result["quick"] else "") + "`; do not edit by hand.", _header(result),
+           _targets(result)]
+  if result.get("main_job"):
+    parts.append(_main_job(result))
+  if result.get("activations"):
+    parts.append(_activations(result))
+  if result.get("grids"):
+    parts.append(_grids(result))
+  if result.get("torch"):
+    parts.append(_torch(result))
+  return "\n\n".join(parts) + "\n"

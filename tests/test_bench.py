@@ -1,0 +1,115 @@
+"""``python -m research bench`` at tiny sizes: the structure of bench.json and
+the targets that do not depend on load (compiled memory, saved residuals).
+
+Times are never asserted: they depend on the machine's load. The bench itself
+checks and reports the timed targets (BENCHMARKS.md).
+"""
+
+import json
+
+import jax
+import pytest
+
+import activations
+from research.bench import activation_cost, report, suite, targets, timing
+from research.bench.config import BenchConfig
+from research.config import Config
+
+TINY_MLP = activation_cost.MlpShape(depth=2, width=128, batch=64, dtype="float32")
+
+
+@pytest.fixture(scope="module")
+def relu_memory():
+  return activation_cost.mlp_memory(jax.nn.relu, TINY_MLP)
+
+
+@pytest.mark.parametrize("name", activation_cost.relu_forward_surrogates())
+def test_relu_forward_surrogates_need_no_more_temporary_memory_than_relu(name, relu_memory):
+  relu = relu_memory
+  mine = activation_cost.mlp_memory(activations.get(name), TINY_MLP)
+  assert mine["temp_bytes"] <= relu["temp_bytes"], (name, mine, relu)
+
+
+def test_relu_forward_surrogates_include_necro_relu_and_sugar():
+  names = activation_cost.relu_forward_surrogates()
+  assert {"relu_with_leaky_backward", "necro_relu", "sugar_bsilu", "sugar_softplus"} <= set(names)
+  assert "relu" not in names and "heaviside_straight_through" not in names
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_necro_relu_saves_one_byte_per_element(dtype):
+  saved, described = activation_cost.residual_bytes_per_element(activations.necro_relu, dtype)
+  assert saved <= 1, described
+  relu, _ = activation_cost.residual_bytes_per_element(jax.nn.relu, dtype)
+  assert relu == 1  # the bool mask; the broadcast zeros are a constant
+
+
+def test_paired_timing_gives_a_ratio_per_round():
+  seconds, ratios = timing.paired(lambda: 1, {"a": lambda: 2, "b": lambda: 3}, rounds=3)
+  assert set(seconds) == set(ratios) == {"a", "b"}
+  assert all(len(values) == 3 and all(v > 0 for v in values) for values in ratios.values())
+  with pytest.raises(ValueError, match="rounds"):
+    timing.interleaved({"a": lambda: 1}, rounds=0)
+
+
+TINY = suite.Sizes(
+    mlp=TINY_MLP, array_size=4096, activation_rounds=1, grid_sizes=(2,), grid_steps=20,
+    grid_rounds=1, job_rounds=1, torch_seeds=1, torch_steps=20, command_rounds=0,
+    job=Config(activations=("relu",), seeds=2, steps=20, eval_every=10),
+    activation_names=("necro_relu", "sugar_bsilu", "tanh"), grid_batchings=("map",),
+    torch_compile=False,
+)
+
+
+@pytest.mark.standard_promotion  # optax's adam, as users run it
+def test_bench_writes_json_and_markdown_with_every_table(tmp_path):
+  result = suite.run(BenchConfig(out=str(tmp_path), torch=False), TINY)
+  written = json.loads((tmp_path / "bench.json").read_text())
+  assert written["machine"] == result["machine"]
+  assert {"jax", "jaxlib", "flax"} <= set(written["versions"])
+  assert written["dtype"] == "float32" and written["platform"] == "cpu"
+  assert list(written["activations"]) == [activation_cost.BASELINE, "necro_relu", "sugar_bsilu", "tanh"]
+  necro = written["activations"]["necro_relu"]
+  assert {"median", "fastest", "slowest", "rounds", "ratio"} <= set(necro["step"])
+  assert necro["temp_ratio"] <= 1 and necro["residual_bytes_per_element"] == 1
+  (row,) = written["grids"]
+  assert row["runs"] == 2 and row["map_speedup"] > 0 and row["one_by_one"]["run_steps_per_second"] > 0
+  job = written["main_job"]
+  assert job["runs"] == 2 and set(job["split_seconds"]) == {
+      "data", "compilation", "training", "evaluation", "other"}
+  assert 0 < job["matmul_fraction"] and job["split_seconds"]["compilation"] > 0
+  assert written["torch"] == {"skipped": "turned off (--no-torch)"}
+  verdicts = {target["name"]: target["verdict"] for target in written["targets"]}
+  assert verdicts["NecroReLU residual <= 1 byte per element"] == "met"
+  assert verdicts[">= 150x one-after-another throughput, 256 runs, one GPU"] == "not measured"
+  text = (tmp_path / "bench.md").read_text()
+  for heading in ("## Targets", "## The main job", "## Activations", "## Grids", "## PyTorch"):
+    assert heading in text
+  assert "No GPU was lent" in text
+
+
+def test_targets_say_met_or_not_with_the_measured_value():
+  result = {"platform": "cpu", "activations": {
+      "necro_relu": {"step": {"ratio": 1.05}, "temp_ratio": 1.0, "residual_bytes_per_element": 1.0}}}
+  checked = {target.name: target for target in targets.check(result)}
+  assert checked["every ReLU-forward surrogate's MLP step time <= 1.02x relu's"].verdict == "NOT met"
+  assert "1.050x" in checked["every ReLU-forward surrogate's MLP step time <= 1.02x relu's"].measured
+  assert checked["every ReLU-forward surrogate's temporary memory <= 1.00x relu's"].met
+
+
+@pytest.mark.standard_promotion
+def test_torch_reference_trains_the_comparison_when_torch_is_installed():
+  from research import data
+  from research.bench import torch_reference
+
+  missing = torch_reference.available()
+  if missing:
+    pytest.skip(missing)
+  result = torch_reference.compare(data.load("xor(num_train=64, num_test=32)"), seeds=1, steps=4,
+                                   eval_every=2, input_size=2, num_outputs=2)
+  assert result["runs"] == 3 and set(result["mean_test_accuracy"]) == {"relu", "leaky_relu", "necro_relu"}
+
+
+def test_report_of_a_result_without_torch_says_why():
+  text = report._torch({"torch": {"skipped": "torch is not installed"}})
+  assert "Skipped: torch is not installed" in text
