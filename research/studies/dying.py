@@ -18,7 +18,9 @@ changing the model, which this study does not own.
 Default (the full study): MNIST-1D and MNIST-5k, Adam and SGD, relu,
 leaky_relu(0.01), necro_relu(0.1), elu and windowed_necro_relu (the surrogate
 designed from this study's measurements), 6 Adam and 7 SGD learning rates, 3
-seeds, MLP 100-100, 1500 steps: 390 runs, about 12 minutes on 2 CPU cores.
+seeds, MLP 100-100, 1500 steps: 390 runs. On 2 CPU cores shared with other
+jobs (load average 6-9) it took 796 s with a cold compilation cache and 557 s
+with a warm one.
 
 Command::
 
