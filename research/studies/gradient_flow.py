@@ -214,12 +214,22 @@ def _summary(settings: Settings, command: str, ratios: list[dict[str, Any]], tra
   deepest = depths[-1]
   lines = [f"# {NAME}: do gradients vanish with depth?", "", "## Answer", ""]
   for activation in names:
-    cells = []
+    cells, finite_depths, means = [], [], []
     for depth in depths:
       mean, half, n, other = _estimate(_select(ratios, activation=activation, depth=depth, step=0))
-      cells.append(f"{mean:.2f}" if n else "-")
+      if n:
+        cells.append(f"{mean:.2f}")
+        finite_depths.append(depth)
+        means.append(mean)
+      else:
+        cells.append(f"below float32 (first-layer gradient exactly 0 in {other} run(s))")
+    slope = ""
+    if len(finite_depths) >= 2:
+      per_layer = float(np.polyfit(finite_depths, means, 1)[0])
+      slope = (f"; least-squares slope {per_layer:+.3f} per added layer, a factor of"
+               f" {10 ** per_layer:.2f} per layer")
     lines.append(f"- {activation} ({init_of[activation]}): log10(first/last hidden gradient norm) at"
-                 f" init for depths {', '.join(map(str, depths))}: {', '.join(cells)}.")
+                 f" init for depths {', '.join(map(str, depths))}: {', '.join(cells)}{slope}.")
   relu = next((a for a in names if activations.parse_spec(a)[0] == "relu"), None)
   necro = next((a for a in names if activations.parse_spec(a)[0] == "necro_relu"), None)
   if relu and necro and init_of[relu] == init_of[necro]:
