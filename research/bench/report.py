@@ -99,14 +99,20 @@ def _main_job(result: dict[str, Any]) -> str:
   rows = [[part, f"{seconds:.2f}", f"{100 * seconds / job['wall_seconds']:.0f}%"]
           for part, seconds in split.items()]
   rows.append(["**total** (in process)", f"{job['wall_seconds']:.2f}", "100%"])
+  events = job["compile_events_seconds"]
   text = (
       f"## The main job: default `compare` ({job['runs']} runs x {job['steps']} steps)\n\n"
       "`research.compare(research.Config(), quiet=True)` in the bench process, compiled programs "
-      "cleared first, no on-disk compilation cache. Compilation: JAX's compile-time events "
-      "(tracing, lowering, XLA). Training and evaluation: each grid's compiled chunk of steps "
+      "cleared first, no on-disk compilation cache. Compilation: the wall time covered by JAX's "
+      "compile-time events (tracing, lowering, XLA; programs compiled side by side count once). Training and evaluation: each grid's compiled chunk of steps "
       "and its evaluation timed again in turn, times the chunks and evaluations the job ran. "
       "Data: loading MNIST-1D (read back from its disk cache when a previous process generated it).\n\n"
       + _table(["part", "seconds", "share"], rows)
+      + "\n\nCompile events summed over threads: "
+      + ", ".join(f"{name.rsplit('/', 1)[-1].removesuffix('_duration')} {seconds:.2f} s"
+                  for name, seconds in events.items())
+      + f". One training chunk per grid: {job['chunk_seconds_per_grid']:.3f} s; one evaluation: "
+      f"{job['evaluate_seconds_per_grid']:.3f} s."
   )
   matmul = job["matmul"]
   text += (

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 import jax
+from jax._src import compilation_cache
 
 from research import data, devices
 from research.bench import (
@@ -90,6 +91,16 @@ def time_command(rounds: int) -> dict[str, Any]:
   return timing.Timing.of(seconds).to_dict()
 
 
+def _without_compilation_cache() -> None:
+  """Turns JAX's on-disk compilation cache off: compile times are measured cold.
+
+  ``python -m research`` turns it on for every command; a benchmark of
+  compilation must not read programs a previous run left on disk.
+  """
+  jax.config.update("jax_enable_compilation_cache", False)
+  compilation_cache.reset_cache()
+
+
 def _say(message: str) -> None:
   print(message, file=sys.stderr, flush=True)
 
@@ -101,6 +112,7 @@ def run(config: BenchConfig, sizes: Sizes | None = None) -> dict[str, Any]:
   tests pass tiny ones.
   """
   started = time.perf_counter()
+  _without_compilation_cache()
   platform = jax.default_backend()
   platform = "gpu" if platform in ("gpu", "cuda", "rocm") else platform
   sizes = Sizes.of(platform, config.quick) if sizes is None else sizes
