@@ -178,7 +178,7 @@ def correlation(x: Sequence[float], y: Sequence[float]) -> dict[str, Any]:
   Examples:
     >>> c = correlation([0.1, 0.2, 0.3, 0.4, 0.5], [0.5, 0.6, 0.62, 0.8, 0.9])
     >>> round(c["r"], 3), c["n"]
-    (0.977, 5)
+    (0.975, 5)
   """
   x, y = np.asarray(x, float), np.asarray(y, float)
   if len(x) < 4 or np.std(x) == 0 or np.std(y) == 0:
