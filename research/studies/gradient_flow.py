@@ -302,6 +302,7 @@ def _plots(settings: Settings, ratios: list[dict[str, Any]], trained: experiment
                     color=f"C{index}", label=activation if step == 0 else None)
   axis.set_xscale("log")
   axis.set_xticks(depths, [str(d) for d in depths])
+  axis.minorticks_off()
   axis.set_xlabel("depth (hidden layers)")
   axis.set_ylabel("log10(first / last hidden gradient norm)")
   axis.set_title(f"At init (solid) and after {settings.steps} steps (dotted), 95% t intervals")

@@ -309,7 +309,7 @@ def _plots(settings: Settings, trained: experiment.Trained, folder: pathlib.Path
         offsets = np.arange(len(layers)) + position * width - 0.4 + width / 2
         if step == 0:
           axis.plot(offsets, 100 * np.array(means), "k_", markersize=8,
-                    label="at init" if position == 0 else None)
+                    label="at init" if position == 0 and index == 0 else None)
         else:
           axis.bar(offsets, 100 * np.array(means), width, color=f"C{position}", alpha=alpha,
                    label=activation if index == 0 else None)
