@@ -50,12 +50,6 @@ RELU_FORWARD = "ReLU forward, surrogate backward"  # the catalogue's kind for Re
 POOLED = "ReLU-forward runs"  # the correlation's main sample: every run whose forward pass is ReLU's
 
 
-def default_activations() -> tuple[str, ...]:
-  """relu, necro_relu, leaky_relu, softplus, gelu, and ``surrogate`` if the catalogue has it."""
-  chosen = ("relu", "necro_relu(negative_slope=0.1)", "leaky_relu(negative_slope=0.01)", "softplus", "gelu")
-  return chosen + (("surrogate",) if "surrogate" in activations.names() else ())
-
-
 def relu_forward(name: str) -> bool:
   """Whether the registry entry ``name`` computes ReLU in its forward pass.
 
@@ -64,6 +58,33 @@ def relu_forward(name: str) -> bool:
     (True, True, False)
   """
   return name == "relu" or registry.kind(name) == RELU_FORWARD
+
+
+def default_activations() -> tuple[str, ...]:
+  """relu, necro_relu, leaky_relu, softplus, gelu, and the dying study's ReLU-forward surrogates.
+
+  The surrogates are found by kind, not by name: every spec of
+  :data:`research.studies.dying.DEFAULT_ACTIVATIONS` whose registry entry has
+  ReLU's forward pass (:func:`relu_forward`) and is not already chosen.
+
+  Examples:
+    >>> default_activations()[:3]
+    ('relu', 'necro_relu(negative_slope=0.1)', 'leaky_relu(negative_slope=0.01)')
+  """
+  chosen = ["relu", "necro_relu(negative_slope=0.1)", "leaky_relu(negative_slope=0.01)", "softplus", "gelu"]
+  try:
+    from research.studies import dying
+
+    candidates = tuple(dying.DEFAULT_ACTIVATIONS)
+  except (ImportError, AttributeError):  # no dying study: the five above
+    candidates = ()
+  names = {activations.parse_spec(spec)[0] for spec in chosen}
+  for spec in candidates:
+    name = activations.parse_spec(spec)[0]
+    if name not in names and name in activations.names() and relu_forward(name):
+      chosen.append(spec)
+      names.add(name)
+  return tuple(chosen)
 
 
 Models = Annotated[tuple[models.ModelName, ...], config_lib._comma_separated(str, "MODEL,MODEL,...")]  # noqa: SLF001
