@@ -45,8 +45,12 @@ def split_top_level(text: str) -> tuple[str, ...]:
   return tuple(part.strip() for part in parts if part.strip())
 
 
-def _comma_separated(kind: type, metavar: str) -> Any:
-  """A tuple flag that takes ``a,b,c`` as well as ``a b c``."""
+def comma_separated(kind: type, metavar: str) -> Any:
+  """A tyro constructor for a tuple flag that takes ``a,b,c`` as well as ``a b c``.
+
+  Used as ``Annotated[tuple[int, ...], comma_separated(int, "INT,INT,...")]``
+  by the config and the studies' settings.
+  """
   return tyro.constructors.PrimitiveConstructorSpec(
       nargs="*",
       metavar=metavar,
@@ -58,8 +62,8 @@ def _comma_separated(kind: type, metavar: str) -> Any:
   )
 
 
-Specs = Annotated[tuple[str, ...], _comma_separated(str, "SPEC,SPEC,...")]
-Floats = Annotated[tuple[float, ...], _comma_separated(float, "FLOAT,FLOAT,...")]
+Specs = Annotated[tuple[str, ...], comma_separated(str, "SPEC,SPEC,...")]
+Floats = Annotated[tuple[float, ...], comma_separated(float, "FLOAT,FLOAT,...")]
 
 
 Batching = Literal["auto", "map", "vmap"]

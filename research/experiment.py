@@ -46,7 +46,8 @@ def default_out(command: str = "compare") -> pathlib.Path:
   return pathlib.Path("results") / f"{command}-{stamp}"
 
 
-def _say(message: str, quiet: bool) -> None:
+def say(message: str, quiet: bool) -> None:
+  """Prints ``message`` above the progress bar, unless ``quiet``."""
   if not quiet:
     tqdm.tqdm.write(message)
 
@@ -187,14 +188,14 @@ def train_pending(prepared: Prepared, *, quiet: bool = False) -> Trained:
 def _train_pending(prepared: Prepared, quiet: bool) -> Trained:
   parts, datasets, folder, grids, pending, dropped = prepared
   machine, command = devices.machine_description(), command_line()
-  _say(f"Writing to {folder.path}", quiet)
-  _say(machine, quiet)
+  say(f"Writing to {folder.path}", quiet)
+  say(machine, quiet)
   for damage in dropped:
-    _say(f"Dropped a damaged row, {damage}; its run will be trained again.", quiet)
+    say(f"Dropped a damaged row, {damage}; its run will be trained again.", quiet)
   total = sum(len(g.runs) for part_grids in grids for g in part_grids)
   skipped = total - sum(len(runs) for _, _, runs in pending)
   if skipped:
-    _say(f"Resuming: {skipped} finished run(s) skipped.", quiet)
+    say(f"Resuming: {skipped} finished run(s) skipped.", quiet)
   bar = tqdm.tqdm(
       total=sum(parts[index].config.steps for index, _, _ in pending), unit="step",
       disable=quiet, dynamic_ncols=True,
@@ -247,8 +248,8 @@ def run(prepared: Prepared, *, quiet: bool = False, command: str = "") -> Compar
       plots.write_plots(trained.out, trained.runs, trained.history, trained.layers)
     except OSError as error:
       raise results.ResultsWriteError(trained.out) from error
-  _say("\n" + summary.summary_table(trained.runs), quiet)
-  _say(f"({time.perf_counter() - started:.1f} s)", quiet)
+  say("\n" + summary.summary_table(trained.runs), quiet)
+  say(f"({time.perf_counter() - started:.1f} s)", quiet)
   return Comparison(trained.out, trained.runs, trained.history, trained.layers, report)
 
 

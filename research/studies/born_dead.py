@@ -60,8 +60,8 @@ DOMAIN = math.sqrt(3.0)  # inputs on [-sqrt(3), sqrt(3)], as in Lu et al.
 PAPER_BORN_DEAD_DEPTH_10 = {2: "over 90%", 3: "about 60%", 5: "over 10%", 10: "under 1%"}
 PAPER_COLLAPSE = {"he_normal": 0.919, "rai": 0.292}  # Lu et al. 2019, 1000 runs each
 
-Ints = Annotated[tuple[int, ...], config_lib._comma_separated(int, "INT,INT,...")]  # noqa: SLF001
-Names = Annotated[tuple[str, ...], config_lib._comma_separated(str, "NAME,NAME,...")]  # noqa: SLF001
+Ints = Annotated[tuple[int, ...], config_lib.comma_separated(int, "INT,INT,...")]
+Names = Annotated[tuple[str, ...], config_lib.comma_separated(str, "NAME,NAME,...")]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -275,7 +275,7 @@ def _born_dead_rows(settings: Settings, folder: pathlib.Path, quiet: bool) -> li
       started = time.perf_counter()
       counts = born_dead_fractions(width, settings.depths, init, trials=settings.trials,
                                    grid_points=settings.grid_points)
-      experiment._say(f"born dead: width {width}, {init}: {time.perf_counter() - started:.1f} s", quiet)  # noqa: SLF001
+      experiment.say(f"born dead: width {width}, {init}: {time.perf_counter() - started:.1f} s", quiet)
       for depth in sorted(settings.depths):
         rows.append({"width": width, "depth": depth, "init": init, "trials": settings.trials,
                      "born_dead_fraction": counts[depth] / settings.trials})
@@ -501,7 +501,7 @@ def run(
       _plots(settings, born, collapse, trained.out)
     except OSError as error:
       raise results.ResultsWriteError(trained.out) from error
-  experiment._say(report, quiet)  # noqa: SLF001
+  experiment.say(report, quiet)
   return Outcome(trained.out, born, collapse, report)
 
 

@@ -49,7 +49,7 @@ USUAL = "usual"  # each activation with its usual initialisation
 USUAL_INITS = {"sigmoid": "xavier_normal", "tanh": "xavier_normal", "selu": "lecun_normal"}
 DEFAULT_INIT = "he_normal"  # the usual one for the ReLU family, and for activations not named above
 
-Ints = Annotated[tuple[int, ...], config_lib._comma_separated(int, "INT,INT,...")]  # noqa: SLF001
+Ints = Annotated[tuple[int, ...], config_lib.comma_separated(int, "INT,INT,...")]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -361,7 +361,7 @@ def run(
       _plots(settings, ratios, trained, trained.out)
     except OSError as error:
       raise results.ResultsWriteError(trained.out) from error
-  experiment._say(report, quiet)  # noqa: SLF001
+  experiment.say(report, quiet)
   return Outcome(trained.out, ratios, trained.layers, report)
 
 

@@ -87,7 +87,7 @@ def default_activations() -> tuple[str, ...]:
   return tuple(chosen)
 
 
-Models = Annotated[tuple[models.ModelName, ...], config_lib._comma_separated(str, "MODEL,MODEL,...")]  # noqa: SLF001
+Models = Annotated[tuple[models.ModelName, ...], config_lib.comma_separated(str, "MODEL,MODEL,...")]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -389,7 +389,7 @@ def run(
       _plots(settings, trained, trained.out)
     except OSError as error:
       raise results.ResultsWriteError(trained.out) from error
-  experiment._say(report, quiet)  # noqa: SLF001
+  experiment.say(report, quiet)
   return Outcome(trained.out, trained.runs, trained.layers, correlation_rows, report)
 
 
