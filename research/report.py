@@ -1,6 +1,7 @@
 """``python -m research report DIR... [--out FILE]``: results folders as one document.
 
-For each folder (``compare`` or any study) the report gives what it is (the
+The report opens with what held in each folder (its summary's "What held" or
+"Answer" section). Then, for each folder (``compare`` or any study), it gives what it is (the
 study and its settings), how it was run (the exact command, the machine and
 the training time, from ``grids.csv``), how many runs and seeds, and then the
 folder's own ``summary.md`` with its tables and intervals, headings moved one
@@ -72,6 +73,31 @@ def _demoted(markdown: str) -> str:
   return re.sub(r"^(#+) ", lambda match: "##" + match.group(1) + " ", markdown, flags=re.M)
 
 
+def headline(summary: str) -> str:
+  """The part of a summary that says what held: its "What held" or "Answer" section.
+
+  Falls back to the first paragraph after the title (a comparison's summary).
+
+  Examples:
+    >>> headline("# T\n\nIntro.\n\n## Answer\n\n- it held\n\n## Tables\n\n| x |")
+    '- it held'
+  """
+  lines = summary.splitlines()
+  for pattern in (r"what held", r"answer"):
+    for index, line in enumerate(lines):
+      match = re.match(r"^(#+) (.*)$", line)
+      if match and re.search(pattern, match.group(2), re.I):
+        level, body = len(match.group(1)), []
+        for following in lines[index + 1:]:
+          heading = re.match(r"^(#+) ", following)
+          if heading and len(heading.group(1)) <= level:
+            break
+          body.append(following)
+        return "\n".join(body).strip()
+  paragraphs = [block.strip() for block in "\n".join(lines[1:]).split("\n\n") if block.strip()]
+  return paragraphs[0] if paragraphs else ""
+
+
 def _seeds(settings: dict[str, Any]) -> str:
   seeds = settings.get("seeds")
   return f"0..{seeds - 1}" if isinstance(seeds, int) and seeds > 0 else "see settings"
@@ -96,6 +122,9 @@ def report_markdown(folders: Sequence[FolderReport], *, title: str, command: str
           f" | {folder.training_seconds / 60:.1f} min | {'; '.join(folder.machines) or '-'} |"
       )
     lines.append("")
+    lines += ["## What held, study by study", ""]
+    for folder in folders:
+      lines += [f"**{folder.study}** (`{folder.path}`):", "", _demoted(headline(folder.summary)), ""]
   for folder in folders:
     lines += [f"## {folder.study}: `{folder.path}`", ""]
     for command in folder.commands or ("(not recorded)",):
