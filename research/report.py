@@ -74,7 +74,7 @@ def _demoted(markdown: str) -> str:
 
 
 def headline(summary: str) -> str:
-  """The part of a summary that says what held: its "What held" or "Answer" section.
+  r"""The part of a summary that says what held: its "What held" or "Answer" section.
 
   Falls back to the first paragraph after the title (a comparison's summary).
 

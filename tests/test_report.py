@@ -31,6 +31,7 @@ def test_report_holds_command_machine_time_and_tables(folder, tmp_path, capsys):
   assert "- machine: " in text and "cpu device" in text
   assert "### Comparison on xor" in text  # the summary, one level under its section
   assert "## What held, study by study" in text.split(f"## compare: `{folder}`")[0]
+  assert "| `necro_relu` | 0.01 | 2 | 0 |" in text  # its table, with intervals
 
 
 def test_headline_prefers_what_held_then_answer():
@@ -38,7 +39,6 @@ def test_headline_prefers_what_held_then_answer():
   assert report.headline(summary) == "- b"
   assert report.headline("# S\n\n## Answer\n\n- a\n### Detail\n- c\n## Next\n") == "- a\n### Detail\n- c"
   assert report.headline("# S\n\nFirst paragraph.\n\nSecond.") == "First paragraph."
-  assert "| `necro_relu` | 0.01 | 2 | 0 |" in text  # its table, with intervals
 
 
 def test_report_errors_are_one_line(tmp_path, capsys, folder):
