@@ -87,7 +87,8 @@ def _grids(result: dict[str, Any]) -> str:
       f"250 steps, sharded over {result['device_count']} {result['platform']} device(s). Run-steps "
       "per second once compiled (in brackets: the first call, compilation included). One run at a "
       "time does not depend on N: it is measured on the first runs of the grid (last column). "
-      "GPU rows (256 runs, target 150x): empty, no GPU.\n\n"
+      "On a CPU the largest grid is 64 runs (256 take minutes per call); "
+      "the GPU rows (256 runs, target 150x) are empty when no GPU was lent.\n\n"
       + _table(["runs", "steps", "one by one", "vmap", "map", "vmap speedup", "map speedup",
                 "runs timed one by one"], rows)
   )

@@ -34,7 +34,7 @@ class Sizes:
   mlp: activation_cost.MlpShape
   array_size: int  # elements of the forward + backward benchmark
   activation_rounds: int
-  grid_sizes: tuple[int, ...]
+  grid_sizes: tuple[int, ...]  # CPU: 64 at most, a 256-run grid takes minutes per call
   grid_steps: int
   grid_rounds: int
   job_rounds: int  # rounds of the chunk and evaluation timings
@@ -53,7 +53,7 @@ class Sizes:
         mlp=activation_cost.GPU_MLP if gpu else activation_cost.CPU_MLP,
         array_size=2**26 if gpu else (2**20 if quick else 2**22),
         activation_rounds=2 if quick else 5,
-        grid_sizes=(1, 16, 256) if gpu else ((1, 16) if quick else (1, 16, 256)),
+        grid_sizes=(1, 16, 256) if gpu else ((1, 16) if quick else (1, 16, 64)),
         grid_steps=250 if quick else 500,
         grid_rounds=1,
         job_rounds=3 if quick else 7,
