@@ -51,7 +51,7 @@ def _ensure_environment() -> None:
 
 COMMANDS = {
     "compare": ["-m", "research", "compare"],
-    "test": ["-m", "pytest", "-n", "auto"],
+    "test": ["-m", "pytest", "-n", "auto", "--dist", "worksteal"],  # long tests leave no core idle
     "python": [],
 }
 

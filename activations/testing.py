@@ -143,7 +143,8 @@ def check_activation(
     >>> report = check_activation(
     ...     activations.necro_relu,
     ...     forward=jax.nn.relu,
-    ...     derivative=lambda x: jnp.where(x >= 0, 1.0, 0.1))
+    ...     derivative=lambda x: jnp.where(x >= 0, 1.0, 0.1),
+    ...     dtypes=[jnp.float32])  # the default also checks bfloat16 and float16
     >>> report.skipped
     ('forward mode: a custom_vjp function has no forward mode',)
     >>> broken = activations.surrogate(jax.nn.relu, jnp.sqrt)

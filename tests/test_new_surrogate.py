@@ -79,9 +79,11 @@ def test_registry_spec_and_check_activation():
       fn,
       forward=jax.nn.relu,
       derivative=lambda x: jnp.where(x >= 0, 1.0, jnp.where(x >= -1.5, 0.2, 0.0)),
+      dtypes=[jnp.float32],  # 16-bit: the catalogue's battery, at the defaults
   )
   assert report.skipped  # a custom_vjp has no forward mode: reported, not silently passed
   check_activation(
       functools.partial(activations.windowed_necro_relu, impl="jvp"), forward=jax.nn.relu,
       derivative=lambda x: jnp.where(x >= 0, 1.0, jnp.where(x >= -3.0, 0.1, 0.0)),
+      dtypes=[jnp.float32],
   )
