@@ -497,6 +497,24 @@ def _write_table(path: pathlib.Path, header: list[str], rows: list[dict[str, str
   write_text_atomic(path, buffer.getvalue())
 
 
+def csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
+  """Plain rows as CSV text (header from the first row), for a study's own tables.
+
+  Unlike the folder's tables these carry no checksum: they are derived from
+  ``runs.csv`` and its siblings and rewritten whole on every run.
+
+  Examples:
+    >>> print(csv_text([{"width": 2, "born_dead_fraction": 0.915}]), end="")
+    width,born_dead_fraction
+    2,0.915
+  """
+  buffer = io.StringIO()
+  writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
+  writer.writeheader()
+  writer.writerows(rows)
+  return buffer.getvalue()
+
+
 def parse_value(column: str, text: str) -> Any:
   """A CSV field back as the value that was written.
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import functools
 import math
 import pathlib
@@ -252,14 +251,6 @@ def collapsed_runs(layers: Sequence[dict[str, Any]], depth: int) -> dict[str, di
   return found
 
 
-def _csv(rows: Sequence[dict[str, Any]]) -> str:
-  buffer = io.StringIO()
-  writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-  writer.writeheader()
-  writer.writerows(rows)
-  return buffer.getvalue()
-
-
 def _read_csv(path: pathlib.Path) -> list[dict[str, Any]]:
   with open(path, newline="", encoding="utf-8") as file:
     return [{k: results.parse_value(k, v) for k, v in row.items()} for row in csv.DictReader(file)]
@@ -280,7 +271,7 @@ def _born_dead_rows(settings: Settings, folder: pathlib.Path, quiet: bool) -> li
         rows.append({"width": width, "depth": depth, "init": init, "trials": settings.trials,
                      "born_dead_fraction": counts[depth] / settings.trials})
   if devices.writes_results():
-    experiment.write_report(folder, "born_dead.csv", _csv(rows))
+    experiment.write_report(folder, "born_dead.csv", results.csv_text(rows))
   return rows
 
 
@@ -495,7 +486,7 @@ def run(
   seconds = time.perf_counter() - started
   report = _summary(settings, command, born, collapse, trained, seconds)
   if devices.writes_results():
-    experiment.write_report(trained.out, "collapse.csv", _csv(collapse))
+    experiment.write_report(trained.out, "collapse.csv", results.csv_text(collapse))
     experiment.write_report(trained.out, "summary.md", report)
     try:
       _plots(settings, born, collapse, trained.out)

@@ -25,9 +25,7 @@ the deep programs. Command::
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import math
 import pathlib
 import time
@@ -330,14 +328,6 @@ def _plots(settings: Settings, ratios: list[dict[str, Any]], trained: experiment
   plots.save_figure(figure, folder, "gradient_profile.png")
 
 
-def _csv(rows: Sequence[dict[str, Any]]) -> str:
-  buffer = io.StringIO()
-  writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-  writer.writeheader()
-  writer.writerows(rows)
-  return buffer.getvalue()
-
-
 def run(
     settings: Settings, *, out: str | pathlib.Path | None = None, quiet: bool = False,
     command: str = "",
@@ -355,7 +345,7 @@ def run(
   ratios = gradient_ratios(trained.layers)
   report = _summary(settings, command, ratios, trained, time.perf_counter() - started)
   if devices.writes_results():
-    experiment.write_report(trained.out, "ratios.csv", _csv(ratios))
+    experiment.write_report(trained.out, "ratios.csv", results.csv_text(ratios))
     experiment.write_report(trained.out, "summary.md", report)
     try:
       _plots(settings, ratios, trained, trained.out)

@@ -24,9 +24,7 @@ Run time: about 10 minutes on 2 CPU cores at the defaults. Command::
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import math
 import pathlib
 import time
@@ -357,14 +355,6 @@ def _plots(settings: Settings, trained: experiment.Trained, folder: pathlib.Path
   plots.save_figure(figure, folder, "sparsity_accuracy.png")
 
 
-def _csv(rows: Sequence[dict[str, Any]]) -> str:
-  buffer = io.StringIO()
-  writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-  writer.writeheader()
-  writer.writerows(rows)
-  return buffer.getvalue()
-
-
 def run(
     settings: Settings, *, out: str | pathlib.Path | None = None, quiet: bool = False,
     command: str = "",
@@ -383,7 +373,7 @@ def run(
   correlation_rows = correlations(trained.runs, settings)
   report = _summary(settings, command, trained, correlation_rows, time.perf_counter() - started)
   if devices.writes_results():
-    experiment.write_report(trained.out, "correlations.csv", _csv(correlation_rows))
+    experiment.write_report(trained.out, "correlations.csv", results.csv_text(correlation_rows))
     experiment.write_report(trained.out, "summary.md", report)
     try:
       _plots(settings, trained, trained.out)
