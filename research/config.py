@@ -112,8 +112,8 @@ class Config:
       object.__setattr__(self, field, value)
 
 
-def to_dict(config: Config) -> dict[str, Any]:
-  """The config as plain JSON-ready values (tuples become lists)."""
+def to_dict(config: Any) -> dict[str, Any]:
+  """A config (or a study's settings) dataclass as JSON-ready values (tuples become lists)."""
   return {
       key: list(value) if isinstance(value, tuple) else value
       for key, value in dataclasses.asdict(config).items()

@@ -413,8 +413,7 @@ def python_call(settings: Settings) -> str:
 
 def json_settings(settings: Settings) -> dict[str, Any]:
   """The settings as JSON-ready values (what ``config.json`` records), with the study's name."""
-  return {"study": NAME, **{k: list(v) if isinstance(v, tuple) else v
-                            for k, v in dataclasses.asdict(settings).items()}}
+  return {"study": NAME, **config_lib.to_dict(settings)}
 
 
 def _plots(settings: Settings, born: list[dict[str, Any]], collapse: list[dict[str, Any]],

@@ -141,11 +141,7 @@ def parts(settings: Settings) -> list[experiment.Part]:
 
 def settings_dict(settings: Settings) -> dict[str, Any]:
   """What ``config.json`` records: the study's name and settings, JSON-ready."""
-  values = {
-      key: list(value) if isinstance(value, tuple) else value
-      for key, value in dataclasses.asdict(settings).items()
-  }
-  return {"study": NAME, **values}
+  return {"study": NAME, **config_lib.to_dict(settings)}
 
 
 def run(

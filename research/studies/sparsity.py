@@ -149,8 +149,7 @@ def python_call(settings: Settings) -> str:
 
 def json_settings(settings: Settings) -> dict[str, Any]:
   """What ``config.json`` records: the study's name and settings."""
-  return {"study": NAME, **{k: list(v) if isinstance(v, tuple) else v
-                            for k, v in dataclasses.asdict(settings).items()}}
+  return {"study": NAME, **config_lib.to_dict(settings)}
 
 
 @dataclasses.dataclass(frozen=True)
