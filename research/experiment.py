@@ -17,7 +17,7 @@ import datetime
 import os
 import pathlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -172,20 +172,32 @@ def _with_keys(rows: Sequence[dict[str, Any]], keys: Mapping[str, Any]) -> list[
   return [{"run_id": row["run_id"], **keys, **row} for row in rows]
 
 
-def train_pending(prepared: Prepared, *, quiet: bool = False) -> Trained:
+RunColumns = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+
+
+def train_pending(
+    prepared: Prepared, *, quiet: bool = False, run_columns: RunColumns | None = None
+) -> Trained:
   """Trains what :func:`prepare_parts` found pending, writing each grid as it finishes.
 
   Closes (unlocks) the folder when done, whether training finished or not.
+
+  Args:
+    prepared: what :func:`prepare_parts` returned.
+    quiet: no progress bar.
+    run_columns: a study's own columns for ``runs.csv``, computed from each
+      finished run's row (with its part's columns) and written with it, e.g.
+      ``lambda row: {"solved": int(row["test_accuracy"] >= 0.99)}``.
   """
   try:
-    return _train_pending(prepared, quiet)
+    return _train_pending(prepared, quiet, run_columns)
   except OSError as error:  # a full disk: the grids written so far are intact
     raise results.ResultsWriteError(prepared.folder.path) from error
   finally:
     prepared.folder.close()
 
 
-def _train_pending(prepared: Prepared, quiet: bool) -> Trained:
+def _train_pending(prepared: Prepared, quiet: bool, run_columns: RunColumns | None) -> Trained:
   parts, datasets, folder, grids, pending, dropped = prepared
   machine, command = devices.machine_description(), command_line()
   say(f"Writing to {folder.path}", quiet)
@@ -213,8 +225,11 @@ def _train_pending(prepared: Prepared, quiet: bool) -> Trained:
       result = train.train_grid(parts[index].config, datasets[index], this_grid, runs, on_chunk=on_chunk)
       if devices.writes_results():
         record = {**keys, **result.timing, "machine": machine, "command": command}
+        runs_rows = _with_keys(result.runs, keys)
+        if run_columns is not None:
+          runs_rows = [{**row, **run_columns(row)} for row in runs_rows]
         folder.add(
-            _with_keys(result.runs, keys), _with_keys(result.history, keys),
+            runs_rows, _with_keys(result.history, keys),
             _with_keys(result.layers, keys), record,
         )
   return Trained(folder.path, folder.runs(), folder.history(), folder.layers(), folder.grids())

@@ -406,3 +406,21 @@ def test_compiled_programs_are_cached_on_what_determines_them():
   mesh = jax.sharding.Mesh(np.array(jax.devices()), ("runs",))
   assert train.compile_grid(program, mesh) is train.compile_grid(program, mesh)
   assert isinstance(nnx.eval_shape(lambda: train.build_model(program, first.activation(), jax.random.key(0))), nnx.Module)
+
+
+def test_a_study_s_run_columns_are_written_with_each_run_and_kept_on_resume(tmp_path):
+  from research import experiment
+
+  config = _with(TINY, activations=("relu",), seeds=2, steps=20)
+  part = experiment.Part({"dataset_name": "moons"}, config)
+
+  def solved(row):
+    return {"solved": int(row["test_accuracy"] >= 0.5)}
+
+  first = experiment.train_pending(
+      experiment.prepare_parts([part], {"study": "t"}, tmp_path), quiet=True, run_columns=solved)
+  assert [row["solved"] for row in first.runs] == [int(r["test_accuracy"] >= 0.5) for r in first.runs]
+  assert _header(tmp_path / "runs.csv")[:2] == ["run_id", "dataset_name"]
+  assert "solved" in _header(tmp_path / "runs.csv")
+  again = experiment.train_pending(experiment.prepare_parts([part], {"study": "t"}, tmp_path), quiet=True)
+  assert again.runs == first.runs  # read back from the checksummed rows, nothing retrained
