@@ -1,0 +1,211 @@
+"""The slope sweep: necro_relu, leaky_relu (and others) at negative slopes 0..1, against slope 0 = ReLU."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+
+import hypothesis
+import hypothesis.extra.numpy as hnp
+import hypothesis.strategies as st
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import activations
+from research import cli, data, devices, grid, train
+from research.studies import slope_sweep
+
+pytestmark = pytest.mark.standard_promotion  # trains with optax
+
+TINY = slope_sweep.Settings(
+    datasets=("xor(num_train=256, num_test=64)",), activations=("necro_relu", "leaky_relu"),
+    slopes=(0.0, 0.1, 1.0), learning_rates=(0.01, 0.1), seeds=2, steps=4, eval_every=2, width=8)
+
+
+def _rows(path):
+  with open(path, newline="", encoding="utf-8") as file:
+    return list(csv.DictReader(file))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+  """The study at tiny settings, counting the engine's train_grid calls (one per compiled program)."""
+  calls = []
+  original = train.train_grid
+
+  def counting(config, dataset, this_grid, runs=None, **kwargs):
+    calls.append((this_grid.spec, len(runs)))
+    return original(config, dataset, this_grid, runs, **kwargs)
+
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(train, "train_grid", counting)
+    outcome = slope_sweep.run(TINY, out=tmp_path_factory.mktemp("slope-sweep"), quiet=True)
+  return outcome, calls
+
+
+def test_every_slope_rate_and_seed_of_an_activation_is_one_program(tiny):
+  outcome, calls = tiny
+  runs_per_grid = len(TINY.slopes) * len(TINY.learning_rates) * TINY.seeds
+  assert calls == [("relu", 4), ("necro_relu(negative_slope=[0.0, 0.1, 1.0])", runs_per_grid),
+                   ("leaky_relu(negative_slope=[0.0, 0.1, 1.0])", runs_per_grid)]
+  grids = _rows(outcome.out / "grids.csv")
+  assert [(row["grid"], row["runs"]) for row in grids] == [(spec, str(count)) for spec, count in calls]
+  assert len(outcome.runs) == 4 + 2 * runs_per_grid
+  assert {row["family"] for row in outcome.runs} == {"relu", "necro_relu", "leaky_relu"}
+
+
+def test_slope_zero_trains_exactly_like_relu_at_the_same_seed(tiny):
+  outcome, _ = tiny
+  assert slope_sweep.exact_matches(outcome.runs, "necro_relu") == (4, 4)
+  assert slope_sweep.exact_matches(outcome.runs, "leaky_relu") == (4, 4)
+  history = _rows(outcome.out / "history.csv")
+  columns = ("step", "train_loss", "test_loss", "test_accuracy")
+
+  def curve(name):
+    return {(r["seed"], r["learning_rate"], *(r[c] for c in columns)) for r in history
+            if r["name"] == name and r["negative_slope"] in ("", "0.0")}
+
+  assert curve("necro_relu") == curve("relu") and len(curve("relu")) == 4 * 3  # runs x evaluations
+  assert "reproduced relu exactly" in outcome.summary and "in 4 of 4" in outcome.summary
+
+
+def test_slope_zero_gives_relus_parameters_bit_for_bit(tiny):
+  """Through the engine's own compiled programs (cached by the fixture): parameters, not only metrics."""
+  config = slope_sweep.parts(TINY)[0].config
+  dataset = data.load(config.dataset)
+  mesh = devices.runs_mesh()
+  arrays = devices.replicate(train.device_arrays(dataset), mesh)
+
+  def trained(this_grid):
+    programs = train.compile_grid(train.Program.of(config, dataset, this_grid), mesh)
+    size = devices.padded_size(len(this_grid.runs), mesh.size)
+    inputs = devices.shard_runs(devices.pad_runs(train.run_inputs(this_grid.runs, this_grid), size), mesh)
+    state = programs.init(inputs)
+    for step in range(0, config.steps, config.eval_every):
+      state, _ = programs.train_chunk(state, inputs, arrays, jnp.asarray(step), config.eval_every)
+    return jax.device_get(state.params)
+
+  relu, necro = grid.expand(config)[:2]
+  relu_params, necro_params = trained(relu), trained(necro)
+  for index, run in enumerate(necro.runs):
+    if dict(run.hyperparameters)["negative_slope"] != 0.0:
+      continue
+    twin = next(i for i, r in enumerate(relu.runs) if (r.seed, r.learning_rate) == (run.seed, run.learning_rate))
+    for ours, theirs in zip(jax.tree.leaves(necro_params), jax.tree.leaves(relu_params)):
+      np.testing.assert_array_equal(ours[index], theirs[twin])
+
+
+def test_the_study_writes_its_files_and_the_summary_answers(tiny):
+  outcome, _ = tiny
+  for name in ("summary.md", "slope_effects.csv", "best_slopes.csv", "forward_backward.csv",
+               slope_sweep.PLOT, "runs.csv", "history.csv", "layers.csv"):
+    assert (outcome.out / name).exists(), name
+  assert outcome.summary.startswith("# slope-sweep: ") and "\n## Answer\n" in outcome.summary
+  assert len(outcome.effects) == 2 * 2 * 2  # families x rates x nonzero slopes
+  assert len(outcome.forward_backward) == 2 * 2  # rates x nonzero slopes
+  assert {row["family"] for row in outcome.best} == {"necro_relu", "leaky_relu"}
+  for phrase in ("best slope per learning rate", "forward vs backward", "diverged runs per cell", "CPU"):
+    assert phrase in outcome.summary, phrase
+
+
+def test_a_second_call_resumes_and_trains_nothing(tiny, monkeypatch):
+  outcome, _ = tiny
+  monkeypatch.setattr(train, "train_grid", lambda *args, **kwargs: pytest.fail("trained again"))
+  again = slope_sweep.run(TINY, out=outcome.out, quiet=True)
+  assert again.effects == outcome.effects
+
+
+_IDENTITY = activations.get("leaky_relu(negative_slope=1.0)")
+_NECRO_AT_ZERO, _RELU = activations.get("necro_relu(negative_slope=0.0)"), activations.get("relu")
+
+
+@jax.jit
+def _values_and_gradients(x):
+  """Forward values and gradients of leaky_relu(1), necro_relu(0) and relu: one compiled program."""
+  functions = (_IDENTITY, _NECRO_AT_ZERO, _RELU)
+  return tuple(f(x) for f in functions), tuple(jax.grad(lambda v, f=f: f(v).sum())(x) for f in functions)
+
+
+@hypothesis.settings(max_examples=40, deadline=None)
+@hypothesis.given(hnp.arrays(np.float32, 8, elements=st.floats(-1e6, 1e6, width=32, allow_subnormal=False)))
+def test_leaky_relu_at_slope_one_is_the_identity_and_necro_relu_at_zero_is_relu(x):
+  (identity, necro, relu), (identity_gradient, necro_gradient, relu_gradient) = map(
+      np.asarray, _values_and_gradients(jnp.asarray(x)))
+  np.testing.assert_array_equal(identity, x)
+  np.testing.assert_array_equal(identity_gradient, np.ones_like(x))
+  np.testing.assert_array_equal(necro, relu)
+  nonzero = x != 0  # at exactly 0 the sweep's derivative is 1, relu's 0 (so at subnormals, which XLA flushes to 0)
+  np.testing.assert_array_equal(necro_gradient[nonzero], relu_gradient[nonzero])
+
+
+_MIRROR = {"helps": "hurts", "hurts": "helps", "no clear effect": "no clear effect"}
+
+
+@hypothesis.given(st.integers(0, 3), st.integers(0, 3), st.floats(-1, 1), st.floats(0, 1))
+def test_swapping_treatment_and_baseline_mirrors_the_verdict(diverged, baseline_diverged, low, width):
+  high = low + width
+  assert slope_sweep.verdict(baseline_diverged, diverged, -high, -low) == _MIRROR[
+      slope_sweep.verdict(diverged, baseline_diverged, low, high)]
+
+
+@hypothesis.settings(max_examples=40, deadline=None)
+@hypothesis.given(st.lists(st.tuples(st.floats(0, 1), st.booleans()), min_size=6, max_size=6))
+def test_the_best_slope_has_the_highest_mean_and_never_diverged(cells):
+  slopes = (0.0, 0.1, 1.0)
+  runs = [{"dataset": "d", "learning_rate": 0.1, "family": "f", "negative_slope": slopes[i // 2],
+           "seed": i % 2, "diverged": diverged, "test_accuracy": accuracy}
+          for i, (accuracy, diverged) in enumerate(cells)]
+  (row,) = slope_sweep.best_slopes(runs)
+  stable = {s: [r["test_accuracy"] for r in runs if r["negative_slope"] == s] for s in slopes
+            if not any(r["diverged"] for r in runs if r["negative_slope"] == s)}
+  if not stable:
+    assert row["best"] is None and row["tied"] == ()
+    return
+  assert row["best"] in row["tied"] and set(row["tied"]) <= set(stable)
+  assert np.mean(stable[row["best"]]) == max(np.mean(v) for v in stable.values())
+
+
+@hypothesis.given(st.lists(st.sampled_from([0.0, 0.01, 0.03, 0.1, 0.3, 1.0]), min_size=1, max_size=6, unique=True))
+def test_the_swept_spec_keeps_the_other_hyperparameters_and_every_slope(slopes):
+  name, values = activations.parse_spec(slope_sweep.swept_spec("windowed_necro_relu(window=3.0)", slopes))
+  assert name == "windowed_necro_relu" and values == {"window": 3.0, "negative_slope": slopes}
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"slopes": (0.1, 0.3)}, "slopes must include 0"),
+    ({"slopes": (0.0, 0.1, 0.1)}, "slopes has duplicates"),
+    ({"activations": ("elu",)}, "'elu' has no negative_slope to sweep"),
+    ({"activations": ("necro_relu(negative_slope=0.1)",)}, "sets negative_slope"),
+    ({"activations": ("necro_rleu",)}, "Did you mean 'necro_relu'"),
+    ({"activations": ("windowed_necro_relu",), "slopes": (0.0, -0.1)}, "must be >= 0, got -0.1"),
+    ({"datasets": ()}, "datasets must name one or more"),
+    ({"learning_rates": (0.0,)}, "learning_rates must be one or more positive"),
+])
+def test_bad_settings_fail_before_anything_is_trained(changes, message):
+  with pytest.raises(ValueError, match=message):
+    slope_sweep.parts(dataclasses.replace(TINY, **changes))
+
+
+def test_help_lists_the_flags(capsys, monkeypatch):
+  monkeypatch.setenv("XLA_FLAGS", "")
+  with pytest.raises(SystemExit) as exit_info:
+    cli.main(["slope-sweep", "--help"])
+  assert exit_info.value.code == 0
+  text = capsys.readouterr().out
+  for field in dataclasses.fields(slope_sweep.Settings):
+    assert f"--{field.name.replace('_', '-')}" in text, field.name
+
+
+def test_a_bad_flag_fails_in_one_line_before_anything_runs(capsys, tmp_path, monkeypatch):
+  monkeypatch.setenv("XLA_FLAGS", "")
+  assert cli.main(["slope-sweep", "--slopes", "0.1,0.3", "--out", str(tmp_path / "never")]) == 2
+  error = capsys.readouterr().err
+  assert "slopes must include 0" in error and error.count("\n") == 1
+  assert not (tmp_path / "never").exists()
+
+
+def test_the_settings_record_the_study():
+  assert slope_sweep.json_settings(TINY)["study"] == "slope-sweep"
+  assert [part.keys for part in slope_sweep.parts(TINY)] == [{"dataset": TINY.datasets[0]}]
