@@ -1,0 +1,140 @@
+"""The init study: initialisations x activations x depths, inactive units at init and after training."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+
+import pytest
+
+from research import cli
+from research.studies import init
+
+pytestmark = pytest.mark.standard_promotion  # trains with optax
+
+
+def _rows(path):
+  with open(path, newline="", encoding="utf-8") as file:
+    return list(csv.DictReader(file))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+  # Narrow and deep enough that He kernels leave about 10% of the units inactive
+  # at init. Seeds cost almost nothing here (compiling does), so 16 of them.
+  settings = init.Settings(
+      activations=("relu", "necro_relu"), inits=("he_normal",), bias_inits=(0.1,), depths=(3,),
+      dataset="xor(num_train=256, num_test=64)", width=4, seeds=16, steps=2, eval_every=2)
+  return settings, init.run(settings, out=tmp_path_factory.mktemp("init"), quiet=True)
+
+
+def _at_init(outcome, initialisation, name="relu"):
+  return {r["seed"]: r["inactive_fraction"] for r in outcome.history
+          if r["step"] == 0 and r["initialisation"] == initialisation and r["name"] == name}
+
+
+def test_a_positive_bias_lowers_the_inactive_fraction_at_init_of_a_shallow_relu_net(tiny):
+  # Same seed, same He kernels: only the bias differs. Not true seed by seed (the
+  # bias also shifts the next layer's inputs, which can switch a unit off), nor at
+  # every depth (see the study's summary), but over 16 seeds of this small net.
+  _, outcome = tiny
+  zero, biased = _at_init(outcome, "he_normal"), _at_init(outcome, "he_normal + bias 0.1")
+  assert sorted(zero) == sorted(biased) == list(range(16))
+  assert sum(zero.values()) / 16 > 0.05
+  assert sum(biased.values()) < 0.8 * sum(zero.values()), (zero, biased)
+
+
+def test_relu_and_necro_relu_have_the_same_inactive_units_at_step_0(tiny):
+  _, outcome = tiny
+  for initialisation in ("he_normal", "he_normal + bias 0.1"):
+    assert _at_init(outcome, initialisation, "relu") == _at_init(outcome, initialisation, "necro_relu")
+  assert init.step_zero_pairs(outcome.history, "relu", "necro_relu") == (32, 32)
+
+
+def test_the_study_writes_its_files_and_the_summary_answers(tiny):
+  settings, outcome = tiny
+  for name in ("summary.md", "best.csv", "spread.csv", "init_accuracy.png", "init_inactive.png",
+               "runs.csv", "history.csv", "layers.csv", "grids.csv"):
+    assert (outcome.out / name).exists(), name
+  runs = _rows(outcome.out / "runs.csv")
+  assert len(runs) == 2 * 2 * 16  # initialisations x activations x seeds
+  assert {r["initialisation"] for r in runs} == {"he_normal", "he_normal + bias 0.1"}
+  assert {r["bias_init"] for r in runs} == {"0.0", "0.1"} and {r["depth"] for r in runs} == {"3"}
+  best = _rows(outcome.out / "best.csv")
+  assert [(r["activation"], r["depth"]) for r in best] == [("relu", "3"), ("necro_relu", "3")]
+  assert all(r["best"] in r["tied"] for r in best)
+  assert len(outcome.spreads) == 2 and outcome.spreads[0]["difference"] == 0.0  # relu against itself
+  text = outcome.summary
+  assert text.startswith("# init: ") and text.index("## Answer") < text.index("## Test accuracy")
+  assert "\"The init must match the activation\"" in text and "equal in 32 of 32" in text
+  assert "Positive bias, relu at depth 3" in text and "CPU" in text
+
+
+def test_the_best_init_and_the_tied_ones():
+  runs = [{"activation": a, "depth": 2, "initialisation": i, "seed": s, "test_accuracy": acc + 0.01 * s}
+          for a, order in (("relu", ("he", "small")), ("necro", ("small", "he")))
+          for i, acc in zip(order, (0.6, 0.3)) for s in range(3)]
+  best = init.best_inits(runs, ["he", "small"])
+  assert [(r["activation"], r["best"], r["tied"]) for r in best] == [
+      ("relu", "he", ("he",)), ("necro", "small", ("small",))]
+  assert init.common_best(best, 2) == ()  # each activation wants its own init: the claim holds
+  assert math.isclose(best[0]["mean"], 0.61)
+
+
+def test_the_spread_across_inits_is_compared_seed_by_seed():
+  runs = [{"activation": a, "depth": 5, "initialisation": i, "seed": s, "test_accuracy": acc}
+          for a, gap in (("relu", 0.3), ("necro", 0.1)) for s in range(4)
+          for i, acc in (("he", 0.6 + 0.01 * s), ("small", 0.6 - gap))]
+  rows = init.spreads(runs, ["he", "small"], "relu")
+  necro = next(r for r in rows if r["activation"] == "necro")
+  assert necro["seeds"] == 4 and math.isclose(necro["range_of_means"], 0.1 + 0.015)
+  assert necro["difference"] < 0 and init.direction(necro["difference"], necro["difference_half_width"]) == "lower"
+  diverged = [{**r, "diverged": r["seed"] == 0 and r["initialisation"] == "small"} for r in runs]
+  assert sorted(init.spread_by_seed(diverged, ["he", "small"], activation="relu")) == [1, 2, 3]
+
+
+def test_the_parts_are_one_per_depth_and_initialisation():
+  settings = init.Settings(inits=("lecun_normal", "rai"), bias_inits=(0.1,), depths=(10, 2))
+  found = init.parts(settings)
+  assert [(p.keys["depth"], p.keys["initialisation"]) for p in found] == [
+      (2, "lecun_normal"), (2, "rai"), (2, "he_normal + bias 0.1"),
+      (10, "lecun_normal"), (10, "rai"), (10, "he_normal + bias 0.1")]
+  biased = found[2].config
+  assert (biased.init, biased.bias_init, biased.depth) == ("he_normal", 0.1, 2)
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"inits": ("glorot",)}, "inits: 'glorot' is not valid. Choose from: lecun_normal"),
+    ({"bias_kernel_init": "rai"}, "'rai' draws its own biases"),
+    ({"bias_inits": (0.0,)}, "distinct positive numbers"),
+    ({"depths": (2, 2)}, "depths has duplicates"),
+    ({"depths": (0,)}, "positive integers"),
+    ({"inits": (), "bias_inits": ()}, "both empty"),
+])
+def test_invalid_settings_name_the_problem(changes, message):
+  with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+    init.validate(dataclasses.replace(init.Settings(), **changes))
+
+
+def test_help_lists_the_flags(capsys, monkeypatch):
+  monkeypatch.setenv("XLA_FLAGS", "")
+  with pytest.raises(SystemExit) as exit_info:
+    cli.main(["init", "--help"])
+  assert exit_info.value.code == 0
+  text = capsys.readouterr().out
+  for field in dataclasses.fields(init.Settings):
+    assert f"--{field.name.replace('_', '-')}" in text, field.name
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--inits", "he"], "Choose from: lecun_normal"),
+    (["--activations", "relu,nekro_relu"], "Did you mean 'necro_relu'"),
+    (["--bias-kernel-init", "rai"], "draws its own biases"),
+])
+def test_a_bad_flag_fails_in_one_line_before_anything_runs(flags, message, capsys, tmp_path, monkeypatch):
+  monkeypatch.setenv("XLA_FLAGS", "")
+  assert cli.main(["init", *flags, "--out", str(tmp_path / "never")]) == 2
+  error = capsys.readouterr().err
+  assert message in error and error.count("\n") == 1
+  assert not (tmp_path / "never").exists()
