@@ -106,7 +106,7 @@ def test_the_study_writes_its_files_and_the_summary_answers(tiny):
   assert len(outcome.effects) == 2 * 2 * 2  # families x rates x nonzero slopes
   assert len(outcome.forward_backward) == 2 * 2  # rates x nonzero slopes
   assert {row["family"] for row in outcome.best} == {"necro_relu", "leaky_relu"}
-  for phrase in ("best slope per learning rate", "forward vs backward", "diverged runs per cell", "CPU"):
+  for phrase in ("in short", "Diverged runs per cell", "best slope per learning rate", "forward vs backward", "CPU"):
     assert phrase in outcome.summary, phrase
 
 

@@ -279,7 +279,8 @@ def forward_backward(runs: Sequence[Mapping[str, Any]], first: str, second: str)
 def exact_matches(runs: Sequence[Mapping[str, Any]], family: str, reference: str = REFERENCE) -> tuple[int, int]:
   """``(equal, pairs)``: runs of ``family`` at slope 0 whose final metrics equal ``reference``'s exactly.
 
-  Pairs are matched on dataset, learning rate and seed; compared are
+  ``reference`` is relu or another swept family (then at slope 0 too). Pairs
+  are matched on dataset, learning rate and seed; compared are
   :data:`EXACT_COLUMNS`.
 
   Examples:
@@ -294,7 +295,7 @@ def exact_matches(runs: Sequence[Mapping[str, Any]], family: str, reference: str
   def values(row: Mapping[str, Any]) -> tuple:
     return tuple(row.get(column) for column in EXACT_COLUMNS)
 
-  references = {key(r): values(r) for r in runs if r["family"] == reference}
+  references = {key(r): values(r) for r in runs if r["family"] == reference and r.get(SLOPE) in (None, 0.0)}
   swept = {key(r): values(r) for r in runs if r["family"] == family and r.get(SLOPE) == 0.0}
   both = references.keys() & swept.keys()
   return sum(references[k] == swept[k] for k in both), len(both)
@@ -326,12 +327,6 @@ def _verdicts(rows: Sequence[Mapping[str, Any]], seeds: int, words: tuple[str, s
           f" {words[2]} in {len(rows) - len(listed[0]) - len(listed[1])}")
 
 
-def _slopes_text(slopes: Sequence[float]) -> str:
-  """``slope 0.1 is`` or ``slopes 0, 0.1 are``."""
-  listed = ", ".join(f"{slope:g}" for slope in slopes)
-  return f"slope {listed} is" if len(slopes) == 1 else f"slopes {listed} are"
-
-
 def _best_text(row: Mapping[str, Any], effects: Sequence[Mapping[str, Any]]) -> str:
   if row["best"] is None:
     return f"lr {row['learning_rate']:g}: none (every slope diverged in some seed)"
@@ -351,41 +346,56 @@ def _dependence(found: Sequence[Mapping[str, Any]]) -> str:
   common = sorted(set.intersection(*(set(r["tied"]) for r in found)))
   if common:
     return ("The best slope changes with the learning rate, but not beyond seed noise: "
-            f"{_slopes_text(common)} within noise of the best at every rate.")
-  return "The best slope depends on the learning rate beyond seed noise: no slope is within noise of the best at every rate."
-
-
-def _divergence_text(runs: Sequence[Mapping[str, Any]], settings: Settings, dataset: str) -> str:
-  cells = []
-  for family in ((REFERENCE,) if settings.relu_reference else ()) + settings.activations:
-    for rate in settings.learning_rates:
-      by_slope: dict[Any, list[bool]] = {}
-      for row in runs:
-        if (row["dataset"], row["family"], row["learning_rate"]) == (dataset, family, rate):
-          by_slope.setdefault(row.get(SLOPE), []).append(bool(row.get("diverged")))
-      failing = [f"{'-' if s is None else format(s, 'g')}: {sum(d)}/{len(d)}" for s, d in by_slope.items() if any(d)]
-      if failing:
-        cells.append(f"{family} lr {rate:g} (slope {', '.join(failing)})")
-  return "; ".join(cells) or "none"
-
-
-def _width_note(seeds: int) -> str:
-  """How wide a paired interval is at ``seeds`` seeds: the t quantile that scales it."""
-  if seeds < 2:
-    return "One seed per cell: no intervals, so no accuracy difference is resolved."
-  quantile = stats.t.ppf((1 + CONFIDENCE) / 2, seeds - 1)
-  return (f"{seeds} seeds per cell: an interval is ± {quantile:.2f} standard errors"
-          f" (t with {seeds - 1} degrees of freedom), so only large effects are resolved.")
+            f"{', '.join(f'{slope:g}' for slope in common)} within noise of the best at every rate.")
+  return ("The best slope depends on the learning rate beyond seed noise: no slope is within noise of the best"
+          " at every rate.")
 
 
 def _family_named(settings: Settings, name: str) -> str | None:
   return next((spec for spec in settings.activations if activations.parse_spec(spec)[0] == name), None)
 
 
+def _in_short(effects: Sequence[Mapping[str, Any]], dataset: str, seeds: int) -> str:
+  """Per dataset: how often a slope helped or hurt, per slope, and the diverged runs per cell."""
+  mine = [r for r in effects if r["dataset"] == dataset]
+  count = lambda rows, key: sum(r["verdict"] == key for r in rows)  # noqa: E731
+  by_divergence = sum(r["verdict"] == "hurts" and r["diverged"] > r["baseline_diverged"] for r in mine)
+  per_slope = "; ".join(f"{slope:g}: {count(rows, 'helps')}/{count(rows, 'hurts')}" for slope, rows in (
+      (slope, [r for r in mine if r["slope"] == slope]) for slope in sorted({r["slope"] for r in mine})))
+  failing = dict.fromkeys(f"{r['family']} lr {r['learning_rate']:g} slope 0: {r['baseline_diverged']}"
+                          for r in mine if r["baseline_diverged"])
+  failing.update(dict.fromkeys(f"{r['family']} lr {r['learning_rate']:g} slope {r['slope']:g}: {r['diverged']}"
+                               for r in mine if r["diverged"]))
+  return (f"- **{dataset} in short**: of {len(mine)} (activation, learning rate, slope) cells, a nonzero slope"
+          f" helped in {count(mine, 'helps')} and hurt in {count(mine, 'hurts')} ({by_divergence} of them by"
+          f" diverged runs); helped/hurt per slope: {per_slope}. Diverged runs per cell (of {seeds}): "
+          + ("; ".join(failing) or "none") + ".")
+
+
+def _exactness(settings: Settings, runs: Sequence[Mapping[str, Any]]) -> str:
+  """Whether slope 0 reproduced relu, and whether the swept activations agree with each other there."""
+  counts = {family: exact_matches(runs, family) for family in settings.activations}
+  text = "- **Slope 0 is ReLU**: reproduced relu exactly (" + ", ".join(EXACT_COLUMNS) + ") in " + "; ".join(
+      f"{equal} of {pairs} runs for {family}" for family, (equal, pairs) in counts.items()) + "."
+  first, *others = settings.activations
+  mutual = [exact_matches(runs, other, reference=first) for other in others]
+  if not mutual:
+    return text
+  agree = all(equal == pairs for equal, pairs in mutual)
+  text += (f" At slope 0 the swept activations agree with each other in every run" if agree else
+           " At slope 0 the swept activations do not all agree with each other") + "."
+  if agree and any(equal < pairs for equal, pairs in counts.values()):
+    text += (" So the runs that differ from relu differ by the one thing the sweep's programs share and relu's"
+             " does not: the derivative at a pre-activation of exactly 0 (1 for the sweep, 0 for relu), which"
+             " float32 training meets now and then.")
+  return text
+
+
 def _answer(settings: Settings, runs, effects, best, versus) -> list[str]:
   necro, leaky = _family_named(settings, "necro_relu"), _family_named(settings, "leaky_relu")
   lines = []
   for dataset in settings.datasets:
+    lines.append(_in_short(effects, dataset, settings.seeds))
     for family in settings.activations:
       mine = [r for r in effects if (r["dataset"], r["family"]) == (dataset, family)]
       lines.append(f"- **{dataset}, {family}** vs slope 0 (ReLU), paired by seed: "
@@ -402,14 +412,10 @@ def _answer(settings: Settings, runs, effects, best, versus) -> list[str]:
           " below zero; ReLU's forward vs the leaky one), paired by seed: "
           + _verdicts(mine, settings.seeds, ("better", "worse", "no clear difference"))
           + f". Diverged runs: {sum(r['diverged'] for r in mine)} vs {sum(r['baseline_diverged'] for r in mine)}.")
-    lines.append(f"- **{dataset}, diverged runs per cell** (slope: diverged/runs): {_divergence_text(runs, settings, dataset)}.")
   if not (necro and leaky):
     lines.append("- Forward vs backward: not measured (it needs necro_relu and leaky_relu among the activations).")
   if settings.relu_reference:
-    for family in settings.activations:
-      equal, pairs = exact_matches(runs, family)
-      lines.append(f"- {family} at slope 0 reproduced relu exactly ({', '.join(EXACT_COLUMNS)}) in {equal} of"
-                   f" {pairs} (dataset, learning rate, seed) runs.")
+    lines.append(_exactness(settings, runs))
   return lines
 
 
@@ -421,7 +427,8 @@ def _accuracy_table(runs: Sequence[Mapping[str, Any]], settings: Settings, datas
     for family in settings.activations:
       cells = []
       for slope in settings.slopes:
-        healthy, diverged = _accuracy_by_seed(runs, dataset=dataset, learning_rate=rate, family=family, **{SLOPE: slope})
+        where = {"dataset": dataset, "learning_rate": rate, "family": family, SLOPE: slope}
+        healthy, diverged = _accuracy_by_seed(runs, **where)
         estimate = summary.format_estimate("test_accuracy", *mean_confidence_interval(list(healthy.values())))
         cells.append(estimate + (f" ({diverged} div.)" if diverged else ""))
       lines.append(f"| {rate:g} | {family} | " + " | ".join(cells) + " |")
@@ -448,7 +455,9 @@ def _summary(settings: Settings, command: str, trained: experiment.Trained, effe
            "*Helps* / *hurts*: fewer / more diverged runs than at slope 0 (same activation, learning rate"
            " and seeds), else a paired difference in test accuracy whose 95% Student t interval over seeds"
            " excludes 0 (diverged runs are left out of the pairs and counted). *Within noise* of the best:"
-           f" slopes without divergence whose paired difference from the best includes 0. {_width_note(settings.seeds)}",
+           " slopes without divergence whose paired difference from the best includes 0. With"
+           f" {settings.seeds} seeds an interval is ± {stats.t.ppf((1 + CONFIDENCE) / 2, max(settings.seeds - 1, 1)):.2f}"
+           " standard errors: only large effects are resolved; 'no clear effect' means not resolved, not absent.",
            ""]
   for dataset in settings.datasets:
     lines += [f"## Test accuracy per slope: {dataset}", "", *_accuracy_table(trained.runs, settings, dataset), ""]
@@ -461,8 +470,7 @@ def _summary(settings: Settings, command: str, trained: experiment.Trained, effe
             summary.grouped_table(trained.runs, ["dataset", "learning_rate", "family", SLOPE],
                                   ["test_accuracy", "dead_fraction", "inactive_fraction"]), "",
             "## What is not tested", "",
-            "- Only MLPs and one optimizer. With few seeds 'no clear effect' means 'not resolved at this"
-            " sample size', not 'no effect'.",
+            "- Only MLPs and one optimizer: CNNs and SGD are left to the other studies.",
             "- At slope 1, leaky_relu is the identity: the network is linear, so its accuracy is a linear"
             " model's. necro_relu at slope 1 is ReLU forward with a straight-through (identity) backward.",
             "- Slope 0 matches ReLU except where a pre-activation is exactly 0 or subnormal (XLA's CPU flushes"
