@@ -21,8 +21,9 @@ reproduces it exactly.
 
 Default (the full study): MNIST-1D and MNIST-5k, MLP 100-100, Adam at learning
 rates 0.001, 0.01 and 0.03 (the ``dying`` study found NecroReLU(0.1) diverging
-from 0.03), slopes 0, 0.01, 0.03, 0.1, 0.3, 1, 3 seeds, 1500 steps: 342 runs,
-about 8 minutes on 2 CPU cores. Command::
+from 0.03), slopes 0, 0.01, 0.03, 0.1, 0.3, 1, 3 seeds, 1500 steps: 342 runs.
+On 2 CPU cores shared with other jobs (load average 7-8) it took 338 s
+(training 333 s). Command::
 
   python -m research slope-sweep --out results/slope-sweep
   python -m research slope-sweep --datasets mnist1d --learning-rates 0.01 --steps 300
@@ -368,7 +369,8 @@ def _in_short(effects: Sequence[Mapping[str, Any]], dataset: str, seeds: int) ->
                                for r in mine if r["diverged"]))
   return (f"- **{dataset} in short**: of {len(mine)} (activation, learning rate, slope) cells, a nonzero slope"
           f" helped in {count(mine, 'helps')} and hurt in {count(mine, 'hurts')} ({by_divergence} of them by"
-          f" diverged runs); helped/hurt per slope: {per_slope}. Diverged runs per cell (of {seeds}): "
+          f" diverged runs; by chance alone about {(1 - CONFIDENCE) * (len(mine) - by_divergence):.1f} of the others"
+          f" would show an effect at 95%); helped/hurt per slope: {per_slope}. Diverged runs per cell (of {seeds}): "
           + ("; ".join(failing) or "none") + ".")
 
 
