@@ -347,7 +347,8 @@ def _dependence(found: Sequence[Mapping[str, Any]]) -> str:
   common = sorted(set.intersection(*(set(r["tied"]) for r in found)))
   if common:
     return ("The best slope changes with the learning rate, but not beyond seed noise: "
-            f"{', '.join(f'{slope:g}' for slope in common)} within noise of the best at every rate.")
+            f"{'slope' if len(common) == 1 else 'slopes'} {', '.join(f'{slope:g}' for slope in common)}"
+            f" {'is' if len(common) == 1 else 'are'} within noise of the best at every rate.")
   return ("The best slope depends on the learning rate beyond seed noise: no slope is within noise of the best"
           " at every rate.")
 
