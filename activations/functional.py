@@ -4,10 +4,14 @@
 hyperparameters and call these, so the two APIs share one implementation.
 Unlike the surrogates, every function here uses its true derivative: plain
 ``jax.numpy``, no custom gradient. Each checks that ``x`` is floating point.
+
+:func:`mixed_from_specs` is :func:`mixed` with its groups written as text: the
+registry's ``mixed`` combinator, so that one spec names a mixed layer.
 """
 
 from __future__ import annotations
 
+import ast
 import numbers
 import operator
 from collections.abc import Callable, Sequence
@@ -21,7 +25,7 @@ from jax.typing import ArrayLike
 from activations._core import check_input
 from activations.registry import get
 
-__all__ = ["prelu", "rrelu", "maxout", "mixed"]
+__all__ = ["prelu", "rrelu", "maxout", "mixed", "mixed_from_specs"]
 
 
 def prelu(x: ArrayLike, negative_slope: ArrayLike) -> Array:
@@ -342,3 +346,91 @@ def mixed(
       )
     outputs.append(output)
   return jnp.concatenate(outputs, axis=-1)
+
+
+def split_specs(text: str, owner: str = "mixed") -> tuple[str, ...]:
+  """The specs in a comma-separated text; commas inside brackets belong to a spec.
+
+  Examples:
+    >>> split_specs("relu, necro_relu(negative_slope=0.05)")
+    ('relu', 'necro_relu(negative_slope=0.05)')
+  """
+  if not isinstance(text, str):
+    raise TypeError(f"{owner}: activations must be a text of comma-separated specs, got {text!r}.")
+  source = f"({text},)"
+  try:
+    tree = ast.parse(source, mode="eval").body
+  except SyntaxError:
+    tree = None
+  if not isinstance(tree, ast.Tuple) or not tree.elts:
+    raise ValueError(
+        f"{owner}: cannot read {text!r} as comma-separated activation specs, e.g. 'relu, abs'."
+    )
+  return tuple(ast.get_source_segment(source, element) for element in tree.elts)
+
+
+def _group_sizes_from_text(text: str | None, owner: str) -> tuple[int, ...] | None:
+  if text is None:
+    return None
+  try:
+    sizes = ast.literal_eval(f"({text},)") if isinstance(text, str) else None
+  except (SyntaxError, ValueError):
+    sizes = None
+  if not isinstance(sizes, tuple):
+    raise ValueError(
+        f"{owner}: group_sizes must be a text of comma-separated positive integers such as"
+        f" '1, 3', or None for equal groups; got {text!r}."
+    )
+  return sizes
+
+
+def check_mixed_specs(activations: str | None = None, group_sizes: str | None = None) -> None:
+  """Checks the text arguments of :func:`mixed_from_specs` that are given.
+
+  What the registry runs on a spec before any input exists: the parts must be
+  known activations, the sizes positive integers, one per part.
+
+  Examples:
+    >>> check_mixed_specs("relu, abz")
+    Traceback (most recent call last):
+    ...
+    ValueError: Unknown activation 'abz'. Did you mean 'abs'? ...
+  """
+  if activations is not None and not isinstance(activations, str):
+    raise ValueError(f"mixed: activations must be a text of comma-separated specs, got {activations!r}.")
+  functions = None if activations is None else resolve_activations(split_specs(activations))
+  sizes = _group_sizes_from_text(group_sizes, "mixed")
+  check_group_sizes(sizes, len(functions) if functions else len(sizes or ()), None)
+
+
+def mixed_from_specs(
+    x: ArrayLike, activations: str, group_sizes: str | None = None
+) -> Array:
+  r""":func:`mixed` with its groups written as text, so that one spec names it.
+
+  ``activations.get("mixed(activations='relu, abs')")`` is this function with
+  the text bound: the registry's ``mixed`` combinator. A research grid trains
+  it like any other activation (a text is a static hyperparameter, fixed at
+  trace time), e.g. ``--activations "relu,mixed(activations='relu,abs')"``.
+  Its derivative is its parts' (each a catalogue entry, tested there).
+
+  Args:
+    x: floating-point input; the last axis holds the features.
+    activations: comma-separated specs, one per group of consecutive features,
+      e.g. ``"relu, necro_relu(negative_slope=0.05)"``.
+    group_sizes: comma-separated features per group, e.g. ``"1, 3"``; ``None``
+      splits the features equally.
+
+  Returns:
+    ``mixed(x, activations, group_sizes)`` with both read from their text.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> x = jnp.array([-1.0, -2.0, -3.0, 4.0])
+    >>> mixed_from_specs(x, "relu, abs")
+    Array([0., 0., 3., 4.], dtype=float32)
+    >>> mixed_from_specs(x, "relu, abs", group_sizes="1, 3")
+    Array([0., 2., 3., 4.], dtype=float32)
+  """
+  specs = split_specs(activations)
+  return mixed(x, specs, _group_sizes_from_text(group_sizes, "mixed"))

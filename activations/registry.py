@@ -6,6 +6,12 @@ literals: ``"leaky_relu"``, ``"necro_relu(negative_slope=0.05)"``,
 ``"gelu(approximate=False, impl='jvp')"``. Specs are parsed with :mod:`ast`, never
 evaluated. The same registry drives the tests (each registered name is tested)
 and the catalogue table in the README (:func:`catalogue_markdown`).
+
+A *combinator* is built from other specs: ``"mixed(activations='relu, abs')"``
+sends half the units through relu and half through abs. :func:`get` and
+:func:`hyperparameters` know combinators, so research grids train them; they
+are not catalogue entries (:func:`names`), since what one computes is its
+parts', each tested as an entry.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ class Entry:
     defaults: each keyword argument with its default (``None`` if required).
     description: the first paragraph of the docstring.
     hyperparameters: valid ranges of catalogue entries (none for user ones).
+    check: a combinator's check of the keyword arguments given, together.
   """
 
   function: Callable[..., Any]
@@ -46,9 +53,12 @@ class Entry:
   defaults: dict[str, Any]
   description: str
   hyperparameters: tuple[Hyperparameter, ...] = ()
+  check: Callable[..., None] | None = None
 
   @classmethod
-  def of(cls, function: Callable[..., Any], kind: str) -> Entry:
+  def of(
+      cls, function: Callable[..., Any], kind: str, check: Callable[..., None] | None = None
+  ) -> Entry:
     signature = inspect.signature(function)
     parameters = list(signature.parameters.values())[1:]  # the first is x
     defaults = {
@@ -58,7 +68,7 @@ class Entry:
     }
     definition = getattr(function, "definition", None)
     ranges = definition.hyperparameters if isinstance(definition, Definition) else ()
-    return cls(function, kind, defaults, _summary(function), ranges)
+    return cls(function, kind, defaults, _summary(function), ranges, check)
 
 
 # The catalogue, in the order of the tables. ``register`` adds to it: the one
@@ -111,6 +121,8 @@ def unregister(name: str) -> None:
     False
   """
   _lookup(name)
+  if name not in _REGISTRY:
+    raise ValueError(f"{name!r} is a combinator, not a registered activation: it cannot be removed.")
   del _REGISTRY[name]
 
 
@@ -130,13 +142,27 @@ def kind(name: str) -> str:
   return _lookup(name).kind
 
 
+COMBINATOR = "combinator"  # the kind of an activation built from other specs
+
+
+@functools.cache
+def _combinators() -> dict[str, Entry]:
+  """The combinators by name (see the module docstring): only ``mixed``."""
+  from activations import functional  # imported here: functional resolves its parts with get
+
+  return {"mixed": Entry.of(functional.mixed_from_specs, COMBINATOR, functional.check_mixed_specs)}
+
+
 def _lookup(name: str) -> Entry:
   if name in _REGISTRY:
     return _REGISTRY[name]
-  close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
+  if name in _combinators():
+    return _combinators()[name]
+  close = difflib.get_close_matches(name, [*_REGISTRY, *_combinators()], n=3, cutoff=0.5)
   hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
   raise ValueError(
-      f"Unknown activation {name!r}.{hint} Registered: {', '.join(_REGISTRY)}."
+      f"Unknown activation {name!r}.{hint} Registered: {', '.join(_REGISTRY)};"
+      f" combinators: {', '.join(_combinators())}."
   )
 
 
@@ -192,9 +218,12 @@ def check_hyperparameters(name: str, kwargs: dict[str, Any]) -> None:
       ok, expected = True, ""
     if not ok:
       raise ValueError(f"{name}: {key} must be {expected}, got {value!r}.")
-  for hyperparameter in _lookup(name).hyperparameters:
+  entry = _lookup(name)
+  for hyperparameter in entry.hyperparameters:
     if hyperparameter.name in kwargs:
       check_value(name, hyperparameter, kwargs[hyperparameter.name])
+  if entry.check is not None:
+    entry.check(**kwargs)
 
 
 def get(spec: str | Callable[..., Any]) -> Callable[..., Any]:
