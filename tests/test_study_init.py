@@ -65,10 +65,13 @@ def test_the_study_writes_its_files_and_the_summary_answers(tiny):
   assert [(r["activation"], r["depth"]) for r in best] == [("relu", "3"), ("necro_relu", "3")]
   assert all(r["best"] in r["tied"] for r in best)
   assert len(outcome.spreads) == 2 and outcome.spreads[0]["difference"] == 0.0  # relu against itself
+  assert init.direction(0.0, 0.0) == "no difference"
   text = outcome.summary
   assert text.startswith("# init: ") and text.index("## Answer") < text.index("## Test accuracy")
   assert "\"The init must match the activation\"" in text and "equal in 32 of 32" in text
   assert "Positive bias, relu at depth 3" in text and "CPU" in text
+  assert "Does necro_relu make the init matter less than relu (all inits)?" in text
+  assert "Diverged runs" in text and "mean): none." in text
 
 
 def test_the_best_init_and_the_tied_ones():
@@ -88,10 +91,39 @@ def test_the_spread_across_inits_is_compared_seed_by_seed():
           for i, acc in (("he", 0.6 + 0.01 * s), ("small", 0.6 - gap))]
   rows = init.spreads(runs, ["he", "small"], "relu")
   necro = next(r for r in rows if r["activation"] == "necro")
-  assert necro["seeds"] == 4 and math.isclose(necro["range_of_means"], 0.1 + 0.015)
+  assert necro["inits"] == "all inits" and necro["seeds"] == 4 and necro["diverged"] == 0 and math.isclose(necro["range_of_means"], 0.1 + 0.015)
   assert necro["difference"] < 0 and init.direction(necro["difference"], necro["difference_half_width"]) == "lower"
   diverged = [{**r, "diverged": r["seed"] == 0 and r["initialisation"] == "small"} for r in runs]
   assert sorted(init.spread_by_seed(diverged, ["he", "small"], activation="relu")) == [1, 2, 3]
+
+
+def test_step_zero_pairs_match_inits_as_well_as_activations():
+  rows = [{"name": name, "initialisation": init_name, "depth": 5, "seed": seed, "learning_rate": 0.1, "step": 0,
+           "inactive_fraction": 0.1 * seed + (0.01 if init_name == "rai" else 0.0)}
+          for name in ("relu", "necro_relu") for init_name in ("he_normal", "lecun_normal", "rai") for seed in (0, 1)]
+  assert init.step_zero_pairs(rows, "relu", "necro_relu") == (6, 6)
+  assert init.step_zero_pairs(rows, "he_normal", "lecun_normal", "initialisation") == (4, 4)
+  assert init.step_zero_pairs(rows, "he_normal", "rai", "initialisation") == (0, 4)
+
+
+def test_he_xavier_and_lecun_leave_the_same_units_inactive_at_init():
+  # What the summary's "equal in n of n pairs" rests on: one truncated-normal draw, scaled per
+  # layer, and a zero-bias ReLU network is positively homogeneous.
+  import jax
+  import jax.numpy as jnp
+  from flax import nnx
+
+  import activations
+  from research import models
+
+  x = jax.random.normal(jax.random.key(1), (256, 40))
+  inactive = {}
+  for name in init.SCALED_DRAWS:
+    model = models.build("mlp", (40,), 10, width=8, depth=6, activation=activations.relu, init=name,
+                         rngs=nnx.Rngs(params=jax.random.key(3)))
+    inactive[name] = [jnp.all(z <= 0, axis=0).tolist() for z in model.forward(x).preactivations]
+  assert inactive["he_normal"] == inactive["xavier_normal"] == inactive["lecun_normal"]
+  assert any(any(layer) for layer in inactive["he_normal"])  # some unit is inactive: not a vacuous check
 
 
 def test_the_parts_are_one_per_depth_and_initialisation():

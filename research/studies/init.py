@@ -49,6 +49,7 @@ from research.statistics import mean_confidence_interval, paired_comparison
 
 NAME = "init"
 CHANCE = 0.1  # MNIST-1D has 10 balanced classes
+SCALED_DRAWS = ("he_normal", "xavier_normal", "lecun_normal")  # one truncated-normal draw, scaled per layer
 
 Ints = Annotated[tuple[int, ...], config_lib.comma_separated(int, "INT,INT,...")]
 Names = Annotated[tuple[str, ...], config_lib.comma_separated(str, "NAME,NAME,...")]
@@ -234,12 +235,13 @@ def spread_by_seed(runs: Sequence[dict[str, Any]], names: Sequence[str], **where
           for seed in sorted(seeds)}
 
 
-def spreads(runs: Sequence[dict[str, Any]], names: Sequence[str], baseline: str) -> list[dict[str, Any]]:
+def spreads(runs: Sequence[dict[str, Any]], names: Sequence[str], baseline: str, group: str = "all inits") -> list[dict[str, Any]]:
   """Per depth and activation: the spread of accuracy across inits, and its difference from ``baseline``'s.
 
   ``range_of_means`` is the best minus the worst per-init mean; ``spread`` the
   mean over seeds of :func:`spread_by_seed`; ``difference`` its paired (by
-  seed) difference with the baseline activation's.
+  seed) difference with the baseline activation's; ``diverged`` counts the
+  runs left out (a seed with a diverged init drops out of the spread).
   """
   found = []
   for depth in sorted({r["depth"] for r in runs}):
@@ -250,7 +252,9 @@ def spreads(runs: Sequence[dict[str, Any]], names: Sequence[str], baseline: str)
       means = [float(np.mean(list(a.values()))) for a in accuracy if a]
       spread, half = mean_confidence_interval(list(per_seed.values()))
       gap = paired_comparison(per_seed, base)
-      found.append({"depth": depth, "activation": activation, "seeds": len(per_seed),
+      diverged = sum(1 for r in runs if r["depth"] == depth and r["activation"] == activation
+                     and r["initialisation"] in names and r.get("diverged"))
+      found.append({"inits": group, "depth": depth, "activation": activation, "seeds": len(per_seed), "diverged": diverged,
                     "range_of_means": max(means) - min(means) if means else math.nan,
                     "spread": spread, "spread_half_width": half,
                     "difference": gap.mean_difference, "difference_half_width": gap.half_width})
@@ -261,11 +265,13 @@ def direction(mean: float, half_width: float, below: str = "lower", above: str =
   """``below``/``above`` when a 95% interval excludes 0 on that side, else says it cannot tell.
 
   Examples:
-    >>> direction(-0.03, 0.01), direction(0.01, 0.02), direction(0.5, math.nan)
-    ('lower', 'not distinguishable from 0', 'not testable (one seed)')
+    >>> direction(-0.03, 0.01), direction(0.01, 0.02), direction(0.0, 0.0), direction(0.5, math.nan)
+    ('lower', 'not distinguishable from 0', 'no difference', 'not testable (one seed)')
   """
   if math.isnan(mean) or math.isnan(half_width):
     return "not testable (one seed)"
+  if mean == 0 and half_width == 0:
+    return "no difference"
   if mean + half_width < 0:
     return below
   if mean - half_width > 0:
@@ -296,6 +302,10 @@ def _best_lines(best: Sequence[dict[str, Any]], depths: Sequence[int]) -> list[s
              for row in best if row["depth"] == depth]
     lines.append(f"- Best init at depth {depth} (highest mean test accuracy; tied: the 95% interval of the"
                  " paired difference with the best contains 0): " + "; ".join(cells) + ".")
+  same = [str(d) for d in depths if len({row["best"] for row in best if row["depth"] == d}) == 1]
+  lines.append(f"- The best init (highest mean) is the same for every activation at depth(s) {', '.join(same)}"
+               if same else "- The best init (highest mean) differs between activations at every depth")
+  lines[-1] += "; see below whether the differences are more than noise."
   unmatched = [d for d in depths if not common_best(best, d)]
   verdict = (f"held at depth(s) {', '.join(map(str, unmatched))}, where no init is tied-best for every activation"
              if unmatched else "not supported at any depth")
@@ -307,16 +317,21 @@ def _best_lines(best: Sequence[dict[str, Any]], depths: Sequence[int]) -> list[s
 
 def _spread_lines(spread_rows: Sequence[dict[str, Any]], baseline: str) -> list[str]:
   lines = []
-  base = {r["depth"]: r for r in spread_rows if r["activation"] == baseline}
-  for activation in dict.fromkeys(r["activation"] for r in spread_rows if r["activation"] != baseline):
-    mine = [r for r in spread_rows if r["activation"] == activation]
+  others = [a for a in dict.fromkeys(r["activation"] for r in spread_rows) if a != baseline]
+  asked = [_find(others, "necro_relu")] if _find(others, "necro_relu") else others  # the question is NecroReLU's
+  for (group, activation) in dict.fromkeys((r["inits"], r["activation"]) for r in spread_rows):
+    if activation not in asked:
+      continue
+    base = {r["depth"]: r for r in spread_rows if r["activation"] == baseline and r["inits"] == group}
+    mine = [r for r in spread_rows if r["activation"] == activation and r["inits"] == group]
     verdicts = {r["depth"]: direction(r["difference"], r["difference_half_width"], "smaller", "larger") for r in mine}
     cells = [f"depth {r['depth']}: {100 * r['spread']:.1f} vs {100 * base[r['depth']]['spread']:.1f} points,"
-             f" difference {_points(r['difference'], r['difference_half_width'])} ({verdicts[r['depth']]})"
-             for r in mine]
+             f" difference {_points(r['difference'], r['difference_half_width'])} ({verdicts[r['depth']]}"
+             + (f"; {r['diverged'] + base[r['depth']]['diverged']} diverged run(s) left out" if
+                r["diverged"] + base[r["depth"]]["diverged"] else "") + ")" for r in mine]
     smaller = [str(d) for d, verdict in verdicts.items() if verdict == "smaller"]
-    lines.append(f"- Does {activation} make the init matter less than {baseline}? Standard deviation of test"
-                 " accuracy across inits (at each seed, mean over seeds), paired by seed: " + "; ".join(cells)
+    lines.append(f"- Does {activation} make the init matter less than {baseline} ({group})? Standard deviation"
+                 " of test accuracy across inits (at each seed, mean over seeds), paired by seed: " + "; ".join(cells)
                  + (f". Smaller at depth(s) {', '.join(smaller)}." if smaller
                     else ". Never smaller with 95% confidence: not supported."))
   return lines
@@ -329,44 +344,53 @@ def _first_gradient(layers: Sequence[dict[str, Any]], **where: Any) -> list[floa
           and all(r.get(k) == v for k, v in where.items())]
 
 
-def _small_init_line(runs, layers, names, deepest: int, width: int) -> list[str]:
+def _small_init_line(runs, layers, names, depths: Sequence[int], width: int, baseline: str) -> list[str]:
   if "normal_002" not in names:
     return []
-  cells = []
-  for activation in dict.fromkeys(r["activation"] for r in runs):
-    small = by_seed(runs, "test_accuracy", activation=activation, depth=deepest, initialisation="normal_002")
-    gradients = _first_gradient(layers, activation=activation, depth=deepest, initialisation="normal_002")
-    cells.append(f"{activation} {_estimate('test_accuracy', small)}"
-                 + (f" (log10 first-layer gradient norm at init {np.mean(gradients):.1f})" if gradients else ""))
-  he = _first_gradient(layers, depth=deepest, initialisation="he_normal")
+  deepest = max(depths)
+  cells = [f"{a} {_estimate('test_accuracy', by_seed(runs, 'test_accuracy', activation=a, depth=deepest, initialisation='normal_002'))}"
+           for a in dict.fromkeys(r["activation"] for r in runs)]
+  trend = [f"{d}: {_estimate('test_accuracy', by_seed(runs, 'test_accuracy', activation=baseline, depth=d, initialisation='normal_002'))}"
+           for d in depths]
+  gradients = _first_gradient(layers, depth=deepest, initialisation="normal_002")
+  finite = [g for g in gradients if math.isfinite(g)]
+  he = [g for g in _first_gradient(layers, depth=deepest, initialisation="he_normal") if math.isfinite(g)]
   gain = 0.02 * math.sqrt(width / 2)  # a ReLU layer's factor on the signal's scale: sqrt(fan_in / 2) x std
   return [f"- N(0, 0.02) at depth {deepest}: test accuracy (chance {CHANCE:.0%}) " + "; ".join(cells)
-          + (f"; he_normal's log10 first-layer gradient norm is {np.mean(he):.1f}" if he else "")
-          + f". Each layer multiplies the signal's scale by about {gain:.2f}, {gain ** deepest:.0e} over"
-          f" {deepest} layers: the signal vanishes."]
+          + f"; {baseline}'s by depth, {', '.join(trend)}. Each layer multiplies the signal's scale by about"
+          f" {gain:.2f}, {gain ** deepest:.0e} over {deepest} layers. The first layer's gradient norm at init reads 0"
+          f" in {len(gradients) - len(finite)} of {len(gradients)} runs (every entry below about 1e-19, whose square"
+          " underflows float32)" + (f", log10 {np.mean(finite):.1f} in the others" if finite else "")
+          + (f"; he_normal's is 10^{np.mean(he):.1f}" if he else "") + "."]
 
 
-def _bias_lines(history, settings: Settings, baseline: str | None) -> list[str]:
+def _bias_lines(runs, history, settings: Settings, baseline: str) -> list[str]:
   zero = label(settings.bias_kernel_init)
-  if not settings.bias_inits or baseline is None:
+  if not settings.bias_inits or zero not in settings.inits:
     return []
-  at_init = [r for r in history if r["step"] == 0 and r["activation"] == baseline]
   lines = []
   for depth in sorted(settings.depths):
-    reference = by_seed(at_init, "inactive_fraction", depth=depth, initialisation=zero)
-    cells = [f"{zero} {_estimate('inactive_fraction', reference)}" if reference else f"{zero}: not run"]
-    for bias in settings.bias_inits:
-      biased = by_seed(at_init, "inactive_fraction", depth=depth, initialisation=label(settings.bias_kernel_init, bias))
-      gap = paired_comparison(biased, reference)
-      cells.append(f"bias {bias:g} {_estimate('inactive_fraction', biased)}"
-                   + (f" ({_points(gap.mean_difference, gap.half_width)}, {direction(gap.mean_difference, gap.half_width)})"
-                      if reference else ""))
-    lines.append(f"- Positive bias, {baseline} at depth {depth}: inactive units at init, " + ", ".join(cells) + ".")
+    texts = []
+    for when, rows in (("at init", [r for r in history if r["step"] == 0]), ("after training", runs)):
+      where = {"activation": baseline, "depth": depth}
+      reference = by_seed(rows, "inactive_fraction", initialisation=zero, **where)
+      cells = [f"{zero} {_estimate('inactive_fraction', reference)}"]
+      for bias in settings.bias_inits:
+        biased = by_seed(rows, "inactive_fraction", initialisation=label(zero, bias), **where)
+        gap = paired_comparison(biased, reference)
+        cells.append(f"bias {bias:g} {_estimate('inactive_fraction', biased)} ({_points(gap.mean_difference, gap.half_width)},"
+                     f" {direction(gap.mean_difference, gap.half_width)})")
+      texts.append(f"{when} " + ", ".join(cells))
+    lines.append(f"- Positive bias, {baseline} at depth {depth}, inactive units: " + "; ".join(texts) + ".")
   return lines
 
 
-def step_zero_pairs(history: Sequence[dict[str, Any]], first: str, second: str) -> tuple[int, int]:
-  """``(equal, pairs)``: (depth, init, seed, rate) whose step-0 inactive fraction is the same for two activations.
+def step_zero_pairs(history: Sequence[dict[str, Any]], first: str, second: str, column: str = "name") -> tuple[int, int]:
+  """``(equal, pairs)``: runs whose step-0 inactive fraction is the same for two values of ``column``.
+
+  Runs are paired on depth, seed, learning rate and the other of ``name`` and
+  ``initialisation``: two activations at the same init, or two inits for the
+  same activation.
 
   Examples:
     >>> rows = [{"name": n, "depth": 2, "initialisation": "he_normal", "seed": 0, "learning_rate": 0.1,
@@ -374,13 +398,43 @@ def step_zero_pairs(history: Sequence[dict[str, Any]], first: str, second: str) 
     >>> step_zero_pairs(rows, "relu", "necro_relu")
     (1, 1)
   """
-  def values(name: str) -> dict[tuple, float]:
-    return {(r["depth"], r["initialisation"], r["seed"], r["learning_rate"]): r["inactive_fraction"]
-            for r in history if r["step"] == 0 and r["name"] == name}
+  other = "initialisation" if column == "name" else "name"
+
+  def values(value: str) -> dict[tuple, float]:
+    return {(r["depth"], r[other], r["seed"], r["learning_rate"]): r["inactive_fraction"]
+            for r in history if r["step"] == 0 and r[column] == value}
 
   firsts, seconds = values(first), values(second)
   both = firsts.keys() & seconds.keys()
   return sum(firsts[k] == seconds[k] for k in both), len(both)
+
+
+def _diverged_line(runs: Sequence[dict[str, Any]]) -> str:
+  counts: dict[tuple, list[int]] = {}
+  for row in runs:
+    counts.setdefault((row["depth"], row["initialisation"], row["activation"]), []).append(bool(row.get("diverged")))
+  cells = [f"{activation} with {name} at depth {depth}: {sum(flags)} of {len(flags)}"
+           for (depth, name, activation), flags in counts.items() if any(flags)]
+  return (f"- Diverged runs (training loss non-finite or above {Config().divergence_factor:g} times its initial"
+          " value; left out of every mean): "
+          + ("; ".join(cells) if cells else "none") + ".")
+
+
+def _equal_at_init_lines(history, names: Sequence[str], relu: str | None, necro: str | None) -> list[str]:
+  lines = []
+  if relu and necro:
+    equal, pairs = step_zero_pairs(history, "relu", "necro_relu")
+    lines.append(f"- relu and necro_relu at step 0 (same init, seed and forward pass): inactive fraction equal in"
+                 f" {equal} of {pairs} (depth, init, seed) pairs; only their backward passes differ.")
+  scaled = [name for name in SCALED_DRAWS if name in names]
+  if len(scaled) > 1:
+    counts = [step_zero_pairs(history, scaled[0], other, "initialisation") for other in scaled[1:]]
+    equal, pairs = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    lines.append(f"- {', '.join(scaled)} at zero bias scale one truncated-normal draw per layer differently, and a"
+                 " zero-bias (leaky) ReLU network is positively homogeneous: their inactive fractions at init are"
+                 f" equal in {equal} of {pairs} (depth, activation, seed) pairs"
+                 + ("; any difference between them comes from training." if equal == pairs else "."))
+  return lines
 
 
 def _inactive_line(runs, history, names, activation: str, depth: int) -> str:
@@ -402,14 +456,12 @@ def _summary(settings: Settings, command: str, trained: experiment.Trained, best
            "", "## Answer", ""]
   lines += _best_lines(best, depths)
   lines += _spread_lines(spread_rows, baseline)
-  lines += _small_init_line(trained.runs, trained.layers, names, deepest, settings.width)
-  lines += _bias_lines(trained.history, settings, baseline)
+  lines += _small_init_line(trained.runs, trained.layers, names, depths, settings.width, baseline)
+  lines += _bias_lines(trained.runs, trained.history, settings, baseline)
+  lines.append(_diverged_line(trained.runs))
   lines += [_inactive_line(trained.runs, trained.history, names, activation, deepest)
             for activation in dict.fromkeys(a for a in (relu, necro) if a)]
-  if relu and necro:
-    equal, pairs = step_zero_pairs(trained.history, "relu", "necro_relu")
-    lines.append(f"- relu and necro_relu at step 0 (same init, seed and forward pass): inactive fraction equal in"
-                 f" {equal} of {pairs} (depth, init, seed) pairs; only their backward passes differ.")
+  lines += _equal_at_init_lines(trained.history, names, relu, necro)
   lines += ["", "± is a 95% Student t interval over seeds; paired differences are by seed. Inactive: z <= 0 on"
             " every training example (mean over hidden layers); dead: backward derivative 0 on every training"
             " example (for relu the same units; leaky_relu and necro_relu never have dead units).", "",
@@ -420,12 +472,15 @@ def _summary(settings: Settings, command: str, trained: experiment.Trained, best
             summary.grouped_table([r for r in trained.history if r["step"] == 0], ["depth", "initialisation", "activation"],
                                   ["inactive_fraction"]), "",
             "## Spread of test accuracy across inits", "",
-            f"Range: best minus worst per-init mean. Std: standard deviation across the {len(names)} inits at each seed,"
-            f" mean over seeds ± 95% t; difference: minus {baseline}'s, paired by seed.", "",
-            "| depth | activation | range of means | std across inits | difference |", "|---:|---|---:|---:|---:|"]
+            "Range: best minus worst per-init mean. Std: standard deviation of test accuracy across the inits at"
+            f" each seed, mean over seeds ± 95% t; difference: minus {baseline}'s, paired by seed. Seeds with a"
+            " diverged run are left out.", "",
+            "| inits | depth | activation | seeds | range of means | std across inits | difference |",
+            "|---|---:|---|---:|---:|---:|---:|"]
   for row in spread_rows:
     difference = "-" if row["activation"] == baseline else _points(row["difference"], row["difference_half_width"])
-    lines.append(f"| {row['depth']} | {row['activation']} | {100 * row['range_of_means']:.1f} points |"
+    lines.append(f"| {row['inits']} | {row['depth']} | {row['activation']} | {row['seeds']} |"
+                 f" {100 * row['range_of_means']:.1f} points |"
                  f" {_points(row['spread'], row['spread_half_width']).lstrip('+')} | {difference} |")
   lines += ["", "## Not tested", "",
             "- LeakyReLU's own He gain, sqrt(2 / (1 + a^2)), differs from ReLU's by 0.005% at a = 0.01: the"
@@ -468,7 +523,7 @@ def _plots(settings: Settings, trained: experiment.Trained, folder: pathlib.Path
       ("init_accuracy.png", "test accuracy (%)", ((trained.runs, "test_accuracy", "-"),)),
       ("init_inactive.png", "inactive units (%): at init dashed, after training solid",
        ((at_init, "inactive_fraction", "--"), (trained.runs, "inactive_fraction", "-")))):
-    figure = plots.new_figure(4.2 * len(activation_names), 4.4)
+    figure = plots.new_figure(4.2 * len(activation_names), 4.6)
     for index, activation in enumerate(activation_names):
       axis = figure.add_subplot(1, len(activation_names), index + 1)
       for position, name in enumerate(names):
@@ -481,6 +536,7 @@ def _plots(settings: Settings, trained: experiment.Trained, folder: pathlib.Path
       axis.minorticks_off()
       axis.set_xlabel("depth (hidden layers)")
       axis.set_ylabel(title)
+      axis.set_ylim(0, 100)  # percentages; a 2-seed interval would otherwise set the scale
       axis.set_title(activation)
       axis.grid(alpha=0.3)
     figure.legend(fontsize=7, loc="outside lower center", ncol=4)
@@ -505,7 +561,10 @@ def run(
   names = [name for name, _, _ in initialisations(settings)]
   activation_names = list(dict.fromkeys(r["activation"] for r in trained.runs))
   best = best_inits(trained.runs, names)
-  spread_rows = spreads(trained.runs, names, _find(activation_names, "relu") or activation_names[0])
+  baseline = _find(activation_names, "relu") or activation_names[0]
+  spread_rows = spreads(trained.runs, names, baseline)
+  if "normal_002" in names and len(names) > 2:  # its signal vanishes whatever the backward pass (see the summary)
+    spread_rows += spreads(trained.runs, [n for n in names if n != "normal_002"], baseline, "inits but normal_002")
   report = _summary(settings, command, trained, best, spread_rows, time.perf_counter() - started)
   if devices.writes_results():
     experiment.write_report(trained.out, "best.csv", results.csv_text(
