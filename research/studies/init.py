@@ -22,8 +22,9 @@ the inits tied with it (the paired by-seed difference's 95% interval contains
 match the activation); and the spread of accuracy across inits (their standard
 deviation at each seed, compared with ReLU's seed by seed).
 
-Run time: about 8 minutes on 2 quiet CPU cores at the defaults, mostly
-compiling 84 programs. Command::
+Run time: 11 minutes at the defaults on 2 CPU cores shared with other jobs
+(load 5 to 8), most of it compiling the 84 programs (7 inits x 4 depths x 3
+activations); less on a quiet machine. Command::
 
   python -m research init --out results/init
 """
