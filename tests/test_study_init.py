@@ -72,6 +72,7 @@ def test_the_study_writes_its_files_and_the_summary_answers(tiny):
   assert "Positive bias, relu at depth 3" in text and "CPU" in text
   assert "Does necro_relu make the init matter less than relu (all inits)?" in text
   assert "Diverged runs" in text and "mean): none." in text
+  assert "Does a positive bias lower relu's inactive units (paired with zero bias, same kernels)?" in text
 
 
 def test_the_best_init_and_the_tied_ones():

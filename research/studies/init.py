@@ -357,7 +357,12 @@ def _small_init_line(runs, layers, names, depths: Sequence[int], width: int, bas
   finite = [g for g in gradients if math.isfinite(g)]
   he = [g for g in _first_gradient(layers, depth=deepest, initialisation="he_normal") if math.isfinite(g)]
   gain = 0.02 * math.sqrt(width / 2)  # a ReLU layer's factor on the signal's scale: sqrt(fan_in / 2) x std
-  return [f"- N(0, 0.02) at depth {deepest}: test accuracy (chance {CHANCE:.0%}) " + "; ".join(cells)
+  upper = [sum(mean_confidence_interval(list(v.values()))) for v in
+           (by_seed(runs, "test_accuracy", activation=a, depth=deepest, initialisation="normal_002")
+            for a in dict.fromkeys(r["activation"] for r in runs)) if len(v) > 1]
+  verdict = ("at chance for every activation (each upper 95% bound below chance + 5 points)"
+             if upper and max(upper) < CHANCE + 0.05 else "above chance for some activation")
+  return [f"- N(0, 0.02) at depth {deepest}: {verdict}; test accuracy (chance {CHANCE:.0%}) " + "; ".join(cells)
           + f"; {baseline}'s by depth, {', '.join(trend)}. Each layer multiplies the signal's scale by about"
           f" {gain:.2f}, {gain ** deepest:.0e} over {deepest} layers. The first layer's gradient norm at init reads 0"
           f" in {len(gradients) - len(finite)} of {len(gradients)} runs (every entry below about 1e-19, whose square"
@@ -369,7 +374,7 @@ def _bias_lines(runs, history, settings: Settings, baseline: str) -> list[str]:
   zero = label(settings.bias_kernel_init)
   if not settings.bias_inits or zero not in settings.inits:
     return []
-  lines = []
+  lines, verdicts = [], {"at init": {}, "after training": {}}
   for depth in sorted(settings.depths):
     texts = []
     for when, rows in (("at init", [r for r in history if r["step"] == 0]), ("after training", runs)):
@@ -379,10 +384,19 @@ def _bias_lines(runs, history, settings: Settings, baseline: str) -> list[str]:
       for bias in settings.bias_inits:
         biased = by_seed(rows, "inactive_fraction", initialisation=label(zero, bias), **where)
         gap = paired_comparison(biased, reference)
+        verdicts[when].setdefault(direction(gap.mean_difference, gap.half_width), []).append(f"{bias:g} at depth {depth}")
         cells.append(f"bias {bias:g} {_estimate('inactive_fraction', biased)} ({_points(gap.mean_difference, gap.half_width)},"
                      f" {direction(gap.mean_difference, gap.half_width)})")
       texts.append(f"{when} " + ", ".join(cells))
     lines.append(f"- Positive bias, {baseline} at depth {depth}, inactive units: " + "; ".join(texts) + ".")
+  summaries = []
+  for when, found in verdicts.items():
+    changes = [f"{word} with bias " + ", ".join(found[word]) for word in ("lower", "higher") if word in found]
+    if changes:
+      summaries.append(f"{when.capitalize()}: " + "; ".join(changes))
+  lines.insert(0, f"- Does a positive bias lower {baseline}'s inactive units (paired with zero bias, same kernels)? "
+               + ("; ".join(summaries) + "; no detectable change in the other cases (below)." if summaries
+                  else "No detectable change at any depth, at init or after training (below)."))
   return lines
 
 
