@@ -76,6 +76,7 @@ def test_the_study_writes_its_files_and_the_summary_answers(tiny):
   assert tiny.summary.startswith("# xor: ") and tiny.summary.split("\n")[2] == "## Answer"
   assert "Claim 6" in tiny.summary and "Claim 7" in tiny.summary and "Wilson" in tiny.summary
   assert "McNemar" in tiny.summary and "Do failures die?" in tiny.summary and "CPU" in tiny.summary
+  assert "Threshold sensitivity" in tiny.summary and f"{TINY.datasets[0]} at 0.95: abs" in tiny.summary
   assert 0.8 < tiny.ceilings[TINY.datasets[0]] <= 1
 
 
@@ -153,6 +154,16 @@ def test_solved_rows_count_per_configuration_with_a_wilson_interval():
   assert (row["solved"], row["trials"], row["fraction"]) == (3, 4, 0.75)
   interval = stats.binomtest(3, 4).proportion_ci(0.95, method="wilson")
   assert (row["low"], row["high"]) == pytest.approx((interval.low, interval.high))
+
+
+def test_within_configurations_compares_failures_and_successes_of_the_same_configuration():
+  def run(width, solved, dead):
+    return {"dataset": "xor", "width": width, "learning_rate": 0.1, "activation": "relu", "solved": solved,
+            "dead_fraction": dead}
+
+  runs = [run(2, 0, 0.5), run(2, 0, 0.5),  # only failures: not compared
+          run(4, 0, 0.5), run(4, 1, 0.0), run(8, 0, 0.0), run(8, 1, 0.25), run(16, 0, 0.1), run(16, 1, 0.1)]
+  assert xor.within_configurations(runs, "relu") == (1, 1)  # the tie at width 16 counts in neither
 
 
 def test_the_noise_ceiling_falls_with_the_noise():
