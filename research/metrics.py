@@ -216,6 +216,29 @@ def activation_metrics(
   return {name: jnp.stack(values) for name, values in per_layer.items()}, tuple(new_ever)
 
 
+def frobenius_norm(x: Array) -> Array:
+  """The Frobenius norm of ``x``, also where its squares would underflow or overflow float32.
+
+  ``sqrt(sum(x**2))`` reads 0 once every entry is below about 1e-19 (the
+  squares underflow) and inf above about 1e19: exactly where vanishing and
+  exploding gradients live. There the norm is taken of ``x / max|x|`` and
+  scaled back; elsewhere it is the plain formula, bit for bit.
+
+  Examples:
+    >>> float(frobenius_norm(jnp.array([3e-30, -4e-30])))
+    5e-30
+    >>> float(frobenius_norm(jnp.array([3.0, -4.0])))
+    5.0
+  """
+  x = x.reshape(-1)
+  largest = jnp.max(jnp.abs(x))
+  plain = jnp.linalg.norm(x)
+  safe_largest = jnp.where(largest > 0, largest, 1)
+  scaled = largest * jnp.linalg.norm(x / safe_largest)
+  in_range = (largest > 1e-15) & (largest < 1e18)  # squares far from float32's limits
+  return jnp.where(in_range | (largest == 0), plain, scaled)
+
+
 def kernel_metrics(kernels: Sequence[Array], gradients: Sequence[Array]) -> dict[str, Array]:
   """Weight norm, largest weight and gradient norm of each layer's kernel.
 
@@ -225,9 +248,9 @@ def kernel_metrics(kernels: Sequence[Array], gradients: Sequence[Array]) -> dict
     {'weight_norm': 5.0, 'max_abs_weight': 4.0, 'gradient_norm': 2.0}
   """
   return {
-      "weight_norm": jnp.stack([jnp.linalg.norm(k.reshape(-1)) for k in kernels]),
+      "weight_norm": jnp.stack([frobenius_norm(k) for k in kernels]),
       "max_abs_weight": jnp.stack([jnp.max(jnp.abs(k)) for k in kernels]),
-      "gradient_norm": jnp.stack([jnp.linalg.norm(g.reshape(-1)) for g in gradients]),
+      "gradient_norm": jnp.stack([frobenius_norm(g) for g in gradients]),
   }
 
 

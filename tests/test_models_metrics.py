@@ -236,3 +236,22 @@ def test_a_run_id_does_not_depend_on_the_rest_of_the_grid():
 
 def test_split_top_level_keeps_lists_inside_specs():
   assert split_top_level("a(x=[1,2]),b , c(y=3)") == ("a(x=[1,2])", "b", "c(y=3)")
+
+
+@pytest.mark.parametrize("wrap", [pytest.param(lambda f: f, id="eager"), pytest.param(jax.jit, id="jit")])
+@pytest.mark.parametrize("scale", [1e-30, 1e-20, 1e-12, 1.0, 1e12, 1e25])
+def test_norms_are_right_where_squares_underflow_or_overflow(wrap, scale):
+  # Regression: sqrt(sum(g**2)) read 0 for a gradient whose entries were all
+  # below 1e-19, which made a vanishing gradient look like no gradient at all.
+  values = np.random.default_rng(0).standard_normal((7, 5)).astype(np.float32)
+  x = jnp.asarray(values * np.float32(scale))
+  norm = wrap(metrics.frobenius_norm)(x)
+  assert norm.dtype == jnp.float32
+  expected = np.linalg.norm(np.asarray(x, np.float64))
+  np.testing.assert_allclose(float(norm), expected, rtol=1e-6)
+  if 1e-15 < scale < 1e18:  # the plain formula, bit for bit: stored results stay valid
+    assert float(norm) == float(jnp.linalg.norm(x.reshape(-1)))
+
+
+def test_the_norm_of_zeros_is_zero():
+  assert float(metrics.frobenius_norm(jnp.zeros((3, 2)))) == 0.0
