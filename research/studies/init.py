@@ -364,9 +364,9 @@ def _small_init_line(runs, layers, names, depths: Sequence[int], width: int, bas
              if upper and max(upper) < CHANCE + 0.05 else "above chance for some activation")
   return [f"- N(0, 0.02) at depth {deepest}: {verdict}; test accuracy (chance {CHANCE:.0%}) " + "; ".join(cells)
           + f"; {baseline}'s by depth, {', '.join(trend)}. Each layer multiplies the signal's scale by about"
-          f" {gain:.2f}, {gain ** deepest:.0e} over {deepest} layers. The first layer's gradient norm at init reads 0"
-          f" in {len(gradients) - len(finite)} of {len(gradients)} runs (every entry below about 1e-19, whose square"
-          " underflows float32)" + (f", log10 {np.mean(finite):.1f} in the others" if finite else "")
+          f" {gain:.2f}, {gain ** deepest:.0e} over {deepest} layers. The first layer's gradient norm at init is"
+          + (f" 10^{np.mean(finite):.1f} (mean log10 over {len(finite)} runs)" if finite else " not finite")
+          + (f", exactly 0 in {len(gradients) - len(finite)} of {len(gradients)} runs" if len(finite) < len(gradients) else "")
           + (f"; he_normal's is 10^{np.mean(he):.1f}" if he else "") + "."]
 
 
