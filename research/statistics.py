@@ -133,3 +133,14 @@ def paired_comparison(
       p_value=p_value,
       wins=int(np.sum(better)),
   )
+
+
+def wilson(successes: int, trials: int) -> tuple[float, float]:
+  """The 95% Wilson interval of a binomial proportion.
+
+  Examples:
+    >>> [round(v, 3) for v in wilson(9, 10)]
+    [0.596, 0.982]
+  """
+  interval = stats.binomtest(successes, trials).proportion_ci(0.95, method="wilson")
+  return float(interval.low), float(interval.high)

@@ -45,13 +45,13 @@ import numpy as np
 import tyro
 from flax import nnx
 from jax import Array
-from scipy import stats
 
 import activations
 from research import config as config_lib
 from research import devices, experiment, models, plots, results
 from research.command import command_line, run_command
 from research.config import Config
+from research.statistics import wilson
 
 NAME = "born-dead"
 SUPPORTED_INITS = ("he_normal", "rai")  # the two of Lu et al.'s comparison
@@ -194,17 +194,6 @@ def he_lower_bound(width: int, depth: int) -> float:
     0.4406
   """
   return 1.0 - (1.0 - 2.0 ** -(width * width)) ** (depth - 1)
-
-
-def wilson(successes: int, trials: int) -> tuple[float, float]:
-  """The 95% Wilson interval of a binomial proportion.
-
-  Examples:
-    >>> [round(v, 3) for v in wilson(9, 10)]
-    [0.596, 0.982]
-  """
-  interval = stats.binomtest(successes, trials).proportion_ci(0.95, method="wilson")
-  return float(interval.low), float(interval.high)
 
 
 # --- the study ------------------------------------------------------------------

@@ -50,8 +50,7 @@ from research import config as config_lib
 from research import data, devices, experiment, models, plots, results, summary
 from research.command import command_line, run_command
 from research.config import Config
-from research.statistics import mean_confidence_interval
-from research.studies.born_dead import wilson
+from research.statistics import mean_confidence_interval, wilson
 
 NAME = "xor"
 SYNTHETIC = ("xor", "moons", "spirals")  # the datasets this study knows how to judge
