@@ -245,7 +245,7 @@ def step_zero_matches(
 
 
 def _points(value: float) -> str:
-  return "-" if math.isnan(value) else f"{100 * value:+.2f}"
+  return "-" if math.isnan(value) else f"{round(100 * value, 2) + 0.0:+.2f}"  # + 0.0: no "-0.00"
 
 
 def _interval(row: Mapping[str, Any]) -> str:
@@ -270,11 +270,20 @@ def _rate_answer(differences: Sequence[Mapping[str, Any]], baseline: str) -> lis
 
 
 def _tally(differences: Sequence[Mapping[str, Any]], baseline: str) -> str:
-  counts = {v: sum(verdict(r) == v for r in differences) for v in ("beats", "loses to", "ties with")}
-  return (f"- Over all {len(differences)} (activation, dataset, learning rate) comparisons with"
-          f" {baseline}: {counts['beats']} gains, {counts['loses to']} losses, {counts['ties with']}"
-          " with an interval that holds 0 (3 seeds give wide intervals: a tie is 'not detected',"
-          " not 'equal').")
+  """The headline: how many comparisons with ``baseline`` are gains, losses and ties, and which."""
+  by_verdict = {v: [r for r in differences if verdict(r) == v] for v in ("beats", "loses to", "ties with")}
+
+  def which(rows: Sequence[Mapping[str, Any]]) -> str:
+    named = "; ".join(f"{r['activation']} on {r['dataset']} at {r['learning_rate']:g}: {_interval(r)}"
+                      for r in rows)
+    return f" ({named})" if rows else ""
+
+  pairs = max((r["pairs"] for r in differences), default=0)
+  return (f"- Against {baseline}, over {len(differences)} (activation, dataset, learning rate)"
+          f" comparisons: {len(by_verdict['beats'])} gains{which(by_verdict['beats'])},"
+          f" {len(by_verdict['loses to'])} losses{which(by_verdict['loses to'])},"
+          f" {len(by_verdict['ties with'])} with an interval that holds 0 (at most {pairs} seed pairs"
+          " each: a tie means no difference was detected, not that there is none).")
 
 
 def _sugar_answer(differences: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -329,11 +338,11 @@ def _step_zero_answer(history: Sequence[Mapping[str, Any]]) -> list[str]:
     return []
   counts = {name: step_zero_matches(history, name) for name in names}
   equal, total = sum(c[0] for c in counts.values()), sum(c[1] for c in counts.values())
-  wording = "equals" if equal == total else "does NOT always equal"
+  wording, so = (("equals", ", so every difference above comes from the backward pass") if equal == total
+                 else ("does NOT always equal", ": a forward pass or initialisation differs"))
   return [f"- Same forward, same start: at step 0 every ReLU-forward surrogate {wording} relu at"
           f" the same seed in inactive fraction, sparsity and test accuracy ({equal} of {total}"
-          f" (surrogate, dataset, seed, rate) cases exactly equal; {', '.join(names)}), so every"
-          " difference above comes from the backward pass."]
+          f" (surrogate, dataset, seed, rate) cases exactly equal; {', '.join(names)}){so}."]
 
 
 def _not_testable(settings: Settings) -> list[str]:
@@ -366,11 +375,9 @@ def _summary(settings: Settings, command: str, trained: experiment.Trained,
   versus_leaky = [r for r in differences if r["baseline"] == REFERENCE]
   lines = [f"# {NAME}: do ReLU-forward surrogate gradients (NecroReLU, SUGAR) beat relu and"
            " leaky_relu on CNNs?", "", "## Answer", ""]
-  lines += _rate_answer(versus_relu, BASELINE) + [_tally(versus_relu, BASELINE)]
-  if versus_leaky:
-    lines += _rate_answer(versus_leaky, REFERENCE) + [_tally(versus_leaky, REFERENCE)]
+  lines += [_tally(versus_relu, BASELINE)] + ([_tally(versus_leaky, REFERENCE)] if versus_leaky else [])
   lines += _sugar_answer(versus_relu) + _dead_answer(trained.runs) + _step_zero_answer(trained.history)
-  lines += _not_testable(settings)
+  lines += _not_testable(settings) + _rate_answer(versus_relu, BASELINE) + _rate_answer(versus_leaky, REFERENCE)
   lines += ["", "Differences: final test accuracy of the activation minus the baseline's at the same"
             " seed and learning rate (same initial weights and batches), in percentage points, mean"
             " over seeds with its 95% paired t interval; diverged runs are left out of the pairs.", "",
@@ -395,7 +402,9 @@ def _plots(differences: Sequence[Mapping[str, Any]], folder: pathlib.Path) -> No
   datasets = list(dict.fromkeys(r["dataset"] for r in versus_relu))
   rates = sorted({r["learning_rate"] for r in versus_relu})
   names = list(dict.fromkeys(r["activation"] for r in versus_relu))
-  figure = plots.new_figure(4.2 * len(rates), 3.2 * len(datasets) + 0.6)
+  short = {r["activation"]: r["name"] for r in versus_relu}  # registry names label the bars when unique
+  labels = [short[n] for n in names] if len(set(short.values())) == len(names) else names
+  figure = plots.new_figure(max(6.0, 4.2 * len(rates)), 3.2 * len(datasets) + 0.6)
   axes = figure.subplots(len(datasets), len(rates), squeeze=False, sharey="row")
   for row_axes, dataset in zip(axes, datasets):
     for axis, rate in zip(row_axes, rates):
@@ -408,11 +417,11 @@ def _plots(differences: Sequence[Mapping[str, Any]], folder: pathlib.Path) -> No
         axis.bar(position, 100 * r["difference"], 0.8, yerr=error, capsize=3, color=f"C{position % 10}",
                  label=activation)
       axis.axhline(0, color="black", linewidth=0.8)
-      axis.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=6)
+      axis.set_xticks(range(len(names)), labels, rotation=45, ha="right", fontsize=7)
       axis.set_title(f"{dataset}, learning rate {rate:g}", fontsize=9)
       axis.set_ylabel("test accuracy minus relu (pp)")
       axis.grid(alpha=0.3, axis="y")
-  figure.suptitle("Paired difference from relu (same seed), mean and 95% interval", fontsize=10)
+  figure.suptitle("Test accuracy minus relu's at the same seed: mean and 95% paired interval", fontsize=10)
   plots.save_figure(figure, folder, DIFFERENCES_PLOT)
 
 
