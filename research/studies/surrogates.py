@@ -43,12 +43,12 @@ import numpy as np
 import tyro
 
 import activations
+from activations import registry
 from research import config as config_lib
 from research import devices, experiment, models, plots, results, summary
 from research.command import command_line, run_command
 from research.config import Config
 from research.statistics import mean_confidence_interval, paired_comparison
-from research.studies.sparsity import relu_forward
 
 NAME = "surrogates"
 BASELINE, REFERENCE = "relu", "leaky_relu"  # the paired differences are against these registry names
@@ -81,6 +81,16 @@ class Settings:
   eval_every: int = 600  # steps between evaluations (each costs passes over the whole data; step 0 is always evaluated)
   init: models.Initializer = "lecun_normal"  # kernel initialiser
   batching: config_lib.Batching = "auto"  # map (each run as if alone), vmap (batched), auto (map on CPU)
+
+
+def relu_forward(name: str) -> bool:
+  """Whether the registry entry ``name`` computes ReLU in its forward pass (relu or a surrogate of it).
+
+  Examples:
+    >>> relu_forward("sugar_nelu"), relu_forward("leaky_relu")
+    (True, False)
+  """
+  return name == BASELINE or registry.kind(name) == "ReLU forward, surrogate backward"
 
 
 def model_for(dataset: str) -> str:
