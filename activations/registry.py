@@ -28,9 +28,10 @@ from activations._core import IMPLS
 from activations.definition import Definition, Hyperparameter, check_value
 from activations.spec import parse_spec
 
+RELU_FORWARD = "ReLU forward, surrogate backward"  # the kind of ReLU's own surrogates
 _MODULES = (
     (baselines, "true derivative"),
-    (relu_family, "ReLU forward, surrogate backward"),
+    (relu_family, RELU_FORWARD),
     (spiking, "step forward, surrogate backward"),
 )
 
@@ -140,6 +141,16 @@ def names() -> tuple[str, ...]:
 def kind(name: str) -> str:
   """What kind of backward pass ``name`` has, as shown in the catalogue."""
   return _lookup(name).kind
+
+
+def relu_forward(name: str) -> bool:
+  """Whether ``name`` computes ReLU in its forward pass: relu itself or one of its surrogates.
+
+  Examples:
+    >>> relu_forward("relu"), relu_forward("sugar_nelu"), relu_forward("leaky_relu")
+    (True, True, False)
+  """
+  return name == "relu" or kind(name) == RELU_FORWARD
 
 
 COMBINATOR = "combinator"  # the kind of an activation built from other specs

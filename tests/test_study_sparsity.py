@@ -8,6 +8,7 @@ import math
 
 import pytest
 
+import activations
 from research import cli
 from research.studies import sparsity
 
@@ -67,8 +68,8 @@ def test_the_correlation_has_an_interval_around_r():
 
 
 def test_only_relu_forward_entries_count_as_relu_forward():
-  assert sparsity.relu_forward("sugar_bsilu") and not sparsity.relu_forward("softplus")
-  assert not sparsity.relu_forward("heaviside_straight_through")
+  assert activations.registry.relu_forward("sugar_bsilu") and not activations.registry.relu_forward("softplus")
+  assert not activations.registry.relu_forward("heaviside_straight_through")
 
 
 def test_help_lists_the_flags(capsys, monkeypatch):

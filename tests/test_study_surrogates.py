@@ -42,7 +42,7 @@ def test_a_relu_forward_surrogate_starts_exactly_where_relu_starts(tiny, name):
 
 
 @pytest.mark.parametrize("spec", [s for s in surrogates.DEFAULT_ACTIVATIONS
-                                  if s != "relu" and surrogates.relu_forward(activations.parse_spec(s)[0])])
+                                  if s != "relu" and activations.registry.relu_forward(activations.parse_spec(s)[0])])
 def test_every_default_surrogate_computes_relus_forward_from_relus_initial_weights(spec):
   images = data.load("digits").x_train[:32]
 

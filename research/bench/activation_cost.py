@@ -36,7 +36,6 @@ import activations
 from research.bench import timing
 
 BASELINE = "jax.nn.relu"
-RELU_FORWARD_KIND = "ReLU forward, surrogate backward"  # the catalogue's "backward" column
 
 
 def relu_forward_surrogates() -> tuple[str, ...]:
@@ -47,7 +46,7 @@ def relu_forward_surrogates() -> tuple[str, ...]:
     ('relu_with_leaky_backward', 'necro_relu')
   """
   return tuple(name for name in activations.names()
-               if activations.registry.kind(name) == RELU_FORWARD_KIND)
+               if name != "relu" and activations.registry.relu_forward(name))
 
 
 @dataclasses.dataclass(frozen=True)

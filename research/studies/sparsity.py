@@ -37,6 +37,7 @@ from scipy import stats
 
 import activations
 from activations import registry
+from activations.registry import relu_forward
 from research import config as config_lib
 from research import devices, experiment, models, plots, results, summary
 from research.command import command_line, run_command
@@ -44,18 +45,7 @@ from research.config import Config
 from research.statistics import mean_confidence_interval
 
 NAME = "sparsity"
-RELU_FORWARD = "ReLU forward, surrogate backward"  # the catalogue's kind for ReLU-forward surrogates
 POOLED = "ReLU-forward runs"  # the correlation's main sample: every run whose forward pass is ReLU's
-
-
-def relu_forward(name: str) -> bool:
-  """Whether the registry entry ``name`` computes ReLU in its forward pass.
-
-  Examples:
-    >>> relu_forward("relu"), relu_forward("necro_relu"), relu_forward("leaky_relu")
-    (True, True, False)
-  """
-  return name == "relu" or registry.kind(name) == RELU_FORWARD
 
 
 def default_activations() -> tuple[str, ...]:
@@ -63,7 +53,7 @@ def default_activations() -> tuple[str, ...]:
 
   The surrogates are found by kind, not by name: every spec of
   :data:`research.studies.dying.DEFAULT_ACTIVATIONS` whose registry entry has
-  ReLU's forward pass (:func:`relu_forward`) and is not already chosen.
+  ReLU's forward pass (:func:`activations.registry.relu_forward`) and is not already chosen.
 
   Examples:
     >>> default_activations()[:3]

@@ -83,16 +83,6 @@ class Settings:
   batching: config_lib.Batching = "auto"  # map (each run as if alone), vmap (batched), auto (map on CPU)
 
 
-def relu_forward(name: str) -> bool:
-  """Whether the registry entry ``name`` computes ReLU in its forward pass (relu or a surrogate of it).
-
-  Examples:
-    >>> relu_forward("sugar_nelu"), relu_forward("leaky_relu")
-    (True, False)
-  """
-  return name == BASELINE or registry.kind(name) == "ReLU forward, surrogate backward"
-
-
 def model_for(dataset: str) -> str:
   """The CNN a dataset trains: cnn1d for MNIST-1D's sequences, cnn2d for images.
 
@@ -343,7 +333,7 @@ def _dead_answer(runs: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def _step_zero_answer(history: Sequence[Mapping[str, Any]]) -> list[str]:
-  names = sorted({r["name"] for r in history if r["name"] != BASELINE and relu_forward(r["name"])})
+  names = sorted({r["name"] for r in history if r["name"] != BASELINE and registry.relu_forward(r["name"])})
   if not names or not any(r["name"] == BASELINE for r in history):
     return []
   counts = {name: step_zero_matches(history, name) for name in names}
