@@ -235,6 +235,9 @@ def summary_markdown(
   """
   summaries = summarize(runs, metric=metric, baseline=baseline)
   lines = [f"# {title}", "", _description(runs, summaries, baseline), ""]
+  answer = _answer_lines(summaries, baseline)
+  if answer:
+    lines += ["## Answer", "", *answer, "", "## Runs", ""]
   if context:
     lines += [f"- {key}: {value}" for key, value in context.items()]
     lines.append("")
@@ -405,6 +408,29 @@ def _difference(column: str, comparison: PairedComparison) -> str:
   decimals = _decimals(scale)
   text = f"{difference:+.{decimals}f}"
   return text if math.isnan(half_width) else f"{text} ± {half_width:.{decimals}f}"
+
+
+def _answer_lines(summaries: Sequence[ConfigurationSummary], baseline: str) -> list[str]:
+  """One sentence per configuration compared with the baseline: better, worse, or no difference detected."""
+  lines = []
+  for item in summaries:
+    comparison = item.comparison
+    if comparison is None or comparison.num_pairs == 0 or math.isnan(comparison.mean_difference):
+      continue
+    low = comparison.mean_difference - comparison.half_width
+    high = comparison.mean_difference + comparison.half_width
+    better = high < 0 if not item.higher_is_better else low > 0
+    worse = low > 0 if not item.higher_is_better else high < 0
+    verdict = ("better" if better else "worse" if worse
+               else f"no difference detected with {comparison.num_pairs} paired seeds")
+    dropped = f"; {item.pairs_dropped} pair(s) dropped by divergence" if item.pairs_dropped else ""
+    lines.append(
+        f"- `{item.activation}` vs `{baseline}` at learning rate {item.learning_rate:g}:"
+        f" {_difference(item.metric, comparison)} in {_label_of(item.metric)} (95% interval;"
+        f" p = {_p_value(comparison)}; better at {comparison.wins} of {comparison.num_pairs}"
+        f" seeds{dropped}): {verdict}."
+    )
+  return lines
 
 
 def _p_value(comparison: PairedComparison) -> str:

@@ -306,3 +306,19 @@ def test_bad_rows_are_clear_errors():
     summarize(runs + [dict(runs[0], run_id="again")])
   with pytest.raises(ValueError, match="lacks seed"):
     summarize([{key: value for key, value in runs[0].items() if key != "seed"}])
+
+
+def test_the_answer_says_better_worse_or_no_difference_from_the_paired_interval():
+  runs = make_runs()
+  worse = [{**row, "activation": "elu", "name": "elu", "run_id": row["run_id"].replace("relu", "elu"),
+            "test_accuracy": row["test_accuracy"] - 0.1 - 0.01 * row["seed"]}
+           for row in runs if row["activation"] == "relu"]
+  text = summary.summary_markdown(runs + worse, title="T")
+  answer = text.split("## Answer\n\n")[1].split("\n\n")[0].splitlines()
+  verdicts = {line.split("`")[1]: line.rsplit(": ", 1)[1] for line in answer}
+  assert verdicts == {
+      "leaky_relu(negative_slope=0.01)": "no difference detected with 4 paired seeds.",
+      "necro_relu(negative_slope=0.1)": "better.",
+      "elu": "worse.",
+  }
+  assert "+5.0 pp ± 1.3" in answer[1] and "better at 4 of 4 seeds" in answer[1]
