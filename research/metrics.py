@@ -222,7 +222,9 @@ def frobenius_norm(x: Array) -> Array:
   ``sqrt(sum(x**2))`` reads 0 once every entry is below about 1e-19 (the
   squares underflow) and inf above about 1e19: exactly where vanishing and
   exploding gradients live. There the norm is taken of ``x / max|x|`` and
-  scaled back; elsewhere it is the plain formula, bit for bit.
+  scaled back; elsewhere it is the plain formula. (Inside a larger program
+  XLA may fuse the two and round the sum of squares differently: up to one
+  float32 ulp from what ``jnp.linalg.norm`` alone gives.)
 
   Examples:
     >>> float(frobenius_norm(jnp.array([3e-30, -4e-30])))

@@ -249,7 +249,7 @@ def test_norms_are_right_where_squares_underflow_or_overflow(wrap, scale):
   assert norm.dtype == jnp.float32
   expected = np.linalg.norm(np.asarray(x, np.float64))
   np.testing.assert_allclose(float(norm), expected, rtol=1e-6)
-  if 1e-15 < scale < 1e18:  # the plain formula, bit for bit: stored results stay valid
+  if 1e-15 < scale < 1e18:  # the plain formula where the squares are in range
     assert float(norm) == float(jnp.linalg.norm(x.reshape(-1)))
 
 
