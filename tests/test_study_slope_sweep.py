@@ -15,6 +15,7 @@ import pytest
 
 import activations
 from research import cli, data, devices, grid, train
+from research import studies
 from research.studies import slope_sweep
 
 pytestmark = pytest.mark.standard_promotion  # trains with optax
@@ -207,5 +208,5 @@ def test_a_bad_flag_fails_in_one_line_before_anything_runs(capsys, tmp_path, mon
 
 
 def test_the_settings_record_the_study():
-  assert slope_sweep.json_settings(TINY)["study"] == "slope-sweep"
+  assert studies.settings_record(slope_sweep.NAME, TINY)["study"] == "slope-sweep"
   assert [part.keys for part in slope_sweep.parts(TINY)] == [{"dataset": TINY.datasets[0]}]

@@ -18,6 +18,8 @@ import pkgutil
 from collections.abc import Callable
 from typing import Any
 
+from research import config as config_lib
+
 
 def commands() -> dict[str, Callable[..., Any]]:
   """``{name: command}`` for every study module in this package, in name order."""
@@ -28,3 +30,25 @@ def commands() -> dict[str, Callable[..., Any]]:
     module = importlib.import_module(f"{__name__}.{module_info.name}")
     found[module.NAME] = module.command
   return found
+
+
+def settings_record(name: str, settings: Any) -> dict[str, Any]:
+  """What a study's ``config.json`` records: its name and its settings, JSON-ready.
+
+  Examples:
+    >>> import dataclasses
+    >>> @dataclasses.dataclass(frozen=True)
+    ... class Settings:
+    ...   depths: tuple[int, ...] = (2, 5)
+    >>> settings_record("demo", Settings())
+    {'study': 'demo', 'depths': [2, 5]}
+  """
+  return {"study": name, **config_lib.to_dict(settings)}
+
+
+def python_call(settings: Any) -> str:
+  """How a Python caller ran a study, for its summary when there is no command line.
+
+  The study is the module that defines the settings' class.
+  """
+  return f"{type(settings).__module__}.run({settings!r})"

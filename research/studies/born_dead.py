@@ -52,6 +52,7 @@ from research import devices, experiment, models, plots, results
 from research.command import command_line, run_command
 from research.config import Config
 from research.statistics import wilson
+from research.studies import python_call, settings_record
 
 NAME = "born-dead"
 SUPPORTED_INITS = ("he_normal", "rai")  # the two of Lu et al.'s comparison
@@ -390,19 +391,9 @@ def _summary(settings: Settings, command: str, born: list[dict[str, Any]], colla
       f"- machine: {devices.machine_description()}",
       f"- wall time of this call: {seconds:.1f} s (born-dead programs and training; training"
       f" {sum(g['seconds'] for g in trained.grids):.1f} s, summed over every grid of this folder (grids.csv))",
-      f"- settings: `{json_settings(settings)}`", "",
+      f"- settings: `{settings_record(NAME, settings)}`", "",
   ]
   return "\n".join(lines)
-
-
-def python_call(settings: Settings) -> str:
-  """How a Python caller ran the study, for the summary when there is no command line."""
-  return f"research.studies.born_dead.run({settings!r})"
-
-
-def json_settings(settings: Settings) -> dict[str, Any]:
-  """The settings as JSON-ready values (what ``config.json`` records), with the study's name."""
-  return {"study": NAME, **config_lib.to_dict(settings)}
 
 
 def _plots(settings: Settings, born: list[dict[str, Any]], collapse: list[dict[str, Any]],
@@ -463,7 +454,7 @@ def run(
   """
   validate(settings)
   started = time.perf_counter()
-  prepared = experiment.prepare_parts(parts(settings), json_settings(settings), out, name=NAME)
+  prepared = experiment.prepare_parts(parts(settings), settings_record(NAME, settings), out, name=NAME)
   try:
     born = _born_dead_rows(settings, prepared.folder.path, quiet)
   except BaseException:

@@ -46,6 +46,7 @@ from research.command import command_line, run_command
 from research.config import Config, Floats, Specs
 from research.statistics import mean_confidence_interval
 from research.summary import format_estimate, grouped_table
+from research.studies import settings_record
 
 NAME = "dying"
 
@@ -139,11 +140,6 @@ def parts(settings: Settings) -> list[experiment.Part]:
   return built
 
 
-def settings_dict(settings: Settings) -> dict[str, Any]:
-  """What ``config.json`` records: the study's name and settings, JSON-ready."""
-  return {"study": NAME, **config_lib.to_dict(settings)}
-
-
 def run(
     settings: Settings = Settings(),
     *,
@@ -167,7 +163,7 @@ def run(
     [('xor', 'sgd', 'relu')]
   """
   started = time.perf_counter()
-  prepared = experiment.prepare_parts(parts(settings), settings_dict(settings), out, name=NAME)
+  prepared = experiment.prepare_parts(parts(settings), settings_record(NAME, settings), out, name=NAME)
   to_train = sum(len(pending_runs) for _, _, pending_runs in prepared.pending)
   total = sum(len(g.runs) for part_grids in prepared.grids for g in part_grids)
   trained = experiment.train_pending(prepared, quiet=quiet)
@@ -276,7 +272,7 @@ def summary_markdown(
   ]
   lines += [f"- {key}: {value}" for key, value in context.items()]
   lines += ["", "Settings:", ""]
-  lines += [f"- `{key}`: {value}" for key, value in settings_dict(settings).items()]
+  lines += [f"- `{key}`: {value}" for key, value in settings_record(NAME, settings).items()]
   lines += [""]
   baseline = [a for a in _activations(runs) if a == "relu"]
   lines += ["## Answers", ""]

@@ -41,6 +41,7 @@ from research import devices, experiment, models, plots, results
 from research.command import command_line, run_command
 from research.config import Config
 from research.statistics import mean_confidence_interval
+from research.studies import python_call, settings_record
 
 NAME = "gradient-flow"
 USUAL = "usual"  # each activation with its usual initialisation
@@ -114,16 +115,6 @@ def parts(settings: Settings) -> list[experiment.Part]:
       ))
       for depth in settings.depths for init, specs in groups.items()
   ]
-
-
-def python_call(settings: Settings) -> str:
-  """How a Python caller ran the study, for the summary when there is no command line."""
-  return f"research.studies.gradient_flow.run({settings!r})"
-
-
-def json_settings(settings: Settings) -> dict[str, Any]:
-  """What ``config.json`` records: the study's name and settings."""
-  return {"study": NAME, **config_lib.to_dict(settings)}
 
 
 def gradient_ratios(layers: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -280,7 +271,7 @@ def _summary(settings: Settings, command: str, ratios: list[dict[str, Any]], tra
             f"- machine: {devices.machine_description()}",
             f"- wall time of this call: {seconds:.1f} s (training {sum(g['seconds'] for g in trained.grids):.1f} s"
             ", summed over every grid of this folder (grids.csv))",
-            f"- settings: `{json_settings(settings)}`", ""]
+            f"- settings: `{settings_record(NAME, settings)}`", ""]
   return "\n".join(lines)
 
 
@@ -339,7 +330,7 @@ def run(
   """
   validate(settings)
   started = time.perf_counter()
-  prepared = experiment.prepare_parts(parts(settings), json_settings(settings), out, name=NAME)
+  prepared = experiment.prepare_parts(parts(settings), settings_record(NAME, settings), out, name=NAME)
   trained = experiment.train_pending(prepared, quiet=quiet)
   ratios = gradient_ratios(trained.layers)
   report = _summary(settings, command, ratios, trained, time.perf_counter() - started)

@@ -48,6 +48,7 @@ from research import devices, experiment, grid, models, plots, results, summary
 from research.command import command_line, run_command
 from research.config import Config, Floats, Specs
 from research.statistics import CONFIDENCE, mean_confidence_interval, paired_comparison
+from research.studies import python_call, settings_record
 
 NAME = "slope-sweep"
 SLOPE = "negative_slope"  # the swept hyperparameter
@@ -145,16 +146,6 @@ def family_column(settings: Settings) -> experiment.RunColumns:
   """The ``family`` column of ``runs.csv``: the activation spec as given, without its slope."""
   family_of = {swept_spec(spec, settings.slopes): spec for spec in settings.activations}
   return lambda row: {"family": family_of.get(row["grid"], row["grid"])}
-
-
-def python_call(settings: Settings) -> str:
-  """How a Python caller ran the study, for the summary when there is no command line."""
-  return f"research.studies.slope_sweep.run({settings!r})"
-
-
-def json_settings(settings: Settings) -> dict[str, Any]:
-  """What ``config.json`` records: the study's name and settings."""
-  return {"study": NAME, **config_lib.to_dict(settings)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -488,7 +479,7 @@ def _summary(settings: Settings, command: str, trained: experiment.Trained, effe
             f"- machine: {devices.machine_description()}",
             f"- wall time of this call: {seconds:.1f} s (training {sum(g['seconds'] for g in trained.grids):.1f} s,"
             " summed over every grid of this folder (grids.csv))",
-            f"- settings: `{json_settings(settings)}`", ""]
+            f"- settings: `{settings_record(NAME, settings)}`", ""]
   return "\n".join(lines)
 
 
@@ -539,7 +530,7 @@ def run(
   folder resumes; ``tests/test_study_slope_sweep.py`` runs it at tiny settings.
   """
   started = time.perf_counter()
-  prepared = experiment.prepare_parts(parts(settings), json_settings(settings), out, name=NAME)
+  prepared = experiment.prepare_parts(parts(settings), settings_record(NAME, settings), out, name=NAME)
   trained = experiment.train_pending(prepared, quiet=quiet, run_columns=family_column(settings))
   necro, leaky = _family_named(settings, "necro_relu"), _family_named(settings, "leaky_relu")
   effects, best = slope_effects(trained.runs), best_slopes(trained.runs)

@@ -36,13 +36,13 @@ import tyro
 from scipy import stats
 
 import activations
-from activations import registry
 from activations.registry import relu_forward
 from research import config as config_lib
 from research import devices, experiment, models, plots, results, summary
 from research.command import command_line, run_command
 from research.config import Config
 from research.statistics import mean_confidence_interval
+from research.studies import python_call, settings_record
 
 NAME = "sparsity"
 POOLED = "ReLU-forward runs"  # the correlation's main sample: every run whose forward pass is ReLU's
@@ -130,16 +130,6 @@ def parts(settings: Settings) -> list[experiment.Part]:
         init=settings.init, batching=settings.batching,
     )))
   return found
-
-
-def python_call(settings: Settings) -> str:
-  """How a Python caller ran the study, for the summary when there is no command line."""
-  return f"research.studies.sparsity.run({settings!r})"
-
-
-def json_settings(settings: Settings) -> dict[str, Any]:
-  """What ``config.json`` records: the study's name and settings."""
-  return {"study": NAME, **config_lib.to_dict(settings)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -298,7 +288,7 @@ def _summary(settings: Settings, command: str, trained: experiment.Trained, corr
             f"- machine: {devices.machine_description()}",
             f"- wall time of this call: {seconds:.1f} s (training {sum(g['seconds'] for g in trained.grids):.1f} s"
             ", summed over every grid of this folder (grids.csv))",
-            f"- settings: `{json_settings(settings)}`", ""]
+            f"- settings: `{settings_record(NAME, settings)}`", ""]
   return "\n".join(lines)
 
 
@@ -357,7 +347,7 @@ def run(
   """
   validate(settings)
   started = time.perf_counter()
-  prepared = experiment.prepare_parts(parts(settings), json_settings(settings), out, name=NAME)
+  prepared = experiment.prepare_parts(parts(settings), settings_record(NAME, settings), out, name=NAME)
   trained = experiment.train_pending(prepared, quiet=quiet)
   correlation_rows = correlations(trained.runs, settings)
   report = _summary(settings, command, trained, correlation_rows, time.perf_counter() - started)

@@ -49,6 +49,7 @@ from research import devices, experiment, models, plots, results, summary
 from research.command import command_line, run_command
 from research.config import Config
 from research.statistics import mean_confidence_interval, paired_comparison
+from research.studies import python_call, settings_record
 
 NAME = "surrogates"
 BASELINE, REFERENCE = "relu", "leaky_relu"  # the paired differences are against these registry names
@@ -135,16 +136,6 @@ def parts(settings: Settings) -> list[experiment.Part]:
         batching=settings.batching,
     )))
   return found
-
-
-def python_call(settings: Settings) -> str:
-  """How a Python caller ran the study, for the summary when there is no command line."""
-  return f"research.studies.surrogates.run({settings!r})"
-
-
-def json_settings(settings: Settings) -> dict[str, Any]:
-  """What ``config.json`` records: the study's name and settings."""
-  return {"study": NAME, **config_lib.to_dict(settings)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -393,7 +384,7 @@ def _summary(settings: Settings, command: str, trained: experiment.Trained,
             f"- machine: {devices.machine_description()}",
             f"- wall time of this call: {seconds:.1f} s (training {sum(g['seconds'] for g in trained.grids):.1f} s"
             ", summed over every grid of this folder (grids.csv))",
-            f"- settings: `{json_settings(settings)}`", ""]
+            f"- settings: `{settings_record(NAME, settings)}`", ""]
   return "\n".join(lines)
 
 
@@ -438,7 +429,7 @@ def run(
   """
   validate(settings)
   started = time.perf_counter()
-  prepared = experiment.prepare_parts(parts(settings), json_settings(settings), out, name=NAME)
+  prepared = experiment.prepare_parts(parts(settings), settings_record(NAME, settings), out, name=NAME)
   trained = experiment.train_pending(prepared, quiet=quiet)
   differences = paired_differences(trained.runs, BASELINE) + paired_differences(trained.runs, REFERENCE)
   report = _summary(settings, command, trained, differences, time.perf_counter() - started)

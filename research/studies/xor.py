@@ -51,6 +51,7 @@ from research import data, devices, experiment, models, plots, results, summary
 from research.command import command_line, run_command
 from research.config import Config
 from research.statistics import mean_confidence_interval, wilson
+from research.studies import python_call, settings_record
 
 NAME = "xor"
 SYNTHETIC = ("xor", "moons", "spirals")  # the datasets this study knows how to judge
@@ -136,16 +137,6 @@ def parts(settings: Settings) -> list[experiment.Part]:
       for dataset, depth in zip(settings.datasets, settings.depths)
       for width in settings.widths
   ]
-
-
-def python_call(settings: Settings) -> str:
-  """How a Python caller ran the study, for the summary when there is no command line."""
-  return f"research.studies.xor.run({settings!r})"
-
-
-def json_settings(settings: Settings) -> dict[str, Any]:
-  """What ``config.json`` records: the study's name and settings."""
-  return {"study": NAME, **config_lib.to_dict(settings)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -461,7 +452,7 @@ def _summary(settings: Settings, command: str, trained: experiment.Trained, coun
            f"- machine: {devices.machine_description()}",
            f"- wall time of this call: {seconds:.1f} s (training {sum(g['seconds'] for g in trained.grids):.1f} s"
            ", summed over every grid of this folder (grids.csv))",
-           f"- settings: `{json_settings(settings)}`", ""]
+           f"- settings: `{settings_record(NAME, settings)}`", ""]
   return "\n".join(lines)
 
 
@@ -506,7 +497,7 @@ def run(
   validate(settings)
   started = time.perf_counter()
   threshold_of = dict(zip(settings.datasets, settings.thresholds))
-  prepared = experiment.prepare_parts(parts(settings), json_settings(settings), out, name=NAME)
+  prepared = experiment.prepare_parts(parts(settings), settings_record(NAME, settings), out, name=NAME)
   trained = experiment.train_pending(
       prepared, quiet=quiet, run_columns=lambda row: {"solved": solved(row, threshold_of[row["dataset"]])})
   ceilings = {dataset: noise_ceiling(dataset, points=settings.ceiling_points) if settings.ceiling_points
