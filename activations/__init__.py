@@ -75,6 +75,7 @@ from activations.spiking import (
 
 from activations.stats import ActivationStats, activation_stats
 from activations.swap import SwappedModule, swap
+from activations import functional  # registers the mixed combinator with the registry
 from activations import testing  # noqa: E402 (after the catalogue it tests)
 
 __version__ = "0.1.0"

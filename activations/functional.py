@@ -23,7 +23,7 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from activations._core import check_input
-from activations.registry import get
+from activations.registry import get, register_combinator
 
 __all__ = ["prelu", "rrelu", "maxout", "mixed", "mixed_from_specs"]
 
@@ -434,3 +434,6 @@ def mixed_from_specs(
   """
   specs = split_specs(activations)
   return mixed(x, specs, _group_sizes_from_text(group_sizes, "mixed"))
+
+
+register_combinator("mixed", mixed_from_specs, check_mixed_specs)

@@ -156,12 +156,23 @@ def relu_forward(name: str) -> bool:
 COMBINATOR = "combinator"  # the kind of an activation built from other specs
 
 
-@functools.cache
-def _combinators() -> dict[str, Entry]:
-  """The combinators by name (see the module docstring): only ``mixed``."""
-  from activations import functional  # imported here: functional resolves its parts with get
+_COMBINATORS: dict[str, Entry] = {}  # filled by the modules that define them (functional: mixed)
 
-  return {"mixed": Entry.of(functional.mixed_from_specs, COMBINATOR, functional.check_mixed_specs)}
+
+def register_combinator(
+    name: str, function: Callable[..., Any], check: Callable[..., None]
+) -> None:
+  """Adds a combinator: ``function(x, **texts)``, and ``check(**texts)`` run on a spec's texts.
+
+  :mod:`activations.functional` registers ``mixed`` this way, so the registry
+  never imports the code that resolves its parts with :func:`get`.
+  """
+  _COMBINATORS[name] = Entry.of(function, COMBINATOR, check)
+
+
+def _combinators() -> dict[str, Entry]:
+  """The combinators by name (see the module docstring)."""
+  return _COMBINATORS
 
 
 def _lookup(name: str) -> Entry:
