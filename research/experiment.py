@@ -243,6 +243,24 @@ def write_report(folder: pathlib.Path, name: str, text: str) -> None:
     raise results.ResultsWriteError(folder) from error
 
 
+def write_outputs(
+    folder: pathlib.Path, texts: Mapping[str, str], plots: Callable[[pathlib.Path], None]
+) -> None:
+  """Writes an experiment's own files (``{name: text}``: its tables, ``summary.md``) and plots.
+
+  Only the process that writes results does (:func:`devices.writes_results`);
+  an OS error such as a full disk becomes :class:`results.ResultsWriteError`.
+  """
+  if not devices.writes_results():
+    return
+  for name, text in texts.items():
+    write_report(folder, name, text)
+  try:
+    plots(folder)
+  except OSError as error:
+    raise results.ResultsWriteError(folder) from error
+
+
 def run(prepared: Prepared, *, quiet: bool = False, command: str = "") -> Comparison:
   """Trains what :func:`prepare` found pending, then summarises and plots."""
   started = time.perf_counter()
@@ -257,12 +275,8 @@ def run(prepared: Prepared, *, quiet: bool = False, command: str = "") -> Compar
   report = summary.summary_markdown(
       trained.runs, title=title, config=config_lib.to_dict(config), context=context
   )
-  if devices.writes_results():
-    write_report(trained.out, "summary.md", report)
-    try:
-      plots.write_plots(trained.out, trained.runs, trained.history, trained.layers)
-    except OSError as error:
-      raise results.ResultsWriteError(trained.out) from error
+  write_outputs(trained.out, {"summary.md": report},
+                lambda folder: plots.write_plots(folder, trained.runs, trained.history, trained.layers))
   say("\n" + summary.summary_table(trained.runs), quiet)
   say(f"({time.perf_counter() - started:.1f} s)", quiet)
   return Comparison(trained.out, trained.runs, trained.history, trained.layers, report)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from research import config as config_lib
+from research.command import command_line, run_command
 
 
 def commands() -> dict[str, Callable[..., Any]]:
@@ -52,3 +53,16 @@ def python_call(settings: Any) -> str:
   The study is the module that defines the settings' class.
   """
   return f"{type(settings).__module__}.run({settings!r})"
+
+
+def run_from_command_line(run: Callable[..., Any], settings: Any, out: str, quiet: bool) -> int:
+  """The body of every study's ``command``: runs it and says where its results are.
+
+  A user's mistake, a busy folder or a full disk is one line and an exit code
+  (:func:`research.command.run_command`), never a traceback.
+  """
+  def work() -> None:
+    outcome = run(settings, out=out or None, quiet=quiet, command=command_line())
+    print(f"\nResults: {outcome.out}/")
+
+  return run_command(work, out=out)

@@ -49,10 +49,9 @@ from jax import Array
 import activations
 from research import config as config_lib
 from research import devices, experiment, models, plots, results
-from research.command import command_line, run_command
 from research.config import Config
 from research.statistics import wilson
-from research.studies import python_call, settings_record
+from research.studies import python_call, run_from_command_line, settings_record
 
 NAME = "born-dead"
 SUPPORTED_INITS = ("he_normal", "rai")  # the two of Lu et al.'s comparison
@@ -464,13 +463,9 @@ def run(
   collapse = _collapse_rows(settings, trained)
   seconds = time.perf_counter() - started
   report = _summary(settings, command, born, collapse, trained, seconds)
-  if devices.writes_results():
-    experiment.write_report(trained.out, "collapse.csv", results.csv_text(collapse))
-    experiment.write_report(trained.out, "summary.md", report)
-    try:
-      _plots(settings, born, collapse, trained.out)
-    except OSError as error:
-      raise results.ResultsWriteError(trained.out) from error
+  experiment.write_outputs(
+      trained.out, {"collapse.csv": results.csv_text(collapse), "summary.md": report},
+      lambda folder: _plots(settings, born, collapse, folder))
   experiment.say(report, quiet)
   return Outcome(trained.out, born, collapse, report)
 
@@ -485,8 +480,4 @@ def command(
     out: output folder; empty means results/born-dead-<timestamp>. Rerunning with the same folder resumes.
     quiet: no progress bar.
   """
-  def work() -> None:
-    outcome = run(settings, out=out or None, quiet=quiet, command=command_line())
-    print(f"\nResults: {outcome.out}/")
-
-  return run_command(work, out=out)
+  return run_from_command_line(run, settings, out, quiet)

@@ -41,12 +41,11 @@ from typing import Annotated, Any, NamedTuple
 import tyro
 
 from research import config as config_lib
-from research import devices, experiment, models, plots, results
-from research.command import command_line, run_command
+from research import devices, experiment, models, plots
 from research.config import Config, Floats, Specs
 from research.statistics import mean_confidence_interval
 from research.summary import format_estimate, grouped_table
-from research.studies import settings_record
+from research.studies import run_from_command_line, settings_record
 
 NAME = "dying"
 
@@ -177,12 +176,8 @@ def run(
       "load average at the end (1, 5, 15 min)": _load_average(),
   }
   report = summary_markdown(settings, trained.runs, trained.layers, context)
-  if devices.writes_results():
-    experiment.write_report(trained.out, "summary.md", report)
-    try:
-      write_plots(trained.out, trained.runs, trained.layers)
-    except OSError as error:
-      raise results.ResultsWriteError(trained.out) from error
+  experiment.write_outputs(trained.out, {"summary.md": report},
+                           lambda folder: write_plots(folder, trained.runs, trained.layers))
   return StudyResult(trained.out, trained.runs, trained.history, trained.layers, report)
 
 
@@ -197,11 +192,7 @@ def command(
     quiet: no progress bar.
   """
 
-  def work() -> None:
-    result = run(settings, out=out or None, quiet=quiet, command=command_line())
-    print(f"\nResults: {result.out}/")
-
-  return run_command(work, out=out)
+  return run_from_command_line(run, settings, out, quiet)
 
 
 # --- the report ---------------------------------------------------------------

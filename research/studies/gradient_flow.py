@@ -38,10 +38,9 @@ import tyro
 import activations
 from research import config as config_lib
 from research import devices, experiment, models, plots, results
-from research.command import command_line, run_command
 from research.config import Config
 from research.statistics import mean_confidence_interval
-from research.studies import python_call, settings_record
+from research.studies import python_call, run_from_command_line, settings_record
 
 NAME = "gradient-flow"
 USUAL = "usual"  # each activation with its usual initialisation
@@ -334,13 +333,9 @@ def run(
   trained = experiment.train_pending(prepared, quiet=quiet)
   ratios = gradient_ratios(trained.layers)
   report = _summary(settings, command, ratios, trained, time.perf_counter() - started)
-  if devices.writes_results():
-    experiment.write_report(trained.out, "ratios.csv", results.csv_text(ratios))
-    experiment.write_report(trained.out, "summary.md", report)
-    try:
-      _plots(settings, ratios, trained, trained.out)
-    except OSError as error:
-      raise results.ResultsWriteError(trained.out) from error
+  experiment.write_outputs(
+      trained.out, {"ratios.csv": results.csv_text(ratios), "summary.md": report},
+      lambda folder: _plots(settings, ratios, trained, folder))
   experiment.say(report, quiet)
   return Outcome(trained.out, ratios, trained.layers, report)
 
@@ -355,8 +350,4 @@ def command(
     out: output folder; empty means results/gradient-flow-<timestamp>. Rerunning with the same folder resumes.
     quiet: no progress bar.
   """
-  def work() -> None:
-    outcome = run(settings, out=out or None, quiet=quiet, command=command_line())
-    print(f"\nResults: {outcome.out}/")
-
-  return run_command(work, out=out)
+  return run_from_command_line(run, settings, out, quiet)

@@ -44,10 +44,9 @@ import tyro
 import activations
 from research import config as config_lib
 from research import devices, experiment, models, plots, results, summary
-from research.command import command_line, run_command
 from research.config import Config
 from research.statistics import mean_confidence_interval, paired_comparison
-from research.studies import python_call, settings_record
+from research.studies import python_call, run_from_command_line, settings_record
 
 NAME = "init"
 CHANCE = 0.1  # MNIST-1D has 10 balanced classes
@@ -572,15 +571,11 @@ def run(
   if "normal_002" in names and len(names) > 2:  # its signal vanishes whatever the backward pass (see the summary)
     spread_rows += spreads(trained.runs, [n for n in names if n != "normal_002"], baseline, "inits but normal_002")
   report = _summary(settings, command, trained, best, spread_rows, time.perf_counter() - started)
-  if devices.writes_results():
-    experiment.write_report(trained.out, "best.csv", results.csv_text(
-        [{**row, "tied": " ".join(row["tied"])} for row in best]))
-    experiment.write_report(trained.out, "spread.csv", results.csv_text(spread_rows))
-    experiment.write_report(trained.out, "summary.md", report)
-    try:
-      _plots(settings, trained, trained.out)
-    except OSError as error:
-      raise results.ResultsWriteError(trained.out) from error
+  experiment.write_outputs(trained.out, {
+      "best.csv": results.csv_text([{**row, "tied": " ".join(row["tied"])} for row in best]),
+      "spread.csv": results.csv_text(spread_rows),
+      "summary.md": report,
+  }, lambda folder: _plots(settings, trained, folder))
   experiment.say(report, quiet)
   return Outcome(trained.out, trained.runs, trained.history, trained.layers, best, spread_rows, report)
 
@@ -595,8 +590,4 @@ def command(
     out: output folder; empty means results/init-<timestamp>. Rerunning with the same folder resumes.
     quiet: no progress bar.
   """
-  def work() -> None:
-    outcome = run(settings, out=out or None, quiet=quiet, command=command_line())
-    print(f"\nResults: {outcome.out}/")
-
-  return run_command(work, out=out)
+  return run_from_command_line(run, settings, out, quiet)

@@ -45,10 +45,9 @@ from scipy import stats
 import activations
 from research import config as config_lib
 from research import devices, experiment, grid, models, plots, results, summary
-from research.command import command_line, run_command
 from research.config import Config, Floats, Specs
 from research.statistics import CONFIDENCE, mean_confidence_interval, paired_comparison
-from research.studies import python_call, settings_record
+from research.studies import python_call, run_from_command_line, settings_record
 
 NAME = "slope-sweep"
 SLOPE = "negative_slope"  # the swept hyperparameter
@@ -536,15 +535,13 @@ def run(
   effects, best = slope_effects(trained.runs), best_slopes(trained.runs)
   versus = forward_backward(trained.runs, necro, leaky) if necro and leaky else []
   report = _summary(settings, command, trained, effects, best, versus, time.perf_counter() - started)
-  if devices.writes_results():
-    for name, rows in (("slope_effects.csv", effects), ("forward_backward.csv", versus),
-                       ("best_slopes.csv", [{**r, "tied": " ".join(f"{s:g}" for s in r["tied"])} for r in best])):
-      experiment.write_report(trained.out, name, results.csv_text(rows))
-    experiment.write_report(trained.out, "summary.md", report)
-    try:
-      _plots(settings, trained.runs, trained.out)
-    except OSError as error:
-      raise results.ResultsWriteError(trained.out) from error
+  experiment.write_outputs(trained.out, {
+      "slope_effects.csv": results.csv_text(effects),
+      "forward_backward.csv": results.csv_text(versus),
+      "best_slopes.csv": results.csv_text(
+          [{**r, "tied": " ".join(f"{s:g}" for s in r["tied"])} for r in best]),
+      "summary.md": report,
+  }, lambda folder: _plots(settings, trained.runs, folder))
   experiment.say(report, quiet)
   return Outcome(trained.out, trained.runs, effects, best, versus, report)
 
@@ -559,8 +556,4 @@ def command(
     out: output folder; empty means results/slope-sweep-<timestamp>. Rerunning with the same folder resumes.
     quiet: no progress bar.
   """
-  def work() -> None:
-    outcome = run(settings, out=out or None, quiet=quiet, command=command_line())
-    print(f"\nResults: {outcome.out}/")
-
-  return run_command(work, out=out)
+  return run_from_command_line(run, settings, out, quiet)

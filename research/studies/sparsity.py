@@ -39,10 +39,9 @@ import activations
 from activations.registry import relu_forward
 from research import config as config_lib
 from research import devices, experiment, models, plots, results, summary
-from research.command import command_line, run_command
 from research.config import Config
 from research.statistics import mean_confidence_interval
-from research.studies import python_call, settings_record
+from research.studies import python_call, run_from_command_line, settings_record
 
 NAME = "sparsity"
 POOLED = "ReLU-forward runs"  # the correlation's main sample: every run whose forward pass is ReLU's
@@ -351,13 +350,9 @@ def run(
   trained = experiment.train_pending(prepared, quiet=quiet)
   correlation_rows = correlations(trained.runs, settings)
   report = _summary(settings, command, trained, correlation_rows, time.perf_counter() - started)
-  if devices.writes_results():
-    experiment.write_report(trained.out, "correlations.csv", results.csv_text(correlation_rows))
-    experiment.write_report(trained.out, "summary.md", report)
-    try:
-      _plots(settings, trained, trained.out)
-    except OSError as error:
-      raise results.ResultsWriteError(trained.out) from error
+  experiment.write_outputs(
+      trained.out, {"correlations.csv": results.csv_text(correlation_rows), "summary.md": report},
+      lambda folder: _plots(settings, trained, folder))
   experiment.say(report, quiet)
   return Outcome(trained.out, trained.runs, trained.layers, correlation_rows, report)
 
@@ -372,8 +367,4 @@ def command(
     out: output folder; empty means results/sparsity-<timestamp>. Rerunning with the same folder resumes.
     quiet: no progress bar.
   """
-  def work() -> None:
-    outcome = run(settings, out=out or None, quiet=quiet, command=command_line())
-    print(f"\nResults: {outcome.out}/")
-
-  return run_command(work, out=out)
+  return run_from_command_line(run, settings, out, quiet)

@@ -46,10 +46,9 @@ import activations
 from activations import registry
 from research import config as config_lib
 from research import devices, experiment, models, plots, results, summary
-from research.command import command_line, run_command
 from research.config import Config
 from research.statistics import mean_confidence_interval, paired_comparison
-from research.studies import python_call, settings_record
+from research.studies import python_call, run_from_command_line, settings_record
 
 NAME = "surrogates"
 BASELINE, REFERENCE = "relu", "leaky_relu"  # the paired differences are against these registry names
@@ -433,13 +432,9 @@ def run(
   trained = experiment.train_pending(prepared, quiet=quiet)
   differences = paired_differences(trained.runs, BASELINE) + paired_differences(trained.runs, REFERENCE)
   report = _summary(settings, command, trained, differences, time.perf_counter() - started)
-  if devices.writes_results():
-    experiment.write_report(trained.out, "differences.csv", results.csv_text(differences))
-    experiment.write_report(trained.out, "summary.md", report)
-    try:
-      _plots(differences, trained.out)
-    except OSError as error:
-      raise results.ResultsWriteError(trained.out) from error
+  experiment.write_outputs(
+      trained.out, {"differences.csv": results.csv_text(differences), "summary.md": report},
+      lambda folder: _plots(differences, folder))
   experiment.say(report, quiet)
   return Outcome(trained.out, trained.runs, trained.history, differences, report)
 
@@ -454,8 +449,4 @@ def command(
     out: output folder; empty means results/surrogates-<timestamp>. Rerunning with the same folder resumes.
     quiet: no progress bar.
   """
-  def work() -> None:
-    outcome = run(settings, out=out or None, quiet=quiet, command=command_line())
-    print(f"\nResults: {outcome.out}/")
-
-  return run_command(work, out=out)
+  return run_from_command_line(run, settings, out, quiet)

@@ -48,10 +48,9 @@ from scipy import stats
 import activations
 from research import config as config_lib
 from research import data, devices, experiment, models, plots, results, summary
-from research.command import command_line, run_command
 from research.config import Config
 from research.statistics import mean_confidence_interval, wilson
-from research.studies import python_call, settings_record
+from research.studies import python_call, run_from_command_line, settings_record
 
 NAME = "xor"
 SYNTHETIC = ("xor", "moons", "spirals")  # the datasets this study knows how to judge
@@ -504,13 +503,9 @@ def run(
               else math.nan for dataset in settings.datasets}
   counts = solved_rows(trained.runs, settings)
   report = _summary(settings, command, trained, counts, ceilings, time.perf_counter() - started)
-  if devices.writes_results():
-    experiment.write_report(trained.out, "solved.csv", results.csv_text(counts))
-    experiment.write_report(trained.out, "summary.md", report)
-    try:
-      _plots(settings, counts, trained.out)
-    except OSError as error:
-      raise results.ResultsWriteError(trained.out) from error
+  experiment.write_outputs(
+      trained.out, {"solved.csv": results.csv_text(counts), "summary.md": report},
+      lambda folder: _plots(settings, counts, folder))
   experiment.say(report, quiet)
   return Outcome(trained.out, trained.runs, counts, ceilings, report)
 
@@ -525,8 +520,4 @@ def command(
     out: output folder; empty means results/xor-<timestamp>. Rerunning with the same folder resumes.
     quiet: no progress bar.
   """
-  def work() -> None:
-    outcome = run(settings, out=out or None, quiet=quiet, command=command_line())
-    print(f"\nResults: {outcome.out}/")
-
-  return run_command(work, out=out)
+  return run_from_command_line(run, settings, out, quiet)
