@@ -2,8 +2,9 @@
 
 Validate everything first (fail before any training), load the data, open the
 output folder (locked: one writer), drop damaged rows, skip the runs the folder
-already holds, train each activation's grid as one program, write its rows as
-soon as it finishes, then summarise and plot.
+already holds, train each part's grids as one program (one per grid where runs
+are batched with ``vmap``), write the rows as soon as a program finishes, then
+summarise and plot.
 
 A study is the same with several *parts* (:class:`Part`): engine configs that
 differ in dataset, optimizer, depth... trained into one folder, each run's rows
@@ -178,7 +179,7 @@ RunColumns = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 def train_pending(
     prepared: Prepared, *, quiet: bool = False, run_columns: RunColumns | None = None
 ) -> Trained:
-  """Trains what :func:`prepare_parts` found pending, writing each grid as it finishes.
+  """Trains what :func:`prepare_parts` found pending, writing each program's runs as it finishes.
 
   Closes (unlocks) the folder when done, whether training finished or not.
 
@@ -197,6 +198,27 @@ def train_pending(
     prepared.folder.close()
 
 
+Batch = list[tuple[grid.Grid, list[grid.Run]]]
+
+
+def program_batches(prepared: Prepared) -> list[tuple[int, Batch]]:
+  """The pending runs as ``(part, [(grid, runs), ...])``, one entry per program to train.
+
+  Under ``batching="map"`` a part's grids train as one program
+  (:func:`research.train.train_grids`): the same numbers as one program per
+  grid, compiled once instead of once per activation. Under ``vmap`` each grid
+  is its own program, since a batched switch would compute every activation.
+  """
+  batches: list[tuple[int, Batch]] = []
+  for index, this_grid, runs in prepared.pending:
+    together = train.grids_share_a_program(prepared.parts[index].config)
+    if together and batches and batches[-1][0] == index:
+      batches[-1][1].append((this_grid, runs))
+    else:
+      batches.append((index, [(this_grid, runs)]))
+  return batches
+
+
 def _train_pending(prepared: Prepared, quiet: bool, run_columns: RunColumns | None) -> Trained:
   parts, datasets, folder, grids, pending, dropped = prepared
   machine, command = devices.machine_description(), command_line()
@@ -208,21 +230,24 @@ def _train_pending(prepared: Prepared, quiet: bool, run_columns: RunColumns | No
   skipped = total - sum(len(runs) for _, _, runs in pending)
   if skipped:
     say(f"Resuming: {skipped} finished run(s) skipped.", quiet)
+  batches = program_batches(prepared)
   bar = tqdm.tqdm(
-      total=sum(parts[index].config.steps for index, _, _ in pending), unit="step",
+      total=sum(parts[index].config.steps for index, _ in batches), unit="step",
       disable=quiet, dynamic_ncols=True,
   )
   with bar:
-    for number, (index, this_grid, runs) in enumerate(pending, start=1):
+    for number, (index, batch) in enumerate(batches, start=1):
       keys = parts[index].keys
       label = " ".join(f"{value}" for value in keys.values())
-      bar.set_description(f"[{number}/{len(pending)}] {label} {this_grid.spec} x {len(runs)} runs".replace("  ", " "))
+      specs = ", ".join(this_grid.spec for this_grid, _ in batch)
+      count = sum(len(runs) for _, runs in batch)
+      bar.set_description(f"[{number}/{len(batches)}] {label} {specs} x {count} runs".replace("  ", " ").strip())
 
       def on_chunk(steps: int, mean_loss: float) -> None:
         bar.update(steps)
         bar.set_postfix(loss=f"{mean_loss:.4f}")
 
-      result = train.train_grid(parts[index].config, datasets[index], this_grid, runs, on_chunk=on_chunk)
+      result = train.train_grids(parts[index].config, datasets[index], batch, on_chunk=on_chunk)
       if devices.writes_results():
         record = {**keys, **result.timing, "machine": machine, "command": command}
         runs_rows = _with_keys(result.runs, keys)
@@ -288,7 +313,8 @@ def compare(
   """Trains every activation x seed x learning rate of ``config`` and reports.
 
   Results are written to ``out`` (default ``results/compare-<timestamp>``) as
-  each activation's grid finishes: ``config.json``, ``runs.csv``,
+  each compiled program finishes (on a CPU one for all the activations, see
+  :func:`program_batches`): ``config.json``, ``runs.csv``,
   ``history.csv``, ``layers.csv``, ``grids.csv``, then ``summary.md`` and PNG
   plots. Rerunning with the same ``out`` resumes, skipping finished runs; a
   different config for an existing folder is refused, and so is a second

@@ -9,8 +9,8 @@ A folder holds:
   what is done: a run whose ``run_id`` is in it is never trained or written again.
 * ``history.csv``: one row per run and evaluation (run metrics over training).
 * ``layers.csv``: one row per run, evaluation and layer (layer metrics).
-* ``grids.csv``: one row per trained grid program (devices, seconds): what is
-  per grid, not per run.
+* ``grids.csv``: one row per trained program (its grids, devices, seconds):
+  what is per program, not per run.
 
 Every row ends with a ``checksum`` of its values, so a row cut short by a full
 disk, a missing field or a value edited by hand is found when the folder is
@@ -382,7 +382,7 @@ class ResultsFolder:
     return self._rows(LAYERS_FILE)
 
   def grids(self) -> list[dict[str, Any]]:
-    """The rows of ``grids.csv``: one per trained grid program."""
+    """The rows of ``grids.csv``: one per trained program."""
     return self._rows(GRIDS_FILE)
 
   def _rows(self, name: str) -> list[dict[str, Any]]:

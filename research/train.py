@@ -12,6 +12,13 @@ Each run draws its initial weights from ``key(seed)`` and its mini-batches
 seed share their initialisation and data order across activations and learning
 rates: comparisons are paired.
 
+Several grids of one config (relu, leaky_relu and necro_relu, say) can train
+as one program (:func:`train_grids`): the activation is a ``lax.switch`` over
+the grids' activations on each run's ``branch``. Under ``batching="map"`` a
+switch runs only the run's own branch, and each run's numbers are the same, bit
+for bit, as in its own grid's program; so a comparison compiles one training
+program and one evaluation instead of one of each per activation.
+
 The runs axis is sharded over the devices. Each device trains its share of the
 runs either one after another inside the program (``batching="map"``,
 ``jax.lax.map``: every run is computed exactly as if trained alone, so its
@@ -53,6 +60,20 @@ EVAL_BATCH = 1000  # examples per evaluation batch, to bound memory per run
 
 
 @dataclasses.dataclass(frozen=True)
+class Branch:
+  """One activation of a program: a registry name and how its hyperparameters travel."""
+
+  name: str  # registry name
+  static: tuple[tuple[str, Any], ...] = ()  # non-float hyperparameters, fixed at trace time
+  swept: tuple[str, ...] = ()  # float hyperparameters, arrays on the runs axis
+
+  @classmethod
+  def of(cls, grid: Grid) -> Branch:
+    """The branch that computes ``grid``'s activation."""
+    return cls(grid.name, grid.static, grid.swept)
+
+
+@dataclasses.dataclass(frozen=True)
 class Program:
   """Everything that determines a grid's compiled programs, and nothing else.
 
@@ -77,14 +98,13 @@ class Program:
   steps: int
   batch_size: int
   divergence_factor: float
-  activation: str  # registry name
-  static: tuple[tuple[str, Any], ...]  # non-float hyperparameters, fixed at trace time
-  swept: tuple[str, ...]  # float hyperparameters, arrays on the runs axis
+  branches: tuple[Branch, ...]  # the activations; each run picks one by its ``branch``
   batching: str  # "map" or "vmap"
 
   @classmethod
-  def of(cls, config: Config, dataset: Dataset, grid: Grid) -> Program:
-    """The program of ``grid`` under ``config`` for ``dataset``'s shapes."""
+  def of(cls, config: Config, dataset: Dataset, grids: Grid | Sequence[Grid]) -> Program:
+    """The program of ``grids`` (one or several) under ``config`` for ``dataset``'s shapes."""
+    grids = (grids,) if isinstance(grids, Grid) else tuple(grids)
     return cls(
         model=config.model, width=config.width, depth=config.depth,
         residual=config.residual, init=config.init, bias_init=config.bias_init,
@@ -92,8 +112,8 @@ class Program:
         task=dataset.task, optimizer=config.optimizer, schedule=config.schedule,
         momentum=config.momentum, weight_decay=config.weight_decay,
         steps=config.steps, batch_size=config.batch_size,
-        divergence_factor=config.divergence_factor, activation=grid.name,
-        static=grid.static, swept=grid.swept,
+        divergence_factor=config.divergence_factor,
+        branches=tuple(Branch.of(grid) for grid in grids),
         batching=devices.resolved_batching(config.batching),
     )
 
@@ -135,7 +155,8 @@ class RunInputs(NamedTuple):
   init_key: Array
   data_key: Array
   learning_rate: Array
-  hyperparameters: dict[str, Array]
+  branch: Array  # int32: which of the program's activations the run uses
+  hyperparameters: tuple[dict[str, Array], ...]  # per branch, its swept hyperparameters
 
 
 class RunState(NamedTuple):
@@ -186,9 +207,18 @@ def device_arrays(dataset: Dataset) -> Arrays:
 
 
 def bound_activation(program: Program, inputs: RunInputs) -> Callable[[Array], Array]:
-  """The run's activation ``f(z)``, its hyperparameters (maybe traced) bound."""
-  function = activations.get(program.activation)
-  return functools.partial(function, **dict(program.static), **inputs.hyperparameters)
+  """The run's activation ``f(z)``, its hyperparameters (maybe traced) bound.
+
+  With several branches, a ``lax.switch`` on the run's ``branch``: under
+  ``lax.map`` it computes the run's own activation only.
+  """
+  functions = [
+      functools.partial(activations.get(branch.name), **dict(branch.static), **values)
+      for branch, values in zip(program.branches, inputs.hyperparameters, strict=True)
+  ]
+  if len(functions) == 1:
+    return functions[0]
+  return lambda z: jax.lax.switch(inputs.branch, functions, z)
 
 
 def build_model(program: Program, activation: Callable[[Array], Array], key: Array) -> models.Model:
@@ -224,12 +254,18 @@ def _where(condition: Array, if_true: Any, if_false: Any) -> Any:
   return jax.tree.map(lambda a, b: jnp.where(condition, a, b), if_true, if_false)
 
 
+def batch_indices(program: Program, data: Arrays, inputs: RunInputs, step: Array) -> Array:
+  """The training examples of the run's mini-batch at ``step``, drawn with replacement."""
+  key = jax.random.fold_in(inputs.data_key, step)
+  return jax.random.randint(key, (program.batch_size,), 0, data.x_train.shape[0])
+
+
 def train_step(
-    program: Program, data: Arrays, inputs: RunInputs, state: RunState, step: Array
+    program: Program, data: Arrays, inputs: RunInputs, state: RunState,
+    step_and_indices: tuple[Array, Array],
 ) -> tuple[RunState, Array]:
   """One optimizer step on a mini-batch; a run whose loss turns non-finite freezes."""
-  key = jax.random.fold_in(inputs.data_key, step)
-  indices = jax.random.randint(key, (program.batch_size,), 0, data.x_train.shape[0])
+  step, indices = step_and_indices
 
   def batch_loss(params: nnx.State) -> Array:
     outputs = _model(program, inputs, params)(data.x_train[indices])
@@ -254,9 +290,16 @@ def train_chunk(
     program: Program, data: Arrays, inputs: RunInputs, state: RunState, first_step: Array,
     num_steps: int,
 ) -> tuple[RunState, Array]:
-  """``num_steps`` steps in a ``lax.scan``; returns the state and each step's loss."""
+  """``num_steps`` steps in a ``lax.scan``; returns the state and each step's loss.
+
+  The chunk's mini-batch indices are drawn up front, for every step at once:
+  the same integers as one step at a time, with a few large random-number
+  computations instead of many small ones.
+  """
+  steps = first_step + jnp.arange(num_steps)
+  indices = jax.vmap(lambda step: batch_indices(program, data, inputs, step))(steps)
   step = functools.partial(train_step, program, data, inputs)
-  return jax.lax.scan(step, state, first_step + jnp.arange(num_steps))
+  return jax.lax.scan(step, state, (steps, indices))
 
 
 def _train_set_pass(program: Program, data: Arrays, inputs: RunInputs, params: nnx.State):
@@ -369,8 +412,7 @@ def _init_program(program: Program) -> Program:
   activation, so every grid of a comparison shares one compiled init.
   """
   return dataclasses.replace(
-      program, activation="identity", static=(), swept=(), batching="map", task="",
-      divergence_factor=0.0,
+      program, branches=(Branch("identity"),), batching="map", task="", divergence_factor=0.0,
   )
 
 
@@ -381,7 +423,8 @@ def _init_one(program: Program) -> Callable[[RunInputs], RunState]:
 
 
 def _without_hyperparameters(inputs: RunInputs) -> RunInputs:
-  return inputs._replace(hyperparameters={})
+  """What an :func:`_init_program` takes: one branch, no hyperparameters."""
+  return inputs._replace(branch=jnp.zeros_like(inputs.branch), hyperparameters=({},))
 
 
 @functools.lru_cache(maxsize=32)
@@ -462,14 +505,16 @@ def _precompile(
   state = jax.tree.map(
       lambda s: jax.ShapeDtypeStruct((count, *s.shape), s.dtype, sharding=runs), shapes)
   step = jnp.asarray(0)
-  lowered = [
-      init_one.lower(one_run),
-      programs.train_chunk.lower(state, inputs, data, step, chunk),
-      programs.evaluate.lower(state, inputs, data, step),
+  # Longest compilation first; each starts as soon as it is lowered, while
+  # the next one is traced.
+  lowerings = [
+      lambda: programs.evaluate.lower(state, inputs, data, step),
+      lambda: programs.train_chunk.lower(state, inputs, data, step, chunk),
+      lambda: init_one.lower(one_run),
   ]
-  workers = min(len(lowered), _cpu_cores())
-  with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-    for future in [pool.submit(lowering.compile) for lowering in lowered]:
+  with concurrent.futures.ThreadPoolExecutor(max_workers=min(3, _cpu_cores())) as pool:
+    futures = [pool.submit(lower().compile) for lower in lowerings]
+    for future in futures:
       future.result()
   _PRECOMPILED.add(key)
 
@@ -482,19 +527,42 @@ def clear_compiled() -> None:
   jax.clear_caches()
 
 
-def run_inputs(runs: Sequence[Run], grid: Grid) -> RunInputs:
-  """The runs axis of a grid: keys from seeds, rates, hyperparameter arrays."""
-  seeds = jnp.array([run.seed for run in runs], jnp.uint32)
-  base = jax.vmap(jax.random.key)(seeds)
+def run_inputs(runs: Sequence[Run], grids: Grid | Sequence[Grid]) -> RunInputs:
+  """The runs axis of a program: keys from seeds, rates, branches, hyperparameter arrays.
+
+  Each run's ``branch`` is the index of its grid in ``grids``. A branch's
+  hyperparameter arrays hold its own runs' values, and its first run's value
+  for the runs of other branches, which never use it.
+  """
+  grids = (grids,) if isinstance(grids, Grid) else tuple(grids)
+  index = {grid.spec: number for number, grid in enumerate(grids)}
+  unknown = sorted({run.grid for run in runs} - set(index))
+  if unknown:
+    raise ValueError(f"Runs of {unknown} are not in the grids {sorted(index)}.")
+
+  def values(grid: Grid, name: str) -> np.ndarray:
+    default = dict(grid.runs[0].hyperparameters)[name]
+    return np.array(
+        [dict(run.hyperparameters)[name] if run.grid == grid.spec else default for run in runs],
+        np.float32,
+    )
+
+  init_key, data_key = _seed_keys(np.array([run.seed for run in runs], np.uint32))
   return RunInputs(
-      init_key=jax.vmap(lambda k: jax.random.fold_in(k, 0))(base),
-      data_key=jax.vmap(lambda k: jax.random.fold_in(k, 1))(base),
-      learning_rate=jnp.array([run.learning_rate for run in runs], jnp.float32),
-      hyperparameters={
-          name: jnp.array([dict(run.hyperparameters)[name] for run in runs], jnp.float32)
-          for name in grid.swept
-      },
+      init_key=init_key,
+      data_key=data_key,
+      learning_rate=np.array([run.learning_rate for run in runs], np.float32),
+      branch=np.array([index[run.grid] for run in runs], np.int32),
+      hyperparameters=tuple({name: values(grid, name) for name in grid.swept} for grid in grids),
   )
+
+
+@jax.jit
+def _seed_keys(seeds: Array) -> tuple[Array, Array]:
+  """Each seed's initialisation key ``fold_in(key(seed), 0)`` and data key (``1``)."""
+  base = jax.vmap(jax.random.key)(seeds)
+  return (jax.vmap(lambda k: jax.random.fold_in(k, 0))(base),
+          jax.vmap(lambda k: jax.random.fold_in(k, 1))(base))
 
 
 def shortest(value: Any) -> float:
@@ -526,7 +594,7 @@ class GridResult(NamedTuple):
   runs: list[dict[str, Any]]  # runs.csv rows
   history: list[dict[str, Any]]  # history.csv rows: run metrics per evaluation
   layers: list[dict[str, Any]]  # layers.csv rows: layer metrics per evaluation and layer
-  timing: dict[str, Any]  # grids.csv row: what is per grid (devices, seconds)
+  timing: dict[str, Any]  # grids.csv row: what is per trained program (devices, seconds)
 
 
 class _Recorder:
@@ -563,6 +631,15 @@ def _finite_or_none(value: Any) -> float | None:
   return None if np.isnan(value) else shortest(value)
 
 
+def grids_share_a_program(config: Config) -> bool:
+  """Whether ``config``'s grids train as one program: yes under ``batching="map"``.
+
+  Under ``"vmap"`` a switch on a batched branch computes every activation, so
+  each grid is better trained on its own.
+  """
+  return devices.resolved_batching(config.batching) == "map"
+
+
 def train_grid(
     config: Config,
     dataset: Dataset,
@@ -585,13 +662,49 @@ def train_grid(
     The rows of ``runs.csv``, ``history.csv``, ``layers.csv`` for these runs, as
     plain Python values, and the grid's row of ``grids.csv``.
   """
-  runs = list(grid.runs if runs is None else runs)
+  return train_grids(config, dataset, [(grid, grid.runs if runs is None else runs)],
+                     on_chunk=on_chunk)
+
+
+def train_grids(
+    config: Config,
+    dataset: Dataset,
+    grids_and_runs: Sequence[tuple[Grid, Sequence[Run]]],
+    *,
+    on_chunk: Callable[[int, float], None] | None = None,
+) -> GridResult:
+  """Trains the runs of several grids of ``config`` as one program.
+
+  Each run computes its own grid's activation (a ``lax.switch``, see
+  :func:`bound_activation`). Under ``batching="map"`` every run's numbers are
+  those of :func:`train_grid` on its grid alone, bit for bit, while the
+  grids share one compiled training chunk and one evaluation. Under
+  ``"vmap"`` a switch on a batched branch computes every branch, so there
+  each grid is better trained on its own.
+
+  Args:
+    config: the comparison's configuration.
+    dataset: the data, as loaded by :func:`research.data.load`.
+    grids_and_runs: each grid with the runs of it to train (all, or those a
+      resumed sweep still needs); grids without runs are left out.
+    on_chunk: as for :func:`train_grid`.
+
+  Returns:
+    The rows of every run, in the order given, and one ``grids.csv`` row for
+    the program: its ``grid`` names the grids joined by `` + ``.
+  """
+  pairs = [(grid, list(runs)) for grid, runs in grids_and_runs if runs]
+  if not pairs:
+    raise ValueError("train_grids needs at least one grid with runs to train.")
+  grids = [grid for grid, _ in pairs]
+  runs = [run for _, grid_runs in pairs for run in grid_runs]
   started = time.perf_counter()
   mesh = devices.runs_mesh()
-  program = Program.of(config, dataset, grid)
+  program = Program.of(config, dataset, grids)
   programs = compile_grid(program, mesh)
-  size = devices.padded_size(len(runs), mesh.size)
-  inputs = devices.shard_runs(devices.pad_runs(run_inputs(runs, grid), size), mesh)
+  # Padded with copies of the last run, whose results are dropped.
+  padded = runs + runs[-1:] * (devices.padded_size(len(runs), mesh.size) - len(runs))
+  inputs = devices.shard_runs(run_inputs(padded, grids), mesh)
   data = devices.replicate(device_arrays(dataset), mesh)
   _precompile(program, mesh, programs, inputs, data, min(config.eval_every, config.steps))
   state = programs.init(inputs)
@@ -624,7 +737,7 @@ def train_grid(
         **final,
     })
   timing = {
-      "grid": grid.spec,
+      "grid": " + ".join(grid.spec for grid in grids),
       "runs": len(runs),
       "devices": mesh.size,
       "platform": mesh.devices.flat[0].platform,
@@ -632,4 +745,8 @@ def train_grid(
       "steps": config.steps,
       "seconds": round(time.perf_counter() - started, 3),
   }
-  return GridResult(rows, recorder.history, recorder.layers, timing)
+  # Rows grid by grid, as if each grid had trained alone (the runs' order within each).
+  grid_of = {run.run_id: number for number, (_, grid_runs) in enumerate(pairs) for run in grid_runs}
+  by_grid = lambda row: grid_of[row["run_id"]]  # noqa: E731
+  return GridResult(rows, sorted(recorder.history, key=by_grid),
+                    sorted(recorder.layers, key=by_grid), timing)

@@ -98,7 +98,7 @@ def _status(argv, capsys) -> tuple[int, str]:
 def test_an_output_folder_under_a_file_is_one_line_before_training(tmp_path, capsys, monkeypatch):
   from research import train
 
-  monkeypatch.setattr(train, "train_grid", lambda *a, **k: pytest.fail("trained"))
+  monkeypatch.setattr(train, "train_grids", lambda *a, **k: pytest.fail("trained"))
   (tmp_path / "file").write_text("x")
   status, err = _status(["compare", *TINY_FLAGS, "--out", str(tmp_path / "file" / "out")], capsys)
   assert status == 2
@@ -111,7 +111,7 @@ def test_an_unwritable_folder_is_one_line_before_training(tmp_path, capsys, monk
 
   from research import train
 
-  monkeypatch.setattr(train, "train_grid", lambda *a, **k: pytest.fail("trained"))
+  monkeypatch.setattr(train, "train_grids", lambda *a, **k: pytest.fail("trained"))
   def read_only(*args, **kwargs):
     raise PermissionError(13, "Permission denied", str(tmp_path / "ro"))
   monkeypatch.setattr(os, "mkdir", read_only)
@@ -132,7 +132,9 @@ def test_a_full_disk_during_training_is_one_line_and_keeps_finished_runs(tmp_pat
     return real(self, *args, **kwargs)
 
   monkeypatch.setattr(results.ResultsFolder, "add", disk_fills_on_second_grid)
-  status, err = _status(["compare", *TINY_FLAGS, "--out", str(tmp_path), "--quiet"], capsys)
+  # vmap: one program, and one write, per grid (under map both grids are one).
+  flags = [*TINY_FLAGS, "--batching", "vmap"]
+  status, err = _status(["compare", *flags, "--out", str(tmp_path), "--quiet"], capsys)
   assert status == 1
   assert "No space left on device" in err and "rerun the same command to resume" in err
   assert "Traceback" not in err

@@ -16,7 +16,7 @@ import pytest
 from flax import nnx
 
 import research
-from research import grid, results, train
+from research import experiment, grid, results, train
 from research.config import OPTIMIZERS, SCHEDULES, Config
 from research.data import Dataset, load
 
@@ -79,7 +79,9 @@ def test_compare_writes_every_file(tiny_run):
   with results.ResultsFolder(tiny_run.out, stored) as folder:
     assert folder.runs() == tiny_run.runs  # what compare returns is what it wrote
     grids = folder.grids()
-  assert [g["runs"] for g in grids] == [2, 4] and all(g["seconds"] > 0 for g in grids)
+  # One program for both activations (batching "map" on a CPU): one row.
+  assert [(g["grid"], g["runs"]) for g in grids] == [(" + ".join(TINY.activations), 6)]
+  assert grids[0]["seconds"] > 0
 
 
 def test_floats_are_written_as_their_shortest_float32_text(tiny_run):
@@ -127,7 +129,7 @@ def test_same_seed_shares_initialisation_across_activations(tiny_run):
 
 def test_rerun_resumes_and_skips_finished_runs(tiny_run, monkeypatch):
   calls = []
-  monkeypatch.setattr(train, "train_grid", lambda *a, **k: calls.append(a))
+  monkeypatch.setattr(train, "train_grids", lambda *a, **k: calls.append(a))
   again = research.compare(TINY, out=tiny_run.out, quiet=True)
   assert calls == []  # nothing left to train
   assert again.runs == tiny_run.runs
@@ -157,18 +159,20 @@ def test_a_second_writer_is_refused_at_once(tmp_path):
 
 
 def test_interrupted_sweep_keeps_finished_grids_and_resumes(tmp_path, monkeypatch):
-  real = train.train_grid
+  # Batched with vmap, each grid is its own program, written when it finishes.
+  config = _with(TINY, batching="vmap")
+  real = train.train_grids
   trained = []
 
-  def fails_on_second_grid(config, dataset, this_grid, runs, **kwargs):
+  def fails_on_second_grid(config, dataset, batch, **kwargs):
     if trained:
       raise KeyboardInterrupt("simulated interruption mid-sweep")
-    trained.append([r.run_id for r in runs])
-    return real(config, dataset, this_grid, runs, **kwargs)
+    trained.append([r.run_id for _, runs in batch for r in runs])
+    return real(config, dataset, batch, **kwargs)
 
-  monkeypatch.setattr(train, "train_grid", fails_on_second_grid)
+  monkeypatch.setattr(train, "train_grids", fails_on_second_grid)
   with pytest.raises(KeyboardInterrupt):
-    research.compare(TINY, out=tmp_path, quiet=True)
+    research.compare(config, out=tmp_path, quiet=True)
   stored = json.loads((tmp_path / "config.json").read_text())
   with results.ResultsFolder(tmp_path, stored) as folder:
     finished = folder.finished_run_ids()
@@ -176,12 +180,12 @@ def test_interrupted_sweep_keeps_finished_grids_and_resumes(tmp_path, monkeypatc
 
   resumed_grids = []
 
-  def records(config, dataset, this_grid, runs, **kwargs):
-    resumed_grids.append([r.run_id for r in runs])
-    return real(config, dataset, this_grid, runs, **kwargs)
+  def records(config, dataset, batch, **kwargs):
+    resumed_grids.append([r.run_id for _, runs in batch for r in runs])
+    return real(config, dataset, batch, **kwargs)
 
-  monkeypatch.setattr(train, "train_grid", records)
-  complete = research.compare(TINY, out=tmp_path, quiet=True)
+  monkeypatch.setattr(train, "train_grids", records)
+  complete = research.compare(config, out=tmp_path, quiet=True)
   assert len(resumed_grids) == 1 and not set(resumed_grids[0]) & finished
   assert len(complete.runs) == 6
 
@@ -424,3 +428,42 @@ def test_a_study_s_run_columns_are_written_with_each_run_and_kept_on_resume(tmp_
   assert "solved" in _header(tmp_path / "runs.csv")
   again = experiment.train_pending(experiment.prepare_parts([part], {"study": "t"}, tmp_path), quiet=True)
   assert again.runs == first.runs  # read back from the checksummed rows, nothing retrained
+
+
+def test_grids_trained_as_one_program_give_each_grid_alone_bit_for_bit():
+  # A part's grids share one program (a switch over the activations); every
+  # row must be what the grid's own program gives: the switch runs only the
+  # run's branch under lax.map. Swept, default and static (string)
+  # hyperparameters, and a run that diverges, travel through it.
+  config = _with(TINY, activations=(
+      "relu", "necro_relu(negative_slope=[0.05, 0.2])", "mixed(activations='relu,abs')"),
+      learning_rates=(0.01, 30.0), seeds=1, steps=20, eval_every=10, width=8)
+  dataset = load(config.dataset)
+  grids = grid.expand(config)
+  together = train.train_grids(config, dataset, [(g, g.runs) for g in grids])
+  alone = [train.train_grid(config, dataset, g) for g in grids]
+  assert together.runs == [row for result in alone for row in result.runs]
+  assert together.history == [row for result in alone for row in result.history]
+  assert together.layers == [row for result in alone for row in result.layers]
+  assert any(row["diverged"] for row in together.runs)  # the divergence check ran per run
+  assert together.timing["grid"] == " + ".join(config.activations)
+  assert together.timing["runs"] == sum(len(g.runs) for g in grids)
+
+
+def test_a_parts_grids_are_one_program_under_map_and_one_each_under_vmap(tmp_path):
+  for batching, expected in (("map", [[2, 4]]), ("vmap", [[2], [4]])):
+    prepared = experiment.prepare(_with(TINY, batching=batching), tmp_path / batching)
+    try:
+      batches = experiment.program_batches(prepared)
+    finally:
+      prepared.folder.close()
+    assert [[len(runs) for _, runs in batch] for _, batch in batches] == expected, batching
+
+
+def test_train_grids_refuses_runs_of_a_grid_it_was_not_given():
+  config = _with(TINY, seeds=1)
+  relu, necro = grid.expand(config)
+  with pytest.raises(ValueError, match=r"are not in the grids"):
+    train.run_inputs(necro.runs, relu)
+  with pytest.raises(ValueError, match=r"at least one grid with runs"):
+    train.train_grids(config, load(config.dataset), [(relu, [])])

@@ -32,27 +32,28 @@ def _rows(path):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-  """The study at tiny settings, counting the engine's train_grid calls (one per compiled program)."""
+  """The study at tiny settings, counting the engine's train_grids calls (one per compiled program)."""
   calls = []
-  original = train.train_grid
+  original = train.train_grids
 
-  def counting(config, dataset, this_grid, runs=None, **kwargs):
-    calls.append((this_grid.spec, len(runs)))
-    return original(config, dataset, this_grid, runs, **kwargs)
+  def counting(config, dataset, batch, **kwargs):
+    calls.append([(this_grid.spec, len(runs)) for this_grid, runs in batch])
+    return original(config, dataset, batch, **kwargs)
 
   with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(train, "train_grid", counting)
+    patch.setattr(train, "train_grids", counting)
     outcome = slope_sweep.run(TINY, out=tmp_path_factory.mktemp("slope-sweep"), quiet=True)
   return outcome, calls
 
 
-def test_every_slope_rate_and_seed_of_an_activation_is_one_program(tiny):
+def test_every_activation_slope_rate_and_seed_is_one_program(tiny):
   outcome, calls = tiny
   runs_per_grid = len(TINY.slopes) * len(TINY.learning_rates) * TINY.seeds
-  assert calls == [("relu", 4), ("necro_relu(negative_slope=[0.0, 0.1, 1.0])", runs_per_grid),
-                   ("leaky_relu(negative_slope=[0.0, 0.1, 1.0])", runs_per_grid)]
+  assert calls == [[("relu", 4), ("necro_relu(negative_slope=[0.0, 0.1, 1.0])", runs_per_grid),
+                    ("leaky_relu(negative_slope=[0.0, 0.1, 1.0])", runs_per_grid)]]
   grids = _rows(outcome.out / "grids.csv")
-  assert [(row["grid"], row["runs"]) for row in grids] == [(spec, str(count)) for spec, count in calls]
+  assert [(row["grid"], row["runs"]) for row in grids] == [
+      (" + ".join(spec for spec, _ in calls[0]), str(4 + 2 * runs_per_grid))]
   assert len(outcome.runs) == 4 + 2 * runs_per_grid
   assert {row["family"] for row in outcome.runs} == {"relu", "necro_relu", "leaky_relu"}
 
@@ -113,7 +114,7 @@ def test_the_study_writes_its_files_and_the_summary_answers(tiny):
 
 def test_a_second_call_resumes_and_trains_nothing(tiny, monkeypatch):
   outcome, _ = tiny
-  monkeypatch.setattr(train, "train_grid", lambda *args, **kwargs: pytest.fail("trained again"))
+  monkeypatch.setattr(train, "train_grids", lambda *args, **kwargs: pytest.fail("trained again"))
   again = slope_sweep.run(TINY, out=outcome.out, quiet=True)
   assert again.effects == outcome.effects
 
