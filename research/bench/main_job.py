@@ -122,19 +122,22 @@ monitoring.register_event_duration_secs_listener(_CLOCK)
 
 
 def _time_programs(config: Config, dataset: data.Dataset, rounds: int) -> dict[str, float]:
-  """Seconds of one training chunk and one evaluation per grid, compiled."""
+  """Seconds of one training chunk and one evaluation of each program the job trained."""
   mesh = devices.runs_mesh()
   arrays = devices.replicate(train.device_arrays(dataset), mesh)
+  grids = grid.expand(config)
+  groups = [grids] if train.grids_share_a_program(config) else [[g] for g in grids]
   candidates: dict[str, Callable[[], Any]] = {}
-  for this_grid in grid.expand(config):
-    programs = train.compile_grid(train.Program.of(config, dataset, this_grid), mesh)
-    size = devices.padded_size(len(this_grid.runs), mesh.size)
-    inputs = devices.shard_runs(devices.pad_runs(train.run_inputs(this_grid.runs, this_grid), size), mesh)
+  for number, group in enumerate(groups):
+    runs = [run for this_grid in group for run in this_grid.runs]
+    programs = train.compile_grid(train.Program.of(config, dataset, group), mesh)
+    size = devices.padded_size(len(runs), mesh.size)
+    inputs = devices.shard_runs(devices.pad_runs(train.run_inputs(runs, group), size), mesh)
     state = programs.init(inputs)
     chunk = min(config.eval_every, config.steps)
-    candidates[f"{this_grid.spec} chunk"] = (
+    candidates[f"{number} chunk"] = (
         lambda p=programs, s=state, i=inputs: p.train_chunk(s, i, arrays, jnp.asarray(0), chunk))
-    candidates[f"{this_grid.spec} evaluate"] = (
+    candidates[f"{number} evaluate"] = (
         lambda p=programs, s=state, i=inputs: p.evaluate(s, i, arrays, jnp.asarray(0)))
   measured = timing.interleaved(candidates, rounds)
   chunks = -(-config.steps // config.eval_every)
@@ -142,8 +145,9 @@ def _time_programs(config: Config, dataset: data.Dataset, rounds: int) -> dict[s
   training = sum(timing.Timing.of(v).median for k, v in measured.items() if k.endswith(" chunk"))
   evaluating = sum(timing.Timing.of(v).median for k, v in measured.items() if k.endswith(" evaluate"))
   return {"training": training * chunks, "evaluation": evaluating * evaluations,
-          "chunk_seconds_per_grid": training / len(grid.expand(config)),
-          "evaluate_seconds_per_grid": evaluating / len(grid.expand(config))}
+          "programs": len(groups),
+          "chunk_seconds_per_program": training / len(groups),
+          "evaluate_seconds_per_program": evaluating / len(groups)}
 
 
 def measure(config: Config | None = None, *, rounds: int = 5, matmul_rounds: int = 10) -> dict[str, Any]:
@@ -182,8 +186,9 @@ def measure(config: Config | None = None, *, rounds: int = 5, matmul_rounds: int
           "other": other,
       },
       "compile_events_seconds": dict(_CLOCK.seconds),  # summed over threads
-      "chunk_seconds_per_grid": programs["chunk_seconds_per_grid"],
-      "evaluate_seconds_per_grid": programs["evaluate_seconds_per_grid"],
+      "programs": programs["programs"],
+      "chunk_seconds_per_program": programs["chunk_seconds_per_program"],
+      "evaluate_seconds_per_program": programs["evaluate_seconds_per_program"],
       "training_flops": flops,
       "training_flops_per_second": flops / programs["training"],
       "matmul": matmul,

@@ -105,15 +105,19 @@ def _main_job(result: dict[str, Any]) -> str:
       f"## The main job: default `compare` ({job['runs']} runs x {job['steps']} steps)\n\n"
       "`research.compare(research.Config(), quiet=True)` in the bench process, compiled programs "
       "cleared first, no on-disk compilation cache. Compilation: the wall time covered by JAX's "
-      "compile-time events (tracing, lowering, XLA; programs compiled side by side count once). Training and evaluation: each grid's compiled chunk of steps "
-      "and its evaluation timed again in turn, times the chunks and evaluations the job ran. "
+      "compile-time events (tracing, lowering, XLA; programs compiled side by side count once). "
+      "On a CPU the three activations train as one program (a switch over the activations, each "
+      "run's numbers bit for bit those of its own activation's program). Training and evaluation: "
+      "each program's compiled chunk of steps and its evaluation timed again in turn, times the "
+      "chunks and evaluations the job ran. "
       "Data: loading MNIST-1D (read back from its disk cache when a previous process generated it).\n\n"
       + _table(["part", "seconds", "share"], rows)
       + "\n\nCompile events summed over threads: "
       + ", ".join(f"{name.rsplit('/', 1)[-1].removesuffix('_duration')} {seconds:.2f} s"
                   for name, seconds in events.items())
-      + f". One training chunk per grid: {job['chunk_seconds_per_grid']:.3f} s; one evaluation: "
-      f"{job['evaluate_seconds_per_grid']:.3f} s."
+      + f". Programs: {job['programs']}; one training chunk of each: "
+      f"{job['chunk_seconds_per_program']:.3f} s; one evaluation: "
+      f"{job['evaluate_seconds_per_program']:.3f} s."
   )
   matmul = job["matmul"]
   text += (

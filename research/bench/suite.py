@@ -52,7 +52,7 @@ class Sizes:
     return cls(
         mlp=activation_cost.GPU_MLP if gpu else activation_cost.CPU_MLP,
         array_size=2**26 if gpu else (2**20 if quick else 2**22),
-        activation_rounds=2 if quick else 5,
+        activation_rounds=2 if quick else 9,
         grid_sizes=(1, 16, 256) if gpu else ((1, 16) if quick else (1, 16, 64)),
         grid_steps=250 if quick else 500,
         grid_rounds=1,
