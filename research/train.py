@@ -505,12 +505,12 @@ def _precompile(
   state = jax.tree.map(
       lambda s: jax.ShapeDtypeStruct((count, *s.shape), s.dtype, sharding=runs), shapes)
   step = jnp.asarray(0)
-  # Longest compilation first; each starts as soon as it is lowered, while
-  # the next one is traced.
+  # Each compiles as soon as it is lowered, while the next one is traced (in
+  # Python, on one core): the init, quick to trace, first; then the longest.
   lowerings = [
+      lambda: init_one.lower(one_run),
       lambda: programs.evaluate.lower(state, inputs, data, step),
       lambda: programs.train_chunk.lower(state, inputs, data, step, chunk),
-      lambda: init_one.lower(one_run),
   ]
   with concurrent.futures.ThreadPoolExecutor(max_workers=min(3, _cpu_cores())) as pool:
     futures = [pool.submit(lower().compile) for lower in lowerings]
