@@ -26,7 +26,7 @@ import tqdm
 from flax import nnx
 
 from research import config as config_lib
-from research import data, devices, grid, plots, results, summary, train
+from research import data, devices, grid, plots, programs, results, summary, train
 from research.command import command_line
 from research.config import Config
 
@@ -205,13 +205,13 @@ def program_batches(prepared: Prepared) -> list[tuple[int, Batch]]:
   """The pending runs as ``(part, [(grid, runs), ...])``, one entry per program to train.
 
   Under ``batching="map"`` a part's grids train as one program
-  (:func:`research.train.train_grids`): the same numbers as one program per
+  (:func:`research.programs.train_grids`): the same numbers as one program per
   grid, compiled once instead of once per activation. Under ``vmap`` each grid
   is its own program, since a batched switch would compute every activation.
   """
   batches: list[tuple[int, Batch]] = []
   for index, this_grid, runs in prepared.pending:
-    together = train.grids_share_a_program(prepared.parts[index].config)
+    together = programs.grids_share_a_program(prepared.parts[index].config)
     if together and batches and batches[-1][0] == index:
       batches[-1][1].append((this_grid, runs))
     else:
@@ -247,7 +247,7 @@ def _train_pending(prepared: Prepared, quiet: bool, run_columns: RunColumns | No
         bar.update(steps)
         bar.set_postfix(loss=f"{mean_loss:.4f}")
 
-      result = train.train_grids(parts[index].config, datasets[index], batch, on_chunk=on_chunk)
+      result = programs.train_grids(parts[index].config, datasets[index], batch, on_chunk=on_chunk)
       if devices.writes_results():
         record = {**keys, **result.timing, "machine": machine, "command": command}
         runs_rows = _with_keys(result.runs, keys)

@@ -4,7 +4,7 @@ A spec such as ``"necro_relu(negative_slope=[0.05, 0.1])"`` is one *grid*: its
 list values are swept. Every run of a grid shares one activation function, so the
 whole grid trains as one compiled program, with the seed, learning rate and
 swept hyperparameters as arrays along a leading "runs" axis (on a CPU, the grids
-of one config share a program: :func:`research.train.train_grids`).
+of one config share a program: :func:`research.programs.train_grids`).
 """
 
 from __future__ import annotations

@@ -96,9 +96,9 @@ def _status(argv, capsys) -> tuple[int, str]:
 
 
 def test_an_output_folder_under_a_file_is_one_line_before_training(tmp_path, capsys, monkeypatch):
-  from research import train
+  from research import programs
 
-  monkeypatch.setattr(train, "train_grids", lambda *a, **k: pytest.fail("trained"))
+  monkeypatch.setattr(programs, "train_grids", lambda *a, **k: pytest.fail("trained"))
   (tmp_path / "file").write_text("x")
   status, err = _status(["compare", *TINY_FLAGS, "--out", str(tmp_path / "file" / "out")], capsys)
   assert status == 2
@@ -109,9 +109,9 @@ def test_an_output_folder_under_a_file_is_one_line_before_training(tmp_path, cap
 def test_an_unwritable_folder_is_one_line_before_training(tmp_path, capsys, monkeypatch):
   import os
 
-  from research import train
+  from research import programs
 
-  monkeypatch.setattr(train, "train_grids", lambda *a, **k: pytest.fail("trained"))
+  monkeypatch.setattr(programs, "train_grids", lambda *a, **k: pytest.fail("trained"))
   def read_only(*args, **kwargs):
     raise PermissionError(13, "Permission denied", str(tmp_path / "ro"))
   monkeypatch.setattr(os, "mkdir", read_only)

@@ -16,7 +16,7 @@ import pytest
 from flax import nnx
 
 import research
-from research import experiment, grid, results, train
+from research import experiment, grid, programs, results, train
 from research.config import OPTIMIZERS, SCHEDULES, Config
 from research.data import Dataset, load
 
@@ -129,7 +129,7 @@ def test_same_seed_shares_initialisation_across_activations(tiny_run):
 
 def test_rerun_resumes_and_skips_finished_runs(tiny_run, monkeypatch):
   calls = []
-  monkeypatch.setattr(train, "train_grids", lambda *a, **k: calls.append(a))
+  monkeypatch.setattr(programs, "train_grids", lambda *a, **k: calls.append(a))
   again = research.compare(TINY, out=tiny_run.out, quiet=True)
   assert calls == []  # nothing left to train
   assert again.runs == tiny_run.runs
@@ -161,7 +161,7 @@ def test_a_second_writer_is_refused_at_once(tmp_path):
 def test_interrupted_sweep_keeps_finished_grids_and_resumes(tmp_path, monkeypatch):
   # Batched with vmap, each grid is its own program, written when it finishes.
   config = _with(TINY, batching="vmap")
-  real = train.train_grids
+  real = programs.train_grids
   trained = []
 
   def fails_on_second_grid(config, dataset, batch, **kwargs):
@@ -170,7 +170,7 @@ def test_interrupted_sweep_keeps_finished_grids_and_resumes(tmp_path, monkeypatc
     trained.append([r.run_id for _, runs in batch for r in runs])
     return real(config, dataset, batch, **kwargs)
 
-  monkeypatch.setattr(train, "train_grids", fails_on_second_grid)
+  monkeypatch.setattr(programs, "train_grids", fails_on_second_grid)
   with pytest.raises(KeyboardInterrupt):
     research.compare(config, out=tmp_path, quiet=True)
   stored = json.loads((tmp_path / "config.json").read_text())
@@ -184,7 +184,7 @@ def test_interrupted_sweep_keeps_finished_grids_and_resumes(tmp_path, monkeypatc
     resumed_grids.append([r.run_id for _, runs in batch for r in runs])
     return real(config, dataset, batch, **kwargs)
 
-  monkeypatch.setattr(train, "train_grids", records)
+  monkeypatch.setattr(programs, "train_grids", records)
   complete = research.compare(config, out=tmp_path, quiet=True)
   assert len(resumed_grids) == 1 and not set(resumed_grids[0]) & finished
   assert len(complete.runs) == 6
@@ -238,7 +238,7 @@ def test_every_optimizer_and_schedule_trains():
       program = train.Program.of(config, dataset, this_grid)
       losses = []
       for run in this_grid.runs:
-        inputs = jax.tree.map(lambda a: a[0], train.run_inputs([run], this_grid))
+        inputs = jax.tree.map(lambda a: a[0], programs.run_inputs([run], this_grid))
         state, loss = chunk(program, data, inputs, train.init_run(program, inputs), 0, 10)
         assert not state.diverged and np.all(np.isfinite(loss)), (optimizer, schedule)
         losses.append(float(loss[-1]))
@@ -278,7 +278,7 @@ def test_metrics_use_the_whole_training_set():
   config = _with(TINY, activations=("relu",), width=1, depth=1, seeds=1)
   (this_grid,) = grid.expand(config)
   program = train.Program.of(config, dataset, this_grid)
-  inputs = jax.tree.map(lambda a: a[0], train.run_inputs(this_grid.runs[:1], this_grid))
+  inputs = jax.tree.map(lambda a: a[0], programs.run_inputs(this_grid.runs[:1], this_grid))
   state = train.init_run(program, inputs)
   params = state.params
   params["hidden"][0]["kernel"][...] = jnp.ones((1, 1))
@@ -293,14 +293,14 @@ def test_a_network_forced_dead_reads_dead_and_identity_reads_alive():
   dataset = load(TINY.dataset)
   dead_config = _with(TINY, activations=("relu",), bias_init=-100.0, steps=20, seeds=1)
   (relu_grid,) = grid.expand(dead_config)
-  dead = train.train_grid(dead_config, dataset, relu_grid)
+  dead = programs.train_grid(dead_config, dataset, relu_grid)
   assert dead.runs[0]["dead_fraction"] == 1.0 and dead.runs[0]["sparsity"] == 1.0
   first_layer = [row for row in dead.layers if row["layer"] == 1]
   assert all(row["gradient_norm"] == 0.0 for row in first_layer)  # no gradient reaches it
 
   alive_config = _with(TINY, activations=("identity",), steps=20, seeds=1)
   (identity_grid,) = grid.expand(alive_config)
-  alive = train.train_grid(alive_config, dataset, identity_grid).runs[0]
+  alive = programs.train_grid(alive_config, dataset, identity_grid).runs[0]
   assert alive["dead_fraction"] == 0.0 and alive["sparsity"] == 0.0
 
 
@@ -310,8 +310,8 @@ def test_necro_relu_revives_what_relu_leaves_dead():
   config = _with(TINY, activations=("relu", "necro_relu"), bias_init=-3.0, seeds=1, steps=200, eval_every=100)
   dataset = load(config.dataset)
   relu_grid, necro_grid = grid.expand(config)
-  relu = train.train_grid(config, dataset, relu_grid)
-  necro = train.train_grid(config, dataset, necro_grid)
+  relu = programs.train_grid(config, dataset, relu_grid)
+  necro = programs.train_grid(config, dataset, necro_grid)
   start = [h for h in relu.history if h["step"] == 0][0]["inactive_fraction"]
   assert start > 0.5
   assert relu.runs[0]["revived_fraction"] == 0.0
@@ -324,7 +324,7 @@ def test_a_diverging_run_is_marked_with_its_last_finite_metrics():
                  seeds=1, steps=40)
   dataset = load("regression(num_train=256, num_test=128)")
   (this_grid,) = grid.expand(config)
-  rows = {row["learning_rate"]: row for row in train.train_grid(config, dataset, this_grid).runs}
+  rows = {row["learning_rate"]: row for row in programs.train_grid(config, dataset, this_grid).runs}
   diverged = rows[1e6]
   assert diverged["diverged"] is True and diverged["diverged_step"] is not None
   assert diverged["metrics_step"] < 40 and np.isfinite(diverged["train_loss"])
@@ -408,7 +408,7 @@ def test_compiled_programs_are_cached_on_what_determines_them():
   program = train.Program.of(TINY, dataset, first)
   assert program == train.Program.of(_with(TINY, seeds=3), dataset, second)
   mesh = jax.sharding.Mesh(np.array(jax.devices()), ("runs",))
-  assert train.compile_grid(program, mesh) is train.compile_grid(program, mesh)
+  assert programs.compile_grid(program, mesh) is programs.compile_grid(program, mesh)
   assert isinstance(nnx.eval_shape(lambda: train.build_model(program, first.activation(), jax.random.key(0))), nnx.Module)
 
 
@@ -440,8 +440,8 @@ def test_grids_trained_as_one_program_give_each_grid_alone_bit_for_bit():
       learning_rates=(0.01, 30.0), seeds=1, steps=20, eval_every=10, width=8)
   dataset = load(config.dataset)
   grids = grid.expand(config)
-  together = train.train_grids(config, dataset, [(g, g.runs) for g in grids])
-  alone = [train.train_grid(config, dataset, g) for g in grids]
+  together = programs.train_grids(config, dataset, [(g, g.runs) for g in grids])
+  alone = [programs.train_grid(config, dataset, g) for g in grids]
   assert together.runs == [row for result in alone for row in result.runs]
   assert together.history == [row for result in alone for row in result.history]
   assert together.layers == [row for result in alone for row in result.layers]
@@ -464,6 +464,6 @@ def test_train_grids_refuses_runs_of_a_grid_it_was_not_given():
   config = _with(TINY, seeds=1)
   relu, necro = grid.expand(config)
   with pytest.raises(ValueError, match=r"are not in the grids"):
-    train.run_inputs(necro.runs, relu)
+    programs.run_inputs(necro.runs, relu)
   with pytest.raises(ValueError, match=r"at least one grid with runs"):
-    train.train_grids(config, load(config.dataset), [(relu, [])])
+    programs.train_grids(config, load(config.dataset), [(relu, [])])

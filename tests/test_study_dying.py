@@ -74,7 +74,7 @@ def test_rerunning_resumes_without_training(study, monkeypatch):
   def refuse(*args, **kwargs):
     raise AssertionError("a finished run was trained again")
 
-  monkeypatch.setattr(dying.experiment.train, "train_grids", refuse)
+  monkeypatch.setattr(dying.experiment.programs, "train_grids", refuse)
   again = dying.run(TINY, out=study.out, quiet=True)
   assert len(again.runs) == len(study.runs)
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import activations
-from research import cli, data, devices, grid, train
+from research import cli, data, devices, grid, programs, train
 from research import studies
 from research.studies import slope_sweep
 
@@ -34,14 +34,14 @@ def _rows(path):
 def tiny(tmp_path_factory):
   """The study at tiny settings, counting the engine's train_grids calls (one per compiled program)."""
   calls = []
-  original = train.train_grids
+  original = programs.train_grids
 
   def counting(config, dataset, batch, **kwargs):
     calls.append([(this_grid.spec, len(runs)) for this_grid, runs in batch])
     return original(config, dataset, batch, **kwargs)
 
   with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(train, "train_grids", counting)
+    patch.setattr(programs, "train_grids", counting)
     outcome = slope_sweep.run(TINY, out=tmp_path_factory.mktemp("slope-sweep"), quiet=True)
   return outcome, calls
 
@@ -81,12 +81,12 @@ def test_slope_zero_gives_relus_parameters_bit_for_bit(tiny):
   arrays = devices.replicate(train.device_arrays(dataset), mesh)
 
   def trained(this_grid):
-    programs = train.compile_grid(train.Program.of(config, dataset, this_grid), mesh)
+    compiled = programs.compile_grid(train.Program.of(config, dataset, this_grid), mesh)
     size = devices.padded_size(len(this_grid.runs), mesh.size)
-    inputs = devices.shard_runs(devices.pad_runs(train.run_inputs(this_grid.runs, this_grid), size), mesh)
-    state = programs.init(inputs)
+    inputs = devices.shard_runs(devices.pad_runs(programs.run_inputs(this_grid.runs, this_grid), size), mesh)
+    state = compiled.init(inputs)
     for step in range(0, config.steps, config.eval_every):
-      state, _ = programs.train_chunk(state, inputs, arrays, jnp.asarray(step), config.eval_every)
+      state, _ = compiled.train_chunk(state, inputs, arrays, jnp.asarray(step), config.eval_every)
     return jax.device_get(state.params)
 
   relu, necro = grid.expand(config)[:2]
@@ -114,7 +114,7 @@ def test_the_study_writes_its_files_and_the_summary_answers(tiny):
 
 def test_a_second_call_resumes_and_trains_nothing(tiny, monkeypatch):
   outcome, _ = tiny
-  monkeypatch.setattr(train, "train_grids", lambda *args, **kwargs: pytest.fail("trained again"))
+  monkeypatch.setattr(programs, "train_grids", lambda *args, **kwargs: pytest.fail("trained again"))
   again = slope_sweep.run(TINY, out=outcome.out, quiet=True)
   assert again.effects == outcome.effects
 

@@ -1,6 +1,6 @@
 """Run-steps per second of a grid trained as one program vs one run at a time.
 
-The engine's own path (:func:`research.train.train_grid`, evaluations
+The engine's own path (:func:`research.programs.train_grid`, evaluations
 included) on the default MNIST-1D MLP with ReLU, one seed per run. A grid of N
 runs is trained as one program (``batching="vmap"`` and ``"map"``) and the
 same runs one after another, each a grid of one. One run at a time does not
@@ -19,7 +19,7 @@ from typing import Any
 
 import jax
 
-from research import data, devices, grid, train
+from research import data, grid, programs
 from research.bench import timing
 from research.config import Config
 
@@ -39,9 +39,9 @@ def _trainer(
   def train_all() -> None:
     if one_by_one:
       for run in selected:
-        train.train_grid(config, dataset, this_grid, [run])
+        programs.train_grid(config, dataset, this_grid, [run])
     else:
-      train.train_grid(config, dataset, this_grid, selected)
+      programs.train_grid(config, dataset, this_grid, selected)
 
   return train_all
 
@@ -74,7 +74,7 @@ def measure(
     candidates["one_by_one"] = function
     run_steps["one_by_one"] = len(sample) * steps
     for name, function in candidates.items():  # first call: with compilation
-      train.clear_compiled()
+      programs.clear_compiled()
       first_seconds[name] = timing.seconds_of(function)
     # The clears dropped the earlier candidates' programs: compile them again,
     # untimed, so that the timed rounds run compiled programs only.

@@ -34,7 +34,7 @@ import numpy as np
 from jax._src import monitoring
 
 import research
-from research import data, devices, grid, train
+from research import data, devices, grid, programs, train
 from research.bench import timing
 from research.config import Config
 
@@ -126,19 +126,19 @@ def _time_programs(config: Config, dataset: data.Dataset, rounds: int) -> dict[s
   mesh = devices.runs_mesh()
   arrays = devices.replicate(train.device_arrays(dataset), mesh)
   grids = grid.expand(config)
-  groups = [grids] if train.grids_share_a_program(config) else [[g] for g in grids]
+  groups = [grids] if programs.grids_share_a_program(config) else [[g] for g in grids]
   candidates: dict[str, Callable[[], Any]] = {}
   for number, group in enumerate(groups):
     runs = [run for this_grid in group for run in this_grid.runs]
-    programs = train.compile_grid(train.Program.of(config, dataset, group), mesh)
+    compiled = programs.compile_grid(train.Program.of(config, dataset, group), mesh)
     size = devices.padded_size(len(runs), mesh.size)
-    inputs = devices.shard_runs(devices.pad_runs(train.run_inputs(runs, group), size), mesh)
-    state = programs.init(inputs)
+    inputs = devices.shard_runs(devices.pad_runs(programs.run_inputs(runs, group), size), mesh)
+    state = compiled.init(inputs)
     chunk = min(config.eval_every, config.steps)
     candidates[f"{number} chunk"] = (
-        lambda p=programs, s=state, i=inputs: p.train_chunk(s, i, arrays, jnp.asarray(0), chunk))
+        lambda p=compiled, s=state, i=inputs: p.train_chunk(s, i, arrays, jnp.asarray(0), chunk))
     candidates[f"{number} evaluate"] = (
-        lambda p=programs, s=state, i=inputs: p.evaluate(s, i, arrays, jnp.asarray(0)))
+        lambda p=compiled, s=state, i=inputs: p.evaluate(s, i, arrays, jnp.asarray(0)))
   measured = timing.interleaved(candidates, rounds)
   chunks = -(-config.steps // config.eval_every)
   evaluations = chunks + 1
@@ -154,7 +154,7 @@ def measure(config: Config | None = None, *, rounds: int = 5, matmul_rounds: int
   """The job's wall time and its split, its FLOP rate and the matmul throughput."""
   config = Config() if config is None else config
   data._load_cached.cache_clear()
-  train.clear_compiled()
+  programs.clear_compiled()
   started = time.perf_counter()
   dataset = data.load(config.dataset, seed=config.data_seed)
   data_seconds = time.perf_counter() - started
@@ -168,12 +168,12 @@ def measure(config: Config | None = None, *, rounds: int = 5, matmul_rounds: int
   finally:
     _CLOCK.active = False
   compile_seconds = _CLOCK.wall_seconds()
-  programs = _time_programs(config, dataset, rounds)
+  timed = _time_programs(config, dataset, rounds)
   runs = len(comparison.runs)
   flops = model_flops_per_step(config, dataset.input_shape[0], dataset.num_outputs) * config.steps * runs
   matmul = matmul_flops_per_second(rounds=matmul_rounds)
   total = data_seconds + job_seconds
-  other = total - data_seconds - compile_seconds - programs["training"] - programs["evaluation"]
+  other = total - data_seconds - compile_seconds - timed["training"] - timed["evaluation"]
   return {
       "runs": runs,
       "steps": config.steps,
@@ -181,17 +181,17 @@ def measure(config: Config | None = None, *, rounds: int = 5, matmul_rounds: int
       "split_seconds": {
           "data": data_seconds,
           "compilation": compile_seconds,
-          "training": programs["training"],
-          "evaluation": programs["evaluation"],
+          "training": timed["training"],
+          "evaluation": timed["evaluation"],
           "other": other,
       },
       "compile_events_seconds": dict(_CLOCK.seconds),  # summed over threads
-      "programs": programs["programs"],
-      "chunk_seconds_per_program": programs["chunk_seconds_per_program"],
-      "evaluate_seconds_per_program": programs["evaluate_seconds_per_program"],
+      "programs": timed["programs"],
+      "chunk_seconds_per_program": timed["chunk_seconds_per_program"],
+      "evaluate_seconds_per_program": timed["evaluate_seconds_per_program"],
       "training_flops": flops,
-      "training_flops_per_second": flops / programs["training"],
+      "training_flops_per_second": flops / timed["training"],
       "matmul": matmul,
-      "matmul_fraction": flops / programs["training"] / matmul["flops_per_second"],
+      "matmul_fraction": flops / timed["training"] / matmul["flops_per_second"],
       "test_accuracy": {row["name"]: row["test_accuracy"] for row in comparison.runs if row["seed"] == 0},
   }
