@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from research import config as config_lib
+from research import devices
 from research.command import command_line, run_command
 
 
@@ -53,6 +54,46 @@ def python_call(settings: Any) -> str:
   The study is the module that defines the settings' class.
   """
   return f"{type(settings).__module__}.run({settings!r})"
+
+
+def reproduce_lines(
+    name: str, settings: Any, command: str, seconds: float, grids: Sequence[Mapping[str, Any]],
+    *, what: str = "",
+) -> list[str]:
+  """A study summary's closing "Reproduce" section, as markdown lines.
+
+  The command (or the Python call when there is none), the machine, the wall
+  time of this call with the training seconds summed over ``grids.csv`` (one
+  row per trained program), and the settings ``config.json`` records; ``what``
+  says what else the wall time covers.
+
+  Examples:
+    >>> import dataclasses
+    >>> @dataclasses.dataclass(frozen=True)
+    ... class Settings:
+    ...   seeds: int = 3
+    >>> lines = reproduce_lines("demo", Settings(), "python -m research demo", 12.34,
+    ...                         [{"seconds": 4.0}, {"seconds": 6.0}])
+    >>> for line in lines:
+    ...   print(line)
+    ## Reproduce
+    <BLANKLINE>
+    - command: `python -m research demo`
+    - machine: ...
+    - wall time of this call: 12.3 s (training 10.0 s, summed over every trained program of this folder (grids.csv))
+    - settings: `{'study': 'demo', 'seeds': 3}`
+    <BLANKLINE>
+  """
+  training = sum(grid["seconds"] for grid in grids)
+  covers = f"{what}; " if what else ""
+  return [
+      "## Reproduce", "",
+      f"- command: `{command or python_call(settings)}`",
+      f"- machine: {devices.machine_description()}",
+      f"- wall time of this call: {seconds:.1f} s ({covers}training {training:.1f} s,"
+      " summed over every trained program of this folder (grids.csv))",
+      f"- settings: `{settings_record(name, settings)}`", "",
+  ]
 
 
 def run_from_command_line(run: Callable[..., Any], settings: Any, out: str, quiet: bool) -> int:

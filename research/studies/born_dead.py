@@ -51,7 +51,7 @@ from research import config as config_lib
 from research import devices, experiment, models, plots, results
 from research.config import Config
 from research.statistics import wilson
-from research.studies import python_call, run_from_command_line, settings_record
+from research.studies import reproduce_lines, run_from_command_line, settings_record
 
 NAME = "born-dead"
 SUPPORTED_INITS = ("he_normal", "rai")  # the two of Lu et al.'s comparison
@@ -384,14 +384,9 @@ def _summary(settings: Settings, command: str, born: list[dict[str, Any]], colla
       " to a constant function, ours an entirely inactive hidden layer at the end, which implies"
       " it.", "",
       "Plots: `born_dead.png`, `collapse.png`. Data: `born_dead.csv`, `collapse.csv`, and the"
-      " engine's `runs.csv`, `history.csv`, `layers.csv`.", "",
-      "## Reproduce", "",
-      f"- command: `{command or python_call(settings)}`",
-      f"- machine: {devices.machine_description()}",
-      f"- wall time of this call: {seconds:.1f} s (born-dead programs and training; training"
-      f" {sum(g['seconds'] for g in trained.grids):.1f} s, summed over every grid of this folder (grids.csv))",
-      f"- settings: `{settings_record(NAME, settings)}`", "",
-  ]
+      " engine's `runs.csv`, `history.csv`, `layers.csv`.", ""]
+  lines += reproduce_lines(NAME, settings, command, seconds, trained.grids,
+                           what="born-dead programs and training")
   return "\n".join(lines)
 
 

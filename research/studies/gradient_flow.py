@@ -37,10 +37,10 @@ import tyro
 
 import activations
 from research import config as config_lib
-from research import devices, experiment, models, plots, results
+from research import experiment, models, plots, results
 from research.config import Config
 from research.statistics import mean_confidence_interval
-from research.studies import python_call, run_from_command_line, settings_record
+from research.studies import reproduce_lines, run_from_command_line, settings_record
 
 NAME = "gradient-flow"
 USUAL = "usual"  # each activation with its usual initialisation
@@ -264,13 +264,8 @@ def _summary(settings: Settings, command: str, ratios: list[dict[str, Any]], tra
             f" learning rate(s) {', '.join(map(str, settings.learning_rates))}, {settings.steps} steps"
             f" of batch {settings.batch_size}. Gradient norms are measured on the whole training set.",
             "", "Plots: `gradient_ratio.png` (log10 ratio vs depth), `gradient_profile.png` (gradient"
-            f" norm per layer at init, depth {deepest}). Data: `ratios.csv`, `layers.csv`.", "",
-            "## Reproduce", "",
-            f"- command: `{command or python_call(settings)}`",
-            f"- machine: {devices.machine_description()}",
-            f"- wall time of this call: {seconds:.1f} s (training {sum(g['seconds'] for g in trained.grids):.1f} s"
-            ", summed over every grid of this folder (grids.csv))",
-            f"- settings: `{settings_record(NAME, settings)}`", ""]
+            f" norm per layer at init, depth {deepest}). Data: `ratios.csv`, `layers.csv`.", ""]
+  lines += reproduce_lines(NAME, settings, command, seconds, trained.grids)
   return "\n".join(lines)
 
 

@@ -43,10 +43,10 @@ import tyro
 
 import activations
 from research import config as config_lib
-from research import devices, experiment, models, plots, results, summary
+from research import experiment, models, plots, results, summary
 from research.config import Config
 from research.statistics import mean_confidence_interval, paired_comparison
-from research.studies import python_call, run_from_command_line, settings_record
+from research.studies import reproduce_lines, run_from_command_line, settings_record
 
 NAME = "init"
 CHANCE = 0.1  # MNIST-1D has 10 balanced classes
@@ -503,13 +503,8 @@ def _summary(settings: Settings, command: str, trained: experiment.Trained, best
             f" biases use {settings.bias_kernel_init} kernels (the same draws as its zero-bias runs at each seed).", "",
             "Plots: `init_accuracy.png` (accuracy vs depth per init, a panel per activation), `init_inactive.png`"
             " (inactive units at init and after training). Data: `runs.csv`, `history.csv`, `layers.csv`,"
-            " `best.csv`, `spread.csv`.", "",
-            "## Reproduce", "",
-            f"- command: `{command or python_call(settings)}`",
-            f"- machine: {devices.machine_description()}",
-            f"- wall time of this call: {seconds:.1f} s (training {sum(g['seconds'] for g in trained.grids):.1f} s"
-            ", summed over every grid of this folder (grids.csv))",
-            f"- settings: `{settings_record(NAME, settings)}`", ""]
+            " `best.csv`, `spread.csv`.", ""]
+  lines += reproduce_lines(NAME, settings, command, seconds, trained.grids)
   return "\n".join(lines)
 
 

@@ -44,10 +44,10 @@ from scipy import stats
 
 import activations
 from research import config as config_lib
-from research import devices, experiment, grid, models, plots, results, summary
+from research import experiment, grid, models, plots, results, summary
 from research.config import Config, Floats, Specs
 from research.statistics import CONFIDENCE, mean_confidence_interval, paired_comparison
-from research.studies import python_call, run_from_command_line, settings_record
+from research.studies import reproduce_lines, run_from_command_line, settings_record
 
 NAME = "slope-sweep"
 SLOPE = "negative_slope"  # the swept hyperparameter
@@ -472,13 +472,8 @@ def _summary(settings: Settings, command: str, trained: experiment.Trained, effe
             f"Plot: `{PLOT}` (test accuracy vs slope, symlog x axis with 0 shown; a panel per dataset and"
             " learning rate; bands are 95% t intervals; crosses mark cells with diverged runs; the dashed line"
             " is relu). Data: `runs.csv` (its `family` column), `slope_effects.csv`, `best_slopes.csv`,"
-            " `forward_backward.csv`, `history.csv`, `layers.csv`.", "",
-            "## Reproduce", "",
-            f"- command: `{command or python_call(settings)}`",
-            f"- machine: {devices.machine_description()}",
-            f"- wall time of this call: {seconds:.1f} s (training {sum(g['seconds'] for g in trained.grids):.1f} s,"
-            " summed over every grid of this folder (grids.csv))",
-            f"- settings: `{settings_record(NAME, settings)}`", ""]
+            " `forward_backward.csv`, `history.csv`, `layers.csv`.", ""]
+  lines += reproduce_lines(NAME, settings, command, seconds, trained.grids)
   return "\n".join(lines)
 
 

@@ -38,10 +38,10 @@ from scipy import stats
 import activations
 from activations.registry import relu_forward
 from research import config as config_lib
-from research import devices, experiment, models, plots, results, summary
+from research import experiment, models, plots, results, summary
 from research.config import Config
 from research.statistics import mean_confidence_interval
-from research.studies import python_call, run_from_command_line, settings_record
+from research.studies import reproduce_lines, run_from_command_line, settings_record
 
 NAME = "sparsity"
 POOLED = "ReLU-forward runs"  # the correlation's main sample: every run whose forward pass is ReLU's
@@ -281,13 +281,8 @@ def _summary(settings: Settings, command: str, trained: experiment.Trained, corr
                  f" {_number(row['low'])} to {_number(row['high'])} |"
                  f" {_p_value(row['p'])} |")
   lines += ["", "Plots: `sparsity_layers.png` (per layer, init vs final), `sparsity_accuracy.png`"
-            " (each run). Data: `runs.csv`, `history.csv`, `layers.csv`, `correlations.csv`.", "",
-            "## Reproduce", "",
-            f"- command: `{command or python_call(settings)}`",
-            f"- machine: {devices.machine_description()}",
-            f"- wall time of this call: {seconds:.1f} s (training {sum(g['seconds'] for g in trained.grids):.1f} s"
-            ", summed over every grid of this folder (grids.csv))",
-            f"- settings: `{settings_record(NAME, settings)}`", ""]
+            " (each run). Data: `runs.csv`, `history.csv`, `layers.csv`, `correlations.csv`.", ""]
+  lines += reproduce_lines(NAME, settings, command, seconds, trained.grids)
   return "\n".join(lines)
 
 

@@ -45,10 +45,10 @@ import tyro
 import activations
 from activations import registry
 from research import config as config_lib
-from research import devices, experiment, models, plots, results, summary
+from research import experiment, models, plots, results, summary
 from research.config import Config
 from research.statistics import mean_confidence_interval, paired_comparison
-from research.studies import python_call, run_from_command_line, settings_record
+from research.studies import reproduce_lines, run_from_command_line, settings_record
 
 NAME = "surrogates"
 BASELINE, REFERENCE = "relu", "leaky_relu"  # the paired differences are against these registry names
@@ -377,13 +377,8 @@ def _summary(settings: Settings, command: str, trained: experiment.Trained,
             "## Paired differences", "", *_differences_table(differences), "",
             f"Plot: `{DIFFERENCES_PLOT}` (per dataset and learning rate, each activation minus relu"
             " with its paired 95% interval). Data: `runs.csv`, `history.csv`, `layers.csv`,"
-            " `differences.csv`.", "",
-            "## Reproduce", "",
-            f"- command: `{command or python_call(settings)}`",
-            f"- machine: {devices.machine_description()}",
-            f"- wall time of this call: {seconds:.1f} s (training {sum(g['seconds'] for g in trained.grids):.1f} s"
-            ", summed over every grid of this folder (grids.csv))",
-            f"- settings: `{settings_record(NAME, settings)}`", ""]
+            " `differences.csv`.", ""]
+  lines += reproduce_lines(NAME, settings, command, seconds, trained.grids)
   return "\n".join(lines)
 
 

@@ -47,10 +47,10 @@ from scipy import stats
 
 import activations
 from research import config as config_lib
-from research import data, devices, experiment, models, plots, results, summary
+from research import data, experiment, models, plots, results, summary
 from research.config import Config
 from research.statistics import mean_confidence_interval, wilson
-from research.studies import python_call, run_from_command_line, settings_record
+from research.studies import reproduce_lines, run_from_command_line, settings_record
 
 NAME = "xor"
 SYNTHETIC = ("xor", "moons", "spirals")  # the datasets this study knows how to judge
@@ -445,13 +445,8 @@ def _summary(settings: Settings, command: str, trained: experiment.Trained, coun
            "- Solving is judged on one test split per dataset (data seed 0); the thresholds are fixed"
            " settings, so read the counts with the number of runs near them (Answer).", "",
            "Plot: `solved_vs_width.png` (solved fraction vs width, 95% Wilson intervals). Data:"
-           " `runs.csv` (with `solved`), `solved.csv`, `history.csv`, `layers.csv`.", "",
-           "## Reproduce", "",
-           f"- command: `{command or python_call(settings)}`",
-           f"- machine: {devices.machine_description()}",
-           f"- wall time of this call: {seconds:.1f} s (training {sum(g['seconds'] for g in trained.grids):.1f} s"
-           ", summed over every grid of this folder (grids.csv))",
-           f"- settings: `{settings_record(NAME, settings)}`", ""]
+           " `runs.csv` (with `solved`), `solved.csv`, `history.csv`, `layers.csv`.", ""]
+  lines += reproduce_lines(NAME, settings, command, seconds, trained.grids)
   return "\n".join(lines)
 
 
