@@ -115,19 +115,6 @@ def padded_size(num_runs: int, num_devices: int) -> int:
   return -(-num_runs // num_devices) * num_devices
 
 
-def pad_runs(tree: Any, size: int) -> Any:
-  """Pads every leaf's leading axis to ``size`` by repeating its last entry."""
-
-  def pad(leaf: Any) -> Any:
-    leaf = np.asarray(leaf) if not isinstance(leaf, jax.Array) else leaf
-    missing = size - leaf.shape[0]
-    if missing == 0:
-      return leaf
-    return jax.numpy.concatenate([leaf, jax.numpy.repeat(leaf[-1:], missing, axis=0)])
-
-  return jax.tree.map(pad, tree)
-
-
 def runs_sharding(mesh: Mesh) -> NamedSharding:
   """Leading (runs) axis split over the mesh, other axes whole."""
   return NamedSharding(mesh, PartitionSpec("runs"))

@@ -208,6 +208,16 @@ def run_inputs(runs: Sequence[Run], grids: Grid | Sequence[Grid]) -> RunInputs:
   )
 
 
+def sharded_inputs(runs: Sequence[Run], grids: Grid | Sequence[Grid], mesh: Mesh) -> RunInputs:
+  """:func:`run_inputs` split over ``mesh``, the runs padded to a multiple of its devices.
+
+  The padding repeats the last run; its results are dropped.
+  """
+  runs = list(runs)
+  padded = runs + runs[-1:] * (devices.padded_size(len(runs), mesh.size) - len(runs))
+  return devices.shard_runs(run_inputs(padded, grids), mesh)
+
+
 @jax.jit
 def _seed_keys(seeds: Array) -> tuple[Array, Array]:
   """Each seed's initialisation key ``fold_in(key(seed), 0)`` and data key (``1``)."""
@@ -327,11 +337,10 @@ def train_grids(
   """Trains the runs of several grids of ``config`` as one program.
 
   Each run computes its own grid's activation (a ``lax.switch``, see
-  :func:`bound_activation`). Under ``batching="map"`` every run's numbers are
-  those of :func:`train_grid` on its grid alone, bit for bit, while the
-  grids share one compiled training chunk and one evaluation. Under
-  ``"vmap"`` a switch on a batched branch computes every branch, so there
-  each grid is better trained on its own.
+  :func:`research.train.bound_activation`). Under ``batching="map"`` every
+  run's numbers are those of :func:`train_grid` on its grid alone, bit for
+  bit, while the grids share one compiled training chunk and one evaluation;
+  under ``"vmap"`` see :func:`grids_share_a_program`.
 
   Args:
     config: the comparison's configuration.
@@ -353,9 +362,7 @@ def train_grids(
   mesh = devices.runs_mesh()
   program = Program.of(config, dataset, grids)
   programs = compile_grid(program, mesh)
-  # Padded with copies of the last run, whose results are dropped.
-  padded = runs + runs[-1:] * (devices.padded_size(len(runs), mesh.size) - len(runs))
-  inputs = devices.shard_runs(run_inputs(padded, grids), mesh)
+  inputs = sharded_inputs(runs, grids, mesh)
   data = devices.replicate(device_arrays(dataset), mesh)
   _precompile(program, mesh, programs, inputs, data, min(config.eval_every, config.steps))
   state = programs.init(inputs)

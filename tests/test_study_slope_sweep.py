@@ -82,8 +82,7 @@ def test_slope_zero_gives_relus_parameters_bit_for_bit(tiny):
 
   def trained(this_grid):
     compiled = programs.compile_grid(train.Program.of(config, dataset, this_grid), mesh)
-    size = devices.padded_size(len(this_grid.runs), mesh.size)
-    inputs = devices.shard_runs(devices.pad_runs(programs.run_inputs(this_grid.runs, this_grid), size), mesh)
+    inputs = programs.sharded_inputs(this_grid.runs, this_grid, mesh)
     state = compiled.init(inputs)
     for step in range(0, config.steps, config.eval_every):
       state, _ = compiled.train_chunk(state, inputs, arrays, jnp.asarray(step), config.eval_every)

@@ -131,8 +131,7 @@ def _time_programs(config: Config, dataset: data.Dataset, rounds: int) -> dict[s
   for number, group in enumerate(groups):
     runs = [run for this_grid in group for run in this_grid.runs]
     compiled = programs.compile_grid(train.Program.of(config, dataset, group), mesh)
-    size = devices.padded_size(len(runs), mesh.size)
-    inputs = devices.shard_runs(devices.pad_runs(programs.run_inputs(runs, group), size), mesh)
+    inputs = programs.sharded_inputs(runs, group, mesh)
     state = compiled.init(inputs)
     chunk = min(config.eval_every, config.steps)
     candidates[f"{number} chunk"] = (
