@@ -45,9 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import functools
-import gzip
 import hashlib
 import importlib
 import importlib.metadata
@@ -56,7 +54,6 @@ import inspect
 import json
 import os
 import pathlib
-import pickle
 import random
 import tempfile
 import zipfile
@@ -67,6 +64,7 @@ from typing import Any
 import numpy as np
 
 from activations import parse_spec
+from research import choices, local_files, user_code
 
 _SPLIT_SEED = 0  # shuffles digits and mnist5k before their split; never changes
 
@@ -108,6 +106,25 @@ class Dataset:
       raise ValueError(f"{self.name}: each split needs as many labels as inputs.")
 
   @property
+  def fingerprint(self) -> str:
+    """16 hex digits of the SHA-256 of the arrays, task and outputs: run ids hold it.
+
+    Computed once per dataset object.
+
+    Examples:
+      >>> load("xor(num_train=8, num_test=4)").fingerprint == load("xor(num_train=8, num_test=4)", seed=1).fingerprint
+      False
+    """
+    if "_fingerprint" not in self.__dict__:
+      digest = hashlib.sha256(f"{self.task}:{self.num_outputs}".encode())
+      for array in (self.x_train, self.y_train, self.x_test, self.y_test):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+      object.__setattr__(self, "_fingerprint", digest.hexdigest()[:16])
+    return self.__dict__["_fingerprint"]
+
+  @property
   def input_shape(self) -> tuple[int, ...]:
     """The shape of one example: ``(40,)`` for mnist1d, ``(28, 28, 1)`` for MNIST."""
     return tuple(self.x_train.shape[1:])
@@ -120,13 +137,15 @@ class Dataset:
     )
 
 
-def load(spec: str, *, seed: int = 0) -> Dataset:
+def load(spec: Any, *, seed: int = 0) -> Dataset:
   """The dataset a spec names, generated or read offline.
 
   Args:
     spec: a name from :data:`DATASETS`, optionally with keyword options, e.g.
       ``"regression(target='sin', num_train=512)"`` or
-      ``"local(path='/data/mnist')"``.
+      ``"local(path='/data/mnist')"``; a reference to your loader,
+      ``"my_data:load"`` (see :func:`from_arrays` for what it may return);
+      the loader itself; or a :class:`Dataset`.
     seed: seeds the synthetic datasets; the others ignore it.
 
   Returns:
@@ -149,10 +168,22 @@ def load(spec: str, *, seed: int = 0) -> Dataset:
     ...
     ValueError: Unknown dataset 'mnist1e'. Did you mean 'mnist1d', ...
   """
+  if isinstance(spec, Dataset):
+    return spec
+  if callable(spec):
+    return _from_loader(spec(), user_code.describe(spec))
   if not isinstance(spec, str):
-    raise TypeError(f"A dataset spec must be a string, got {spec!r}.")
+    raise TypeError(f"A dataset spec must be a string, a loader or a Dataset, got {spec!r}.")
   if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
     raise TypeError(f"seed must be an integer, got {seed!r}.")
+  if user_code.is_reference(spec):  # never cached: the user's code and files can change
+    loader, options = user_code.load_object(spec, what="--dataset")
+    loader = user_code.check_callable(loader, spec, "--dataset")
+    try:
+      returned = loader(**options)
+    except TypeError as error:
+      raise ValueError(f"--dataset {spec!r}: calling the loader failed: {error}") from None
+    return _from_loader(returned, spec.strip())
   try:
     name, options = parse_spec(spec)
   except ValueError:
@@ -170,8 +201,97 @@ def load(spec: str, *, seed: int = 0) -> Dataset:
   return dataclasses.replace(data, name=spec.strip())
 
 
-def load_local(path: str | os.PathLike) -> Dataset:
-  """Images read from files already on disk, in one of three layouts.
+def check_dataset_spec(spec: Any) -> None:
+  """Cheap checks of a dataset spec, nothing loaded or imported: a ``ValueError`` naming the valid names.
+
+  A loader, a :class:`Dataset` and a reference ``MODULE:FUNCTION`` pass;
+  they are checked when loaded.
+
+  Examples:
+    >>> check_dataset_spec("my_data:load")
+    >>> check_dataset_spec("mnist1e")
+    Traceback (most recent call last):
+    ...
+    ValueError: Unknown dataset 'mnist1e'. Did you mean 'mnist1d', ...
+  """
+  if isinstance(spec, Dataset) or callable(spec) or user_code.is_reference(spec):
+    return
+  if not isinstance(spec, str):
+    raise ValueError(f"dataset must be a spec string, a loader or a Dataset, got {spec!r}.")
+  try:
+    name, options = parse_spec(spec)
+  except ValueError:
+    raise ValueError(f"Cannot parse dataset spec {spec!r}; write a name such as 'mnist1d'.") from None
+  _check_options(name, options)
+
+
+def from_arrays(x_train, y_train, x_test, y_test, *, name: str = "arrays",
+                task: str = "classification", num_outputs: int | None = None) -> Dataset:
+  """A dataset of your own arrays, checked: one ``ValueError`` naming what is wrong.
+
+  Inputs are used as given (float32, not standardised); class labels become
+  int32 in ``[0, num_outputs)`` (default: the largest label plus one),
+  regression targets float32 of shape ``(N, k)``.
+
+  Examples:
+    >>> data = from_arrays(np.zeros((4, 3)), [0, 1, 2, 1], np.ones((2, 3)), [2, 0])
+    >>> data.input_shape, data.num_outputs, data.y_train.dtype
+    ((3,), 3, dtype('int32'))
+    >>> from_arrays(np.zeros((4, 3)), [0, 1, 2], np.ones((2, 3)), [2, 0])
+    Traceback (most recent call last):
+    ...
+    ValueError: arrays: the train split has 4 examples but 3 labels.
+  """
+  _check(task in ("classification", "regression"),
+         f"{name}: task must be 'classification' or 'regression', got {task!r}.")
+  splits = {}
+  for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+    x, y = np.asarray(x), np.asarray(y)
+    _check(x.dtype.kind in "biuf" and y.dtype.kind in "biuf",
+           f"{name}: the {split} arrays must be numeric, got {x.dtype} inputs and {y.dtype} labels.")
+    _check(x.ndim >= 2 and len(x) > 0,
+           f"{name}: the {split} inputs need shape (examples, ...) with at least one example, got {x.shape}.")
+    _check(len(x) == len(y), f"{name}: the {split} split has {len(x)} examples but {len(y)} labels.")
+    _check(bool(np.all(np.isfinite(x))), f"{name}: the {split} inputs hold NaN or infinite values.")
+    splits[split] = (x, y)
+  (x_train, y_train), (x_test, y_test) = splits["train"], splits["test"]
+  _check(x_train.shape[1:] == x_test.shape[1:],
+         f"{name}: train examples have shape {x_train.shape[1:]} but test examples {x_test.shape[1:]}.")
+  if task == "regression":
+    _check(y_train.ndim == 2 and y_test.ndim == 2 and y_train.shape[1] == y_test.shape[1],
+           f"{name}: regression targets need shape (examples, k), got {y_train.shape} and {y_test.shape}.")
+    num_outputs = num_outputs or y_train.shape[1]
+  else:
+    labels = np.concatenate([y_train.ravel(), y_test.ravel()])
+    _check(y_train.ndim == 1 and y_test.ndim == 1 and np.array_equal(labels, np.round(labels)),
+           f"{name}: class labels must be integers of shape (examples,), got {y_train.dtype} {y_train.shape}.")
+    num_outputs = num_outputs or int(labels.max()) + 1
+    _check(labels.min() >= 0 and labels.max() < num_outputs,
+           f"{name}: class labels must be in [0, {num_outputs}), got {int(labels.min())} to {int(labels.max())}.")
+  return _dataset(name, x_train, y_train, x_test, y_test, num_outputs=int(num_outputs), task=task)
+
+
+def _from_loader(returned: Any, name: str) -> Dataset:
+  """What a user's loader returned, as a checked :class:`Dataset` named ``name``."""
+  if isinstance(returned, Dataset):
+    returned = {"x_train": returned.x_train, "y_train": returned.y_train, "x_test": returned.x_test,
+                "y_test": returned.y_test, "task": returned.task, "num_outputs": returned.num_outputs}
+  if isinstance(returned, (tuple, list)) and len(returned) == 4:
+    returned = dict(zip(_ARRAY_NAMES, returned))
+  if not isinstance(returned, dict) or not set(_ARRAY_NAMES) <= set(returned):
+    raise ValueError(
+        f"--dataset {name!r}: the loader must return a research.data.Dataset, a dict with"
+        f" {', '.join(_ARRAY_NAMES)} (and optionally task, num_outputs) or a 4-tuple of"
+        f" them; it returned {type(returned).__name__}.")
+  extra = {key: returned[key] for key in ("task", "num_outputs") if key in returned}
+  return from_arrays(*(returned[key] for key in _ARRAY_NAMES), name=name, **extra)
+
+
+_ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
+
+
+def load_local(path: str | os.PathLike, labels: str = "fine") -> Dataset:
+  """Images read from files already on disk, in one of four layouts.
 
   * a folder of IDX files as distributed for MNIST and Fashion-MNIST:
     ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
@@ -179,12 +299,16 @@ def load_local(path: str | os.PathLike) -> Dataset:
   * a ``.npz`` file with arrays ``x_train, y_train, x_test, y_test`` (the layout of
     Keras' ``mnist.npz``), images ``(N, H, W)`` or ``(N, H, W, C)``;
   * the CIFAR-10 python folder ``cifar-10-batches-py`` (or its parent) with
-    ``data_batch_1`` ... ``data_batch_5`` and ``test_batch``. These are pickles:
-    load only files you trust.
+    ``data_batch_1`` ... ``data_batch_5`` and ``test_batch``;
+  * the CIFAR-100 python folder ``cifar-100-python`` (or its parent) with
+    ``train`` and ``test``: fine labels (100 classes), or ``labels="coarse"``
+    (20). The CIFAR files are pickles: load only files you trust.
 
-  Images become ``(N, H, W, C)``, scaled by 1/255 and standardised with the mean
-  and standard deviation of the training split; ``num_outputs`` is the largest
-  label plus one. ``load("local(path=...)")`` is the same.
+  Images become ``(N, H, W, C)``, scaled by 1/255 and standardised per channel
+  with the mean and standard deviation of the training split (one scalar pair
+  for grey images); ``num_outputs`` is 10 for CIFAR-10, 100 or 20 for
+  CIFAR-100, else the largest label plus one. ``load("local(path=...)")`` and
+  ``load("local(path=..., labels='coarse')")`` are the same.
 
   Examples:
     >>> import os, tempfile
@@ -197,105 +321,14 @@ def load_local(path: str | os.PathLike) -> Dataset:
     >>> data.input_shape, data.num_outputs, round(float(data.x_train.std()), 4)
     ((4, 4, 1), 3, 1.0)
   """
-  path = pathlib.Path(path).expanduser()
-  if not path.exists():
-    raise FileNotFoundError(f"No such file or folder: '{path}'. {_LAYOUTS}")
-  if path.is_dir() and (path / "cifar-10-batches-py").is_dir():
-    path = path / "cifar-10-batches-py"
-  if path.is_file() and path.suffix == ".npz":
-    arrays = _read_npz(path)
-  elif path.is_dir() and any((path / name).exists() for name in _CIFAR_FILES):
-    arrays = _read_cifar(path)
-  elif path.is_dir() and any(_find_idx(path, name) for name in _IDX_FILES):
-    arrays = [_read_idx_array(path, name) for name in _IDX_FILES]
-  else:
-    raise ValueError(f"'{path}' holds no dataset layout this loader knows. {_LAYOUTS}")
-  return _images(f"local(path={str(path)!r})", *arrays, scale=255.0)
+  name = f"local(path={str(path)!r})"
+  x_train, y_train, x_test, y_test, num_classes = local_files.read(path, labels=labels)
+  return _images(name, x_train, y_train, x_test, y_test, scale=255.0, num_classes=num_classes)
 
 
-_IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-_CIFAR_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
-_NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
-_LAYOUTS = (
-    f"Expected a .npz file with arrays {', '.join(_NPZ_ARRAYS)}; a folder with the"
-    f" IDX files {', '.join(_IDX_FILES)} (each may end in .gz); or a CIFAR-10"
-    f" folder cifar-10-batches-py with {', '.join(_CIFAR_FILES)}."
-)
-# The type byte of an IDX header and the big-endian dtype it stands for.
-_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4",
-               0x0E: ">f8"}
-
-
-def _find_idx(folder: pathlib.Path, name: str) -> pathlib.Path | None:
-  candidates = (folder / name, folder / f"{name}.gz")
-  return next((path for path in candidates if path.is_file()), None)
-
-
-def _read_idx_array(folder: pathlib.Path, name: str) -> np.ndarray:
-  path = _find_idx(folder, name)
-  if path is None:
-    raise FileNotFoundError(f"'{folder}' lacks {name} (or {name}.gz). {_LAYOUTS}")
-  with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as file:
-    content = file.read()
-  if len(content) < 4 or content[:2] != b"\0\0" or content[2] not in _IDX_DTYPES:
-    raise ValueError(
-        f"'{path}' is not an IDX file: its magic number should be two zero bytes, a"
-        f" type byte (one of {', '.join(f'0x{t:02X}' for t in _IDX_DTYPES)}) and"
-        f" the number of dimensions, got 0x{content[:4].hex().upper()}."
-    )
-  dtype, ndim = np.dtype(_IDX_DTYPES[content[2]]), content[3]
-  header = 4 + 4 * ndim
-  shape = tuple(int(size) for size in np.frombuffer(content[4:header], ">u4"))
-  expected = header + int(np.prod(shape)) * dtype.itemsize
-  if len(shape) != ndim or len(content) != expected:
-    raise ValueError(
-        f"'{path}' is truncated or padded: its header promises shape {shape} of"
-        f" {dtype}, {expected} bytes in all, but it has {len(content)} bytes."
-    )
-  array = np.frombuffer(content, dtype, offset=header).reshape(shape)
-  expected_ndim = 3 if "images" in name else 1
-  if array.ndim != expected_ndim:
-    raise ValueError(f"'{path}' should have {expected_ndim} dimensions, got {shape}.")
-  return array[..., None] if expected_ndim == 3 else array  # images get a channel
-
-
-def _read_npz(path: pathlib.Path) -> list[np.ndarray]:
-  with np.load(path, allow_pickle=False) as archive:
-    missing = [name for name in _NPZ_ARRAYS if name not in archive]
-    if missing:
-      raise ValueError(f"'{path}' lacks the arrays {', '.join(missing)}. {_LAYOUTS}")
-    x_train, y_train, x_test, y_test = (archive[name] for name in _NPZ_ARRAYS)
-  # Grey images get a channel axis; Keras stores CIFAR labels as (N, 1).
-  x_train, x_test = (x[..., None] if x.ndim == 3 else x for x in (x_train, x_test))
-  y_train, y_test = (
-      y[:, 0] if y.ndim == 2 and y.shape[1] == 1 else y for y in (y_train, y_test)
-  )
-  return [x_train, y_train, x_test, y_test]
-
-
-def _read_cifar(folder: pathlib.Path) -> list[np.ndarray]:
-  missing = [name for name in _CIFAR_FILES if not (folder / name).is_file()]
-  if missing:
-    raise FileNotFoundError(f"'{folder}' lacks {', '.join(missing)}. {_LAYOUTS}")
-  images, labels = [], []
-  for name in _CIFAR_FILES:
-    with open(folder / name, "rb") as file:
-      batch = pickle.load(file, encoding="bytes")
-    data = np.asarray(batch.get(b"data") if isinstance(batch, dict) else None)
-    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or b"labels" not in batch:
-      raise ValueError(
-          f"'{folder / name}' is not a CIFAR-10 batch: expected a dict with b'data'"
-          " of shape (N, 3072) and b'labels'."
-      )
-    # A row is the 32x32 red plane, then the green, then the blue.
-    images.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-    labels.append(np.asarray(batch[b"labels"]))
-  return [np.concatenate(images[:5]), np.concatenate(labels[:5]), images[5], labels[5]]
-
-
-def _images(name: str, x_train, y_train, x_test, y_test, *, scale: float) -> Dataset:
-  """Scales, then standardises with training statistics; checks the labels."""
+def _images(name: str, x_train, y_train, x_test, y_test, *, scale: float,
+            num_classes: int | None = None) -> Dataset:
+  """Scales, then standardises with training statistics per channel; checks the labels."""
   for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
     if (len(x) == 0 or y.shape != (len(x),) or not np.array_equal(y, np.round(y))
         or y.min() < 0):
@@ -305,9 +338,17 @@ def _images(name: str, x_train, y_train, x_test, y_test, *, scale: float) -> Dat
           f" shape {y.shape} and dtype {y.dtype}."
       )
   x_train, x_test = (np.asarray(x, np.float64) / scale for x in (x_train, x_test))
-  mean, std = x_train.mean(), x_train.std()
-  std = std if std > 0 else 1.0  # constant images stay finite
-  num_classes = int(max(y_train.max(), y_test.max())) + 1
+  if x_train.shape[-1] == 1:  # grey: one scalar pair, as before per-channel statistics
+    mean, std = x_train.mean(), x_train.std()
+    std = std if std > 0 else 1.0  # constant images stay finite
+  else:
+    axes = tuple(range(x_train.ndim - 1))
+    mean, std = x_train.mean(axis=axes), x_train.std(axis=axes)
+    std = np.where(std > 0, std, 1.0)
+  largest = int(max(y_train.max(), y_test.max()))
+  if num_classes is not None and largest >= num_classes:
+    raise ValueError(f"{name}: a label is {largest}, but this layout has {num_classes} classes.")
+  num_classes = num_classes or largest + 1
   return _dataset(name, (x_train - mean) / std, y_train, (x_test - mean) / std,
                   y_test, num_outputs=num_classes)
 
@@ -526,8 +567,8 @@ def _teacher(*, seed: int, num_train: int = 2048, num_test: int = 1024,
                     num_outputs=num_classes)
 
 
-def _local(*, path: str) -> Dataset:
-  return load_local(path)
+def _local(*, path: str, labels: str = "fine") -> Dataset:
+  return load_local(path, labels)
 
 
 _LOADERS: dict[str, Callable[..., Dataset]] = {
@@ -562,19 +603,16 @@ _TYPES = {
 def _check_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
   """``options`` with the defaults filled in, or a ValueError naming the problem."""
   if name not in _LOADERS:
-    close = difflib.get_close_matches(name, DATASETS, n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
     raise ValueError(
-        f"Unknown dataset {name!r}.{hint} Available: {', '.join(DATASETS)}."
+        f"Unknown dataset {name!r}.{choices.hint(name, DATASETS, count=3)}"
+        f" Choose from: {', '.join(DATASETS)}."
     )
   parameters = dict(inspect.signature(_LOADERS[name]).parameters)
   parameters.pop("seed", None)
   for key, value in options.items():
     if key not in parameters:
-      close = difflib.get_close_matches(key, parameters, n=1, cutoff=0.5)
-      hint = f" Did you mean {close[0]!r}?" if close else ""
       raise ValueError(
-          f"Dataset {name!r} has no option {key!r}.{hint} Valid options:"
+          f"Dataset {name!r} has no option {key!r}.{choices.hint(key, parameters)} Valid options:"
           f" {', '.join(parameters) or 'none'}."
       )
     types, description = _TYPES[parameters[key].annotation]

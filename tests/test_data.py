@@ -13,17 +13,23 @@ import sys
 import numpy as np
 import pytest
 
-from research import data
+from research import data, local_files
 
 SYNTHETIC = ("xor", "moons", "spirals", "regression", "teacher")
 SMALL = "(num_train=64, num_test=32)"
 
 
 def _standardised(train_pixels, test_pixels, scale=255.0):
-  """The documented recipe: scale, then the training split's scalar mean and std."""
+  """The documented recipe: scale, then the training split's mean and std per channel.
+
+  Grey images (one channel, or no channel axis) use one scalar pair.
+  """
   train = np.asarray(train_pixels, np.float64) / scale
   test = np.asarray(test_pixels, np.float64) / scale
-  mean, std = train.mean(), train.std()
+  if train.ndim == 4 and train.shape[-1] > 1:
+    mean, std = train.mean(axis=(0, 1, 2)), train.std(axis=(0, 1, 2))
+  else:
+    mean, std = train.mean(), train.std()
   return ((train - mean) / std).astype(np.float32), ((test - mean) / std).astype(np.float32)
 
 
@@ -233,7 +239,7 @@ def _mnist_like(seed: int = 0):
 @pytest.mark.parametrize("compress", [False, True], ids=["raw", "gz"])
 def test_idx_folder_round_trips(tmp_path, compress):
   x_train, y_train, x_test, y_test = _mnist_like()
-  for name, array in zip(data._IDX_FILES, (x_train, y_train, x_test, y_test)):
+  for name, array in zip(local_files._IDX_FILES, (x_train, y_train, x_test, y_test)):
     _write_idx(tmp_path / name, array, compress)
   dataset = data.load_local(tmp_path)
   expected_train, expected_test = _standardised(x_train[..., None], x_test[..., None])
@@ -274,7 +280,7 @@ def test_cifar_folder_round_trips_channel_major_rows(tmp_path):
   rng = np.random.default_rng(2)
   rows = rng.integers(0, 256, (12, 3072), dtype=np.uint8)
   labels = rng.integers(0, 10, 12)
-  for index, name in enumerate(data._CIFAR_FILES):
+  for index, name in enumerate(local_files._CIFAR_FILES):
     batch = {b"data": rows[2 * index:2 * index + 2],
              b"labels": labels[2 * index:2 * index + 2].tolist()}
     (folder / name).write_bytes(pickle.dumps(batch))
@@ -316,7 +322,7 @@ def test_local_errors_say_what_was_expected(tmp_path):
 
 def test_corrupt_idx_files_are_refused(tmp_path):
   x_train, y_train, x_test, y_test = _mnist_like()
-  for name, array in zip(data._IDX_FILES, (x_train, y_train, x_test, y_test)):
+  for name, array in zip(local_files._IDX_FILES, (x_train, y_train, x_test, y_test)):
     _write_idx(tmp_path / name, array, compress=False)
   images = tmp_path / "train-images-idx3-ubyte"
   content = images.read_bytes()
@@ -332,7 +338,7 @@ def test_corrupt_idx_files_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize("spec, match", [
-    ("mnist1e", r"Unknown dataset 'mnist1e'\. Did you mean 'mnist1d'.*Available: mnist1d,"),
+    ("mnist1e", r"Unknown dataset 'mnist1e'\. Did you mean 'mnist1d'.*Choose from: mnist1d,"),
     ("xor(nosie=0.1)",
      r"'xor' has no option 'nosie'\. Did you mean 'noise'\? Valid options: num_train,"
      r" num_test, noise\."),
