@@ -11,6 +11,7 @@ cannot be written, or a disk that fills up, ends in one line, not a traceback
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
@@ -24,27 +25,56 @@ from research.config import Config
 DESCRIPTION = "Experiments on surrogate activations. `compare` runs the main job."
 
 
-def compare(
-    config: Annotated[Config, tyro.conf.arg(name="")], out: str = "", quiet: bool = False
-) -> int:
-  """Compare activations: every activation x seed x learning rate, with metrics.
+def compare_command(default: Config | None = None) -> Callable[..., int]:
+  """The ``compare`` subcommand, its flags' defaults taken from ``default`` (a preset)."""
 
-  Args:
-    config: the experiment.
-    out: output folder; empty means results/compare-<timestamp>. Rerunning with the same folder resumes.
-    quiet: no progress bar (the table is still printed).
-  """
-  from research import experiment, summary
+  def compare(
+      config: Annotated[Config, tyro.conf.arg(name="")] = default or Config(),
+      out: str = "", quiet: bool = False, preset: str = "",
+  ) -> int:
+    """Compare activations: every activation x seed x learning rate, with metrics.
 
-  def work() -> None:
-    comparison = experiment.run(
-        experiment.prepare(config, out or None), quiet=quiet, command=command_line()
-    )
-    if quiet:
-      print(summary.summary_table(comparison.runs))
-    print(f"\nResults: {comparison.out}/")
+    Args:
+      config: the experiment.
+      out: output folder; empty means results/compare-<timestamp>. Rerunning with the same folder resumes.
+      quiet: no progress bar (the table is still printed).
+      preset: start from a named configuration, the other flags overriding it: sugar-cifar100-vgg16, sugar-cifar100-resnet18 (see research.presets).
+    """
+    from research import experiment, summary
 
-  return run_command(work, out=out)
+    del preset  # applied to the defaults before parsing (main)
+
+    def work() -> None:
+      comparison = experiment.run(
+          experiment.prepare(config, out or None), quiet=quiet, command=command_line()
+      )
+      if quiet:
+        print(summary.summary_table(comparison.runs))
+      print(f"\nResults: {comparison.out}/")
+
+    return run_command(work, out=out)
+
+  return compare
+
+
+compare = compare_command()
+
+
+def _preset_default(argv: Sequence[str]) -> Config | None:
+  """The config of ``--preset NAME`` in ``argv`` (compare only), to serve as the defaults."""
+  if not argv or argv[0] != "compare":
+    return None
+  for index, arg in enumerate(argv):
+    if arg.startswith("--preset="):
+      name = arg.split("=", 1)[1]
+    elif arg == "--preset" and index + 1 < len(argv):
+      name = argv[index + 1]
+    else:
+      continue
+    from research import presets
+
+    return presets.preset(name) if name else None
+  return None
 
 
 def report(
@@ -80,16 +110,23 @@ def bench(options: Annotated[BenchConfig, tyro.conf.arg(name="")]) -> int:
   return run_command(work, out=options.out)
 
 
-def commands() -> dict[str, Callable[..., Any]]:
-  """Every subcommand: compare, each study (found by module), then report."""
+def commands(default: Config | None = None) -> dict[str, Callable[..., Any]]:
+  """Every subcommand: compare (its defaults from ``default``), each study, report, bench."""
   from research import studies
 
-  return {"compare": compare, **studies.commands(), "report": report, "bench": bench}
+  return {"compare": compare_command(default), **studies.commands(), "report": report,
+          "bench": bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
   """Parses ``argv``, runs the subcommand and returns the exit status."""
   devices.use_every_cpu_core()  # before JAX starts its CPU backend
+  arguments = list(sys.argv[1:] if argv is None else argv)
+  try:
+    default = _preset_default(arguments)
+  except ValueError as error:
+    print(f"error: {error}", file=sys.stderr)
+    return 2
   return tyro.extras.subcommand_cli_from_dict(
-      commands(), prog="python -m research", args=argv, description=DESCRIPTION
+      commands(default), prog="python -m research", args=arguments, description=DESCRIPTION
   )

@@ -11,18 +11,19 @@ seeds.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from typing import Annotated, Any, Literal, get_args
 
 import tyro
 
-import activations
-from research import data, models
+from research import choices, data, model_spec, models, optimizers, user_code
 
-Optimizer = Literal["sgd", "momentum", "adam", "adamw"]
-Schedule = Literal["constant", "cosine", "warmup_cosine"]
-OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
-SCHEDULES: tuple[str, ...] = get_args(Schedule)
+Optimizer = optimizers.Optimizer
+Schedule = optimizers.Schedule
+OPTIMIZERS: tuple[str, ...] = optimizers.OPTIMIZERS
+SCHEDULES: tuple[str, ...] = optimizers.SCHEDULES
+Norm = Literal["default", "none", "batch"]
+DTYPES = ("float32", "bfloat16")
+Dtype = Literal["float32", "bfloat16"]
 
 
 def split_top_level(text: str) -> tuple[str, ...]:
@@ -79,20 +80,27 @@ class Config:
   (``compare(config, out=..., quiet=...)``).
   """
 
-  dataset: str = "mnist1d"  # research.data spec: mnist1d, digits, mnist5k, xor, moons, spirals, regression, teacher, or "local(path='...')"
-  model: models.ModelName = "mlp"  # mlp, cnn1d (for MNIST-1D) or cnn2d (for images)
-  width: int = 100  # hidden units per layer (channels for the CNNs)
-  depth: int = 2  # hidden layers (convolutions for the CNNs)
-  residual: bool = False  # MLP only: skip connections around hidden layers of equal width
+  dataset: str = "mnist1d"  # research.data spec: mnist1d, digits, mnist5k, xor, moons, spirals, regression, teacher, "local(path='...')" (MNIST IDX, .npz, CIFAR-10/100), or your loader MODULE:FUNCTION
+  model: str = "mlp"  # mlp, cnn1d (MNIST-1D), cnn2d (images); resnet20, resnet18, vgg11, vgg16 (options in the spec, e.g. "resnet20(width=8)"); or your factory MODULE:FACTORY (see the README's "Your own model")
+  width: int = 100  # mlp/cnn1d/cnn2d: hidden units per layer (channels for the CNNs)
+  depth: int = 2  # mlp/cnn1d/cnn2d: hidden layers (convolutions for the CNNs)
+  residual: bool = False  # mlp only: skip connections around hidden layers of equal width
+  norm: Norm = "default"  # built-in models: batch = BatchNorm before each activation, none = without; default: batch for the ResNets, none for the others
   activations: Specs = ("relu", "leaky_relu(negative_slope=0.01)", "necro_relu(negative_slope=0.1)")  # comma-separated registry specs; a list value sweeps it, e.g. "necro_relu(negative_slope=[0.05,0.1,0.3])"
   seeds: int = 5  # runs per configuration: seeds 0..N-1 (same seed = same init and batches across activations)
   learning_rates: Floats = (1e-2,)  # swept learning rates
-  optimizer: Optimizer = "adam"  # optax optimizer
-  schedule: Schedule = "constant"  # learning-rate schedule, peak 1 scaled by each run's rate (warmup_cosine: 5% linear warmup)
-  momentum: float = 0.9  # for the momentum optimizer
-  weight_decay: float = 1e-4  # for adamw
-  steps: int = 6000  # optimizer steps per run
-  batch_size: int = 100  # examples per step, drawn with replacement from a seeded key
+  optimizer: Optimizer = "adam"  # optax optimizer (nesterov: SGD with Nesterov momentum)
+  schedule: Schedule = "constant"  # learning-rate schedule, peak 1 scaled by each run's rate (warmup_cosine: 5% linear warmup; multistep: times decay_factor at each milestone)
+  momentum: float = 0.9  # for the momentum and nesterov optimizers
+  weight_decay: float = 1e-4  # decoupled weight decay, for adamw
+  l2_penalty: float = 0.0  # coupled weight decay for any optimizer: l2_penalty * params added to the gradient (PyTorch SGD's weight_decay, the CIFAR recipes' 5e-4)
+  milestones: Floats = (0.5, 0.75)  # multistep: fractions of the steps where the rate is multiplied by decay_factor
+  decay_factor: float = 0.1  # multistep: the factor at each milestone
+  steps: int = 6000  # optimizer steps per run (ignored when epochs is set)
+  epochs: int = 0  # if set, train this many passes over the training set (shuffled each epoch, last partial batch dropped) instead of --steps
+  batch_size: int = 100  # examples per step, drawn with replacement from a seeded key (a permutation per epoch with --epochs)
+  augment: bool = False  # images: random crop with 4-pixel padding and horizontal flip, on the device, from each run's seeded key
+  dtype: Dtype = "float32"  # computation dtype; bfloat16 = mixed precision (float32 parameters and optimizer state)
   eval_every: int = 250  # steps between evaluations (the history's resolution); metrics use the whole training set
   init: models.Initializer = "lecun_normal"  # kernel initialiser (lecun_normal is Flax's default; normal_002 is N(0, 0.02^2); rai is Lu et al. 2019)
   bias_init: float = 0.0  # constant bias initialisation (a positive value fights dying units); rai sets its own
@@ -102,29 +110,40 @@ class Config:
 
   def __post_init__(self) -> None:
     # Accept lists from Python callers and JSON; store hashable tuples.
-    for field in ("activations", "learning_rates"):
+    for field in ("activations", "learning_rates", "milestones"):
       value = getattr(self, field)
       if isinstance(value, str):
         value = split_top_level(value)
       value = tuple(value)
-      if field == "learning_rates":
+      if field != "activations":
         value = tuple(float(v) for v in value)
       object.__setattr__(self, field, value)
 
 
 def to_dict(config: Any) -> dict[str, Any]:
-  """A config (or a study's settings) dataclass as JSON-ready values (tuples become lists)."""
-  return {
-      key: list(value) if isinstance(value, tuple) else value
-      for key, value in dataclasses.asdict(config).items()
-  }
+  """A config (or a study's settings) dataclass as JSON-ready values.
+
+  Tuples become lists; a model factory or data loader passed from Python as a
+  function is recorded as ``module:qualname``.
+  """
+  return {key: recorded(value) for key, value in dataclasses.asdict(config).items()}
 
 
-def _choice(field: str, value: str, valid: tuple[str, ...]) -> None:
-  if value not in valid:
-    close = difflib.get_close_matches(value, valid, n=1, cutoff=0.5)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ValueError(f"{field}={value!r} is not valid.{hint} Choose from: {', '.join(valid)}.")
+def recorded(value: Any) -> Any:
+  """A config value as ``config.json`` and the run ids record it.
+
+  Tuples become lists, a function ``module:qualname``, a dataset passed as
+  arrays its name and fingerprint.
+
+  Examples:
+    >>> recorded((0.5, 0.75)), recorded(data.load)
+    ([0.5, 0.75], 'research.data:load')
+  """
+  if isinstance(value, tuple):
+    return list(value)
+  if isinstance(value, data.Dataset):
+    return f"{value.name} (arrays, fingerprint {value.fingerprint})"
+  return user_code.describe(value)
 
 
 def validate(config: Config) -> None:
@@ -137,15 +156,19 @@ def validate(config: Config) -> None:
     >>> validate(Config(optimizer="adma"))
     Traceback (most recent call last):
     ...
-    ValueError: optimizer='adma' is not valid. Did you mean 'adam'? Choose from: sgd, momentum, adam, adamw.
+    ValueError: optimizer='adma' is not valid. Did you mean 'adam'? Choose from: sgd, momentum, nesterov, adam, adamw.
   """
-  _choice("model", config.model, models.MODELS)
-  _choice("optimizer", config.optimizer, OPTIMIZERS)
-  _choice("schedule", config.schedule, SCHEDULES)
-  _choice("init", config.init, models.INITIALIZERS)
-  _choice("batching", config.batching, BATCHINGS)
-  name, _ = activations.parse_spec(config.dataset)
-  _choice("dataset", name, data.DATASETS)
+  model_spec.check(config.model)
+  choices.check("optimizer", config.optimizer, OPTIMIZERS)
+  choices.check("schedule", config.schedule, SCHEDULES)
+  choices.check("init", config.init, models.INITIALIZERS)
+  choices.check("batching", config.batching, BATCHINGS)
+  choices.check("norm", config.norm, model_spec.NORMS)
+  choices.check("dtype", config.dtype, DTYPES)
+  data.check_dataset_spec(config.dataset)
+  optimizers.check_settings(config)
+  if isinstance(config.epochs, bool) or not isinstance(config.epochs, int) or config.epochs < 0:
+    raise ValueError(f"epochs must be 0 (use --steps) or a positive integer, got {config.epochs!r}.")
   positive = {
       "width": config.width,
       "depth": config.depth,

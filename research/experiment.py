@@ -21,12 +21,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-import jax
 import tqdm
-from flax import nnx
 
 from research import config as config_lib
-from research import data, devices, grid, plots, programs, results, summary, train
+from research import (
+    data, devices, fingerprint, grid, model_spec, plots, programs, results, summary, train,
+)
 from research.command import command_line
 from research.config import Config
 
@@ -54,12 +54,27 @@ def say(message: str, quiet: bool) -> None:
 
 
 def _check_model_fits(config: Config, dataset: data.Dataset, first: grid.Grid) -> None:
-  """Builds the model abstractly, so a model/data mismatch fails before training."""
+  """Builds and calls the model abstractly, so a model/data mismatch fails before training."""
   program = train.Program.of(config, dataset, first)
   try:
-    nnx.eval_shape(lambda: train.build_model(program, first.activation(), jax.random.key(0)))
+    model_spec.check_model(train.model_builder(program), config.model, first.activation(),
+                           dataset.input_shape, dataset.num_outputs)
   except ValueError as error:
-    raise ValueError(f"{config.model} does not fit dataset {config.dataset!r}: {error}") from None
+    if model_spec.is_built_in(config.model):
+      raise ValueError(f"{config.model} does not fit dataset {config.dataset!r}: {error}") from None
+    raise
+
+
+def _grids(config: Config, dataset: data.Dataset) -> tuple[grid.Grid, ...]:
+  """The config's grids, each run's id covering the traced code and the data (:mod:`research.fingerprint`)."""
+  grids = grid.expand(config)
+  _check_model_fits(config, dataset, grids[0])
+  identities = {
+      g.spec: {"code": fingerprint.code(train.Program.of(config, dataset, g)),
+               "data": dataset.fingerprint}
+      for g in grids
+  }
+  return grid.expand(config, identities)
 
 
 class Part(NamedTuple):
@@ -122,13 +137,12 @@ def prepare_parts(
   datasets, grids = [], []
   for part in parts:
     config_lib.validate(part.config)
-    part_grids = grid.expand(part.config)
+    grid.expand(part.config)  # the activation specs, before any data is loaded
     key = (part.config.dataset, part.config.data_seed)
     if key not in loaded:
       loaded[key] = data.load(part.config.dataset, seed=part.config.data_seed)
-    _check_model_fits(part.config, loaded[key], part_grids[0])
     datasets.append(loaded[key])
-    grids.append(part_grids)
+    grids.append(_grids(part.config, loaded[key]))
   expected = {run.run_id for part_grids in grids for g in part_grids for run in g.runs}
   if len(expected) < sum(len(g.runs) for part_grids in grids for g in part_grids):
     raise ValueError("Two parts of this experiment train the same runs; give each its own settings.")
@@ -232,7 +246,8 @@ def _train_pending(prepared: Prepared, quiet: bool, run_columns: RunColumns | No
     say(f"Resuming: {skipped} finished run(s) skipped.", quiet)
   batches = program_batches(prepared)
   bar = tqdm.tqdm(
-      total=sum(parts[index].config.steps for index, _ in batches), unit="step",
+      total=sum(train.resolved_steps(parts[index].config, datasets[index]) for index, _ in batches),
+      unit="step",
       disable=quiet, dynamic_ncols=True,
   )
   with bar:

@@ -12,14 +12,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import inspect
 import itertools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import activations
-from research import devices
-from research.config import Config
+from research import devices, user_code
+from research.config import Config, recorded
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,8 +61,55 @@ class Grid:
 
   def activation(self) -> Callable[..., Any]:
     """The activation with its static hyperparameters bound."""
-    function = activations.get(self.name)
+    function = activation_function(self.name)
     return functools.partial(function, **dict(self.static)) if self.static else function
+
+
+def activation_function(name: str) -> Callable[..., Any]:
+  """The function a registry name or a reference ``MODULE:FUNCTION`` names.
+
+  Examples:
+    >>> activation_function("relu") is activations.get("relu")
+    True
+  """
+  if user_code.is_reference(name):
+    function, _ = user_code.load_object(name, what="--activations")
+    return user_code.check_callable(function, name, "--activations")
+  return activations.get(name)
+
+
+def _parse(spec: str) -> tuple[str, dict[str, Any]]:
+  """A spec's name (a registry name, or ``MODULE:FUNCTION``) and keyword arguments."""
+  if user_code.is_reference(spec):
+    reference = user_code.parse_reference(spec, what="--activations")
+    return f"{reference.module}:{reference.attribute}", reference.options
+  return activations.parse_spec(spec)
+
+
+def _defaults(name: str) -> dict[str, Any]:
+  """The keyword hyperparameters an activation takes, with their defaults.
+
+  A user's function declares them in its signature: ``revive(x, slope=0.1)``.
+  """
+  if not user_code.is_reference(name):
+    return activations.hyperparameters(name)  # raises for an unknown name
+  parameters = list(inspect.signature(activation_function(name)).parameters.values())[1:]
+  return {p.name: p.default for p in parameters
+          if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.default is not p.empty}
+
+
+def _check_value(name: str, key: str, value: Any, defaults: dict[str, Any]) -> None:
+  """Validates one hyperparameter value: the registry's checks, or the user function's signature."""
+  if not user_code.is_reference(name):
+    activations.get(_canonical(name, {key: value}))
+    return
+  if key not in defaults:
+    raise ValueError(
+        f"{name} has no keyword hyperparameter {key!r}; its signature declares:"
+        f" {', '.join(defaults) or 'none'} (each needs a default, e.g. slope=0.1)."
+    )
+  if isinstance(defaults[key], float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+    raise ValueError(f"{name}: {key} must be a number, got {value!r}.")
 
 
 # Config fields that say which runs there are, not how each one is computed.
@@ -78,6 +126,8 @@ def run_settings(config: Config) -> dict[str, Any]:
       key: value for key, value in dataclasses.asdict(config).items() if key not in _GRID_FIELDS
   }
   settings["batching"] = devices.resolved_batching(config.batching)
+  settings["model"] = recorded(config.model)
+  settings["dataset"] = recorded(config.dataset)
   return settings
 
 
@@ -99,8 +149,8 @@ def _canonical(name: str, values: dict[str, Any]) -> str:
 
 
 def _grid(spec: str, config: Config, settings: dict[str, Any]) -> Grid:
-  name, kwargs = activations.parse_spec(spec)
-  defaults = activations.hyperparameters(name)  # raises for an unknown name
+  name, kwargs = _parse(spec)
+  defaults = _defaults(name)
   float_names = [k for k, v in defaults.items() if isinstance(v, float)]
   static, axes = {}, {}
   for key, value in kwargs.items():
@@ -113,7 +163,7 @@ def _grid(spec: str, config: Config, settings: dict[str, Any]) -> Grid:
           f" ({', '.join(float_names) or 'none for ' + name}); {key} cannot."
       )
     for single in values:  # validates the name, key and type
-      activations.get(_canonical(name, {key: single}))
+      _check_value(name, key, single, defaults)
     if key in float_names:
       axes[key] = [float(v) for v in values]
     else:
@@ -148,11 +198,20 @@ def _grid(spec: str, config: Config, settings: dict[str, Any]) -> Grid:
   return Grid(spec, name, tuple(static.items()), tuple(axes), tuple(runs))
 
 
-def expand(config: Config) -> tuple[Grid, ...]:
+def expand(
+    config: Config, identities: Mapping[str, Mapping[str, str]] | None = None
+) -> tuple[Grid, ...]:
   """The grids of a config, one per activation spec, in the given order.
 
   Raises a ``ValueError`` for an unknown activation or hyperparameter, naming
   the valid ones, and for a spec given twice.
+
+  Args:
+    config: the comparison.
+    identities: per spec, what else its runs' numbers depend on and the
+      config does not say: the experiment adds the fingerprints of the data
+      and of the traced code (:mod:`research.fingerprint`), so a changed
+      factory, loader or activation under the same name never resumes old rows.
 
   Examples:
     >>> grids = expand(Config(activations=("relu", "necro_relu(negative_slope=[0.05, 0.1])"), seeds=2))
@@ -164,7 +223,9 @@ def expand(config: Config) -> tuple[Grid, ...]:
   if not config.activations:
     raise ValueError("activations must name at least one activation spec.")
   settings = run_settings(config)
-  grids = tuple(_grid(spec, config, settings) for spec in config.activations)
+  identities = identities or {}
+  grids = tuple(_grid(spec, config, settings | dict(identities.get(spec, {})))
+                for spec in config.activations)
   first_of: dict[str, Run] = {}
   for run in (run for grid in grids for run in grid.runs):
     other = first_of.setdefault(run.settings_hash, run)

@@ -5,11 +5,19 @@ a fraction shown in percent, whether higher is better, what it means). The
 summary tables, the plots and the report read it; nothing else keeps a list.
 
 Run metrics (``runs.csv``, ``history.csv``) describe a whole run; layer metrics
-(``layers.csv``) one layer, counted from 1 nearest the input, the output layer
-last. The activation metrics are measured on the **whole training set**, a
-batch at a time, on the activation's own input ``z`` and output ``f(z)``
-whatever the architecture (a residual block's ``h + f(z)`` is not the
-activation's output):
+(``layers.csv``) one layer, counted from 1 nearest the input. The engine
+records every call of the activation it hands the model
+(:mod:`research.observe`), so any model is measured, a user's too: layer ``k``
+holds the ``k``-th activation call's metrics and the ``k``-th kernel's (the
+parameters of two or more axes, in the order the forward pass reads them);
+where a model has more kernels than activation calls, as the output layer of
+the built-in models, the activation metrics of the extra rows are empty. The
+activation metrics are measured on the **whole training set**, a batch at a
+time, in evaluation mode (BatchNorm on its running averages), on the
+activation's own input ``z`` and output ``f(z)`` whatever the architecture (a
+residual block's ``h + f(z)`` is not the activation's output). A *unit* is an
+entry of the last axis: a neuron of a dense layer, a **channel** of a
+convolution, whose every position of every example counts:
 
 * a unit is **inactive** when ``z <= 0`` for every training example (and every
   position, for a convolution channel): the forward view, ReLU outputs 0;
@@ -58,8 +66,8 @@ RUN_METRICS = _metrics(
 )
 LAYER_METRICS = _metrics(
     Metric("sparsity", "sparsity", "fraction of this layer's activation outputs that are exactly 0", True),
-    Metric("inactive_fraction", "inactive units", "units with z <= 0 on every training example", True),
-    Metric("dead_fraction", "dead units", "units whose backward derivative is 0 on every training example", True),
+    Metric("inactive_fraction", "inactive units", "units with z <= 0 on every training example (a conv unit is a channel: at every position too)", True),
+    Metric("dead_fraction", "dead units", "units whose backward derivative is 0 on every training example (and position, for a channel)", True),
     Metric("revived_fraction", "revived units", "units inactive at an earlier evaluation and active now", True),
     Metric("preactivation_mean", "mean pre-activation", "mean of z over the training set"),
     Metric("gradient_norm", "gradient norm", "Frobenius norm of the training loss's gradient w.r.t. the kernel"),

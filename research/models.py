@@ -19,11 +19,14 @@ import jax.numpy as jnp
 from flax import nnx
 from jax import Array
 
-ModelName = Literal["mlp", "cnn1d", "cnn2d"]
+from research import observe
+
+ModelName = Literal["mlp", "cnn1d", "cnn2d"]  # the small built-in models; see research.model_spec for all
 Initializer = Literal[
     "lecun_normal", "he_normal", "he_uniform", "xavier_normal", "xavier_uniform", "normal_002", "rai"
 ]
 MODELS: tuple[str, ...] = get_args(ModelName)
+NORMS = ("none", "batch")  # "batch": nnx.BatchNorm after each hidden layer, before the activation
 INITIALIZERS: tuple[str, ...] = get_args(Initializer)
 
 _KERNEL_INITS: dict[str, Callable[..., Any]] = {
@@ -75,7 +78,7 @@ class Forward(NamedTuple):
   """A forward pass with what the metrics need from inside the network."""
 
   outputs: Array  # (batch, num_outputs): logits, or predictions for regression
-  preactivations: tuple[Array, ...]  # per hidden layer, the activation's input z, units last
+  preactivations: tuple[Array, ...]  # per activation call, its input z, units last
   activations: tuple[Array, ...]  # the activation's own output f(z), same shapes
 
 
@@ -86,25 +89,45 @@ class Model(nnx.Module):
   output: nnx.Linear
   activation: Callable[[Array], Array]
   residual: bool = False
+  norms: nnx.List | None = None  # BatchNorm after each hidden layer, before the activation
 
   def _hidden_input(self, x: Array) -> Array:
     return x
 
+  def _finish(self, init: str, norm: str, rngs: nnx.Rngs) -> None:
+    """Applies a custom initialiser, then adds BatchNorm layers if ``norm="batch"``."""
+    for layer in self.hidden:
+      _initialise(layer, init, rngs)
+    if norm not in NORMS:
+      raise ValueError(f"norm={norm!r} is not valid; choose from {', '.join(NORMS)}.")
+    if norm == "batch":
+      self.norms = nnx.List([
+          nnx.BatchNorm(layer.kernel.shape[-1], momentum=0.9, epsilon=1e-5, rngs=rngs)
+          for layer in self.hidden
+      ])
+
   def forward(self, x: Array) -> Forward:
-    """Runs the model, keeping each activation's input and output."""
+    """Runs the model, keeping each activation call's input and output.
+
+    The same recording the engine does for any model
+    (:func:`research.observe.recording`).
+    """
+    record, calls = observe.recording(self.activation)
+    outputs = self._apply(x, record)
+    return Forward(outputs, tuple(z for z, _ in calls), tuple(out for _, out in calls))
+
+  def _apply(self, x: Array, activation: Callable[[Array], Array]) -> Array:
     h = self._hidden_input(x)
-    preactivations, outputs = [], []
     for index, layer in enumerate(self.hidden):
       preactivation = layer(h)
-      activated = self.activation(preactivation)
-      preactivations.append(preactivation)
-      outputs.append(activated)
+      if self.norms is not None:
+        preactivation = self.norms[index](preactivation)
+      activated = activation(preactivation)
       h = h + activated if self.residual and index > 0 else activated  # equal widths past the first layer
-    logits = self.output(h.reshape(h.shape[0], -1))
-    return Forward(logits, tuple(preactivations), tuple(outputs))
+    return self.output(h.reshape(h.shape[0], -1))
 
   def __call__(self, x: Array) -> Array:
-    return self.forward(x).outputs
+    return self._apply(x, self.activation)
 
   def kernels(self) -> tuple[Array, ...]:
     """Each layer's weights, from the input: the hidden layers, then the output."""
@@ -139,6 +162,7 @@ class MLP(Model):
       residual: bool = False,
       init: str = "lecun_normal",
       bias_init: float = 0.0,
+      norm: str = "none",
       rngs: nnx.Rngs,
   ):
     self.activation = activation
@@ -156,8 +180,7 @@ class MLP(Model):
         ]
     )
     self.output = nnx.Linear(width, num_outputs, kernel_init=_KERNEL_INITS[init], rngs=rngs)
-    for layer in self.hidden:
-      _initialise(layer, init, rngs)
+    self._finish(init, norm, rngs)
 
   def _hidden_input(self, x: Array) -> Array:
     return x.reshape(x.shape[0], -1)
@@ -188,6 +211,7 @@ class CNN1D(Model):
       activation: Callable[[Array], Array],
       init: str = "lecun_normal",
       bias_init: float = 0.0,
+      norm: str = "none",
       rngs: nnx.Rngs,
   ):
     self.activation = activation
@@ -209,8 +233,7 @@ class CNN1D(Model):
       length = (length + 2 - size) // 2 + 1
     self.hidden = nnx.List(layers)
     self.output = nnx.Linear(length * width, num_outputs, kernel_init=_KERNEL_INITS[init], rngs=rngs)
-    for layer in self.hidden:
-      _initialise(layer, init, rngs)
+    self._finish(init, norm, rngs)
 
   def _hidden_input(self, x: Array) -> Array:
     return x.reshape(x.shape[0], -1, 1)
@@ -239,6 +262,7 @@ class CNN2D(Model):
       activation: Callable[[Array], Array],
       init: str = "lecun_normal",
       bias_init: float = 0.0,
+      norm: str = "none",
       rngs: nnx.Rngs,
   ):
     if len(input_shape) != 3:
@@ -266,8 +290,7 @@ class CNN2D(Model):
     self.output = nnx.Linear(
         height * width_pixels * width, num_outputs, kernel_init=_KERNEL_INITS[init], rngs=rngs
     )
-    for layer in self.hidden:
-      _initialise(layer, init, rngs)
+    self._finish(init, norm, rngs)
 
 
 def build(
@@ -281,6 +304,7 @@ def build(
     residual: bool = False,
     init: str = "lecun_normal",
     bias_init: float = 0.0,
+    norm: str = "none",
     rngs: nnx.Rngs,
 ) -> Model:
   """The model named ``model`` for inputs of ``input_shape`` (one example).
@@ -295,7 +319,8 @@ def build(
     raise ValueError(f"Unknown model {model!r}; choose from {', '.join(MODELS)}.")
   if init not in INITIALIZERS:
     raise ValueError(f"Unknown init {init!r}; choose from {', '.join(INITIALIZERS)}.")
-  common = dict(width=width, depth=depth, activation=activation, init=init, bias_init=bias_init, rngs=rngs)
+  common = dict(width=width, depth=depth, activation=activation, init=init, bias_init=bias_init,
+                norm=norm, rngs=rngs)
   if model == "mlp":
     return MLP(math.prod(input_shape), num_outputs, residual=residual, **common)
   if model == "cnn1d":

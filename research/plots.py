@@ -4,7 +4,9 @@
   regression) and the training loss against the step;
 * ``dead_fraction.png``: per hidden layer (one column each), the fraction of
   inactive units (top) and of dead units (bottom) against the step (claim 1 of
-  the research brief), from ``layers.csv``;
+  the research brief), from ``layers.csv``; a network of more than
+  :data:`MAX_LAYER_PANELS` layers (a ResNet's 19) gets one panel per metric
+  instead, the fraction at the last evaluation against the layer;
 * ``final_accuracy.png``: each seed's final metric per configuration, with the
   mean and its 95% interval; diverged runs as red crosses along the bottom.
 
@@ -41,6 +43,7 @@ LEARNING_CURVES, DEAD_FRACTION, FINAL_ACCURACY = (
 _DPI = 110
 _LINE_STYLES = ("-", "--", ":", "-.")
 _UNIT_METRICS = ("inactive_fraction", "dead_fraction")  # the rows of dead_fraction.png
+MAX_LAYER_PANELS = 6  # deeper networks are drawn as a profile over the layers
 _LAYER_COLUMN = re.compile(r"(\w+)/layer_(\d+)")
 
 Configuration = tuple[str, float]  # (activation, learning rate)
@@ -106,9 +109,13 @@ def write_plots(
   unit_rows = _per_layer_columns(layers)
   unit_columns = _layer_columns(unit_rows)
   if unit_columns:
-    unit_curves = _curves_by_configuration(runs, unit_rows)
-    written.append(save(_dead_fraction(configurations, unit_curves, styles, unit_columns),
-                        DEAD_FRACTION))
+    if len(unit_columns[0]) > MAX_LAYER_PANELS:
+      profiles = _curves_by_configuration(runs, _last_evaluation_by_layer(layers))
+      figure = _depth_profile(configurations, profiles, styles)
+    else:
+      unit_curves = _curves_by_configuration(runs, unit_rows)
+      figure = _dead_fraction(configurations, unit_curves, styles, unit_columns)
+    written.append(save(figure, DEAD_FRACTION))
   written.append(save(_final(configurations, metric), FINAL_ACCURACY))
   return written
 
@@ -297,6 +304,29 @@ def _dead_fraction(configurations, curves, styles, columns: Sequence[Sequence[st
   figure.suptitle("Inactive units (z <= 0 on every training example) and dead units"
                   " (backward derivative 0 on every training example)")
   _legend(figure, axes.ravel())
+  return figure
+
+
+def _last_evaluation_by_layer(layers: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+  """Each run's rows of its last evaluation, with the layer in place of the step."""
+  last: dict[Any, Any] = {}
+  for row in layers:
+    if row.get("step") is not None:
+      last[row.get("run_id")] = max(last.get(row.get("run_id"), row["step"]), row["step"])
+  return [{**row, "step": row["layer"]} for row in layers
+          if row.get("step") is not None and row["step"] == last[row.get("run_id")]]
+
+
+def _depth_profile(configurations, profiles, styles):
+  figure = new_figure(11, 4 + _legend_height(configurations))
+  axes = figure.subplots(1, len(_UNIT_METRICS), sharey=True)
+  for axis, name in zip(axes, _UNIT_METRICS):
+    _draw_curves(axis, configurations, profiles, styles, name)
+    axis.set_xlabel("layer (1: nearest the input)")
+    axis.set_title(f"{metrics.describe(name).label} at the last evaluation")
+  figure.suptitle("Inactive units (z <= 0 on every training example) and dead units"
+                  " (backward derivative 0 on every training example), by depth")
+  _legend(figure, axes)
   return figure
 
 

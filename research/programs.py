@@ -30,12 +30,13 @@ from jax import Array
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
-from research import devices, metrics
+from research import devices, metrics, observe
 from research.config import Config
 from research.data import Dataset
 from research.grid import Grid, Run
 from research.train import (
-    Arrays, Branch, Program, RunInputs, RunState, device_arrays, evaluate, init_run, train_chunk,
+    Arrays, Branch, Program, RunInputs, RunState, device_arrays, evaluate, init_run,
+    model_builder, train_chunk,
 )
 
 
@@ -110,9 +111,7 @@ def compile_grid(program: Program, mesh: Mesh) -> GridPrograms:
     inputs = _without_hyperparameters(inputs)
     count = inputs.learning_rate.shape[0]
     states = [init_one(jax.tree.map(lambda a: a[i], inputs)) for i in range(count)]
-    # Stacked on the host: a copy, bit for bit, without a compiled stack per leaf shape.
-    stacked = jax.tree.map(lambda *leaves: np.stack(jax.device_get(leaves)), *states)
-    return jax.device_put(stacked, runs)
+    return jax.device_put(jax.tree.map(_stack, *states), runs)
 
   return GridPrograms(
       init=init_all,
@@ -123,6 +122,17 @@ def compile_grid(program: Program, mesh: Mesh) -> GridPrograms:
       ),
       evaluate=jax.jit(sharded(assess, 2)),
   )
+
+
+def _stack(*leaves: Array) -> Any:
+  """One leaf per run stacked on a new runs axis.
+
+  On the host, a copy bit for bit without a compiled stack per leaf shape;
+  random keys (Dropout's streams) have no NumPy dtype and stack in JAX.
+  """
+  if jax.dtypes.issubdtype(leaves[0].dtype, jax.dtypes.prng_key):
+    return jnp.stack(leaves)
+  return np.stack(jax.device_get(leaves))
 
 
 _PRECOMPILED: set[tuple[Any, ...]] = set()
@@ -198,10 +208,11 @@ def run_inputs(runs: Sequence[Run], grids: Grid | Sequence[Grid]) -> RunInputs:
         np.float32,
     )
 
-  init_key, data_key = _seed_keys(np.array([run.seed for run in runs], np.uint32))
+  init_key, data_key, noise_key = _seed_keys(np.array([run.seed for run in runs], np.uint32))
   return RunInputs(
       init_key=init_key,
       data_key=data_key,
+      noise_key=noise_key,
       learning_rate=np.array([run.learning_rate for run in runs], np.float32),
       branch=np.array([index[run.grid] for run in runs], np.int32),
       hyperparameters=tuple({name: values(grid, name) for name in grid.swept} for grid in grids),
@@ -219,11 +230,15 @@ def sharded_inputs(runs: Sequence[Run], grids: Grid | Sequence[Grid], mesh: Mesh
 
 
 @jax.jit
-def _seed_keys(seeds: Array) -> tuple[Array, Array]:
-  """Each seed's initialisation key ``fold_in(key(seed), 0)`` and data key (``1``)."""
+def _seed_keys(seeds: Array) -> tuple[Array, Array, Array]:
+  """Each seed's initialisation key ``fold_in(key(seed), 0)``, data key (``1``), noise key (``2``).
+
+  The noise key draws augmentation and dropout: from the seed alone, so runs
+  of one seed see the same augmented batches and dropout masks whatever their
+  activation.
+  """
   base = jax.vmap(jax.random.key)(seeds)
-  return (jax.vmap(lambda k: jax.random.fold_in(k, 0))(base),
-          jax.vmap(lambda k: jax.random.fold_in(k, 1))(base))
+  return tuple(jax.vmap(lambda k: jax.random.fold_in(k, number))(base) for number in range(3))
 
 
 def shortest(value: Any) -> float:
@@ -290,6 +305,16 @@ class _Recorder:
 def _finite_or_none(value: Any) -> float | None:
   """NaN marks "not measured" (the output layer's activation): an empty field."""
   return None if np.isnan(value) else shortest(value)
+
+
+@functools.lru_cache(maxsize=64)
+def parameter_count(program: Program) -> int:
+  """How many numbers each run of ``program`` trains: ``runs.csv``'s ``parameters``."""
+  return observe.parameter_count(model_builder(program), _identity)
+
+
+def _identity(z: Array) -> Array:
+  return z
 
 
 def grids_share_a_program(config: Config) -> bool:
@@ -364,16 +389,19 @@ def train_grids(
   programs = compile_grid(program, mesh)
   inputs = sharded_inputs(runs, grids, mesh)
   data = devices.replicate(device_arrays(dataset), mesh)
-  _precompile(program, mesh, programs, inputs, data, min(config.eval_every, config.steps))
+  _precompile(program, mesh, programs, inputs, data, min(config.eval_every, program.steps))
   state = programs.init(inputs)
   recorder = _Recorder(runs)
 
   state, run_values, layer_values = programs.evaluate(state, inputs, data, jnp.asarray(0))
   recorder.record(0, run_values, layer_values, state.diverged)
-  step = 0
-  while step < config.steps:
-    chunk = min(config.eval_every, config.steps - step)
+  step, training_seconds = 0, 0.0
+  while step < program.steps:
+    chunk = min(config.eval_every, program.steps - step)
+    chunk_started = time.perf_counter()
     state, losses = programs.train_chunk(state, inputs, data, jnp.asarray(step), chunk)
+    jax.block_until_ready(losses)
+    training_seconds += time.perf_counter() - chunk_started
     step += chunk
     state, run_values, layer_values = programs.evaluate(state, inputs, data, jnp.asarray(step))
     recorder.record(step, run_values, layer_values, state.diverged)
@@ -383,6 +411,7 @@ def train_grids(
       on_chunk(chunk, mean)
 
   diverged_step = devices.to_host(state.diverged_step)
+  parameters = parameter_count(program)
   rows = []
   for index, (run, last) in enumerate(zip(runs, recorder.last_healthy)):
     diverged = bool(recorder.history[-len(runs) + index]["diverged"])
@@ -392,6 +421,7 @@ def train_grids(
         "diverged": diverged,
         "diverged_step": int(diverged_step[index]) if diverged else None,
         "metrics_step": last["step"] if last else None,
+        "parameters": parameters,
         **final,
     })
   timing = {
@@ -400,8 +430,10 @@ def train_grids(
       "devices": mesh.size,
       "platform": mesh.devices.flat[0].platform,
       "batching": program.batching,
-      "steps": config.steps,
+      "steps": program.steps,
       "seconds": round(time.perf_counter() - started, 3),
+      "examples_per_second_per_run": round(
+          program.steps * program.batch_size / max(training_seconds, 1e-9), 1),
   }
   # Rows grid by grid, as if each grid had trained alone (the runs' order within each).
   grid_of = {run.run_id: number for number, (_, grid_runs) in enumerate(pairs) for run in grid_runs}

@@ -45,11 +45,10 @@ import optax
 from flax import nnx
 from jax import Array
 
-import activations
-from research import devices, metrics, models
+from research import augment, devices, metrics, model_spec, observe, optimizers
 from research.config import Config
 from research.data import Dataset
-from research.grid import Grid
+from research.grid import Grid, activation_function
 
 EVAL_BATCH = 1000  # examples per evaluation batch, to bound memory per run
 
@@ -58,7 +57,7 @@ EVAL_BATCH = 1000  # examples per evaluation batch, to bound memory per run
 class Branch:
   """One activation of a program: a registry name and how its hyperparameters travel."""
 
-  name: str  # registry name
+  name: str  # registry name, or a reference MODULE:FUNCTION to a user's surrogate
   static: tuple[tuple[str, Any], ...] = ()  # non-float hyperparameters, fixed at trace time
   swept: tuple[str, ...] = ()  # float hyperparameters, arrays on the runs axis
 
@@ -77,12 +76,13 @@ class Program:
   them share their programs.
   """
 
-  model: str
+  model: Any  # a model spec (research.model_spec) or a factory
   width: int
   depth: int
   residual: bool
   init: str
   bias_init: float
+  norm: str
   input_shape: tuple[int, ...]
   num_outputs: int
   task: str
@@ -90,8 +90,14 @@ class Program:
   schedule: str
   momentum: float
   weight_decay: float
+  l2_penalty: float
+  milestones: tuple[float, ...]
+  decay_factor: float
   steps: int
+  steps_per_epoch: int  # 0: mini-batches drawn with replacement; else shuffled epochs
   batch_size: int
+  augment: bool
+  dtype: str
   divergence_factor: float
   branches: tuple[Branch, ...]  # the activations; each run picks one by its ``branch``
   batching: str  # "map" or "vmap"
@@ -103,45 +109,32 @@ class Program:
     return cls(
         model=config.model, width=config.width, depth=config.depth,
         residual=config.residual, init=config.init, bias_init=config.bias_init,
-        input_shape=dataset.input_shape, num_outputs=dataset.num_outputs,
+        norm=config.norm, input_shape=dataset.input_shape, num_outputs=dataset.num_outputs,
         task=dataset.task, optimizer=config.optimizer, schedule=config.schedule,
         momentum=config.momentum, weight_decay=config.weight_decay,
-        steps=config.steps, batch_size=config.batch_size,
+        l2_penalty=config.l2_penalty, milestones=config.milestones,
+        decay_factor=config.decay_factor, steps=resolved_steps(config, dataset),
+        steps_per_epoch=steps_per_epoch(config, dataset) if config.epochs else 0,
+        batch_size=config.batch_size, augment=config.augment, dtype=config.dtype,
         divergence_factor=config.divergence_factor,
         branches=tuple(Branch.of(grid) for grid in grids),
         batching=devices.resolved_batching(config.batching),
     )
 
 
-def make_optimizer(program: Program | Config, learning_rate: Array) -> optax.GradientTransformation:
-  """The Optax optimizer for one run; ``learning_rate`` may be a traced array.
+def steps_per_epoch(config: Config, dataset: Dataset) -> int:
+  """Full mini-batches in one pass over the training set (the last partial one is dropped)."""
+  return max(1, len(dataset.x_train) // config.batch_size)
 
-  The schedule is built with peak 1 and scaled by the run's learning rate, so
-  that a traced rate never reaches Optax's schedule code.
 
-  Examples:
-    >>> tx = make_optimizer(Config(optimizer="sgd"), jnp.asarray(0.1))
-    >>> updates, _ = tx.update({"w": jnp.ones(2)}, tx.init({"w": jnp.zeros(2)}))
-    >>> updates["w"]
-    Array([-0.1, -0.1], dtype=float32)
-  """
-  if program.schedule == "cosine":
-    schedule = optax.cosine_decay_schedule(1.0, program.steps)
-  elif program.schedule == "warmup_cosine":
-    schedule = optax.warmup_cosine_decay_schedule(
-        0.0, 1.0, max(1, program.steps // 20), program.steps
-    )
-  else:
-    schedule = 1.0
-  if program.optimizer == "sgd":
-    base = optax.sgd(schedule)
-  elif program.optimizer == "momentum":
-    base = optax.sgd(schedule, momentum=program.momentum)
-  elif program.optimizer == "adamw":
-    base = optax.adamw(schedule, weight_decay=program.weight_decay)
-  else:
-    base = optax.adam(schedule)
-  return optax.chain(base, optax.scale(learning_rate))
+def resolved_steps(config: Config, dataset: Dataset) -> int:
+  """``config.steps``, or ``epochs`` passes over the training set when ``epochs`` is set."""
+  return config.epochs * steps_per_epoch(config, dataset) if config.epochs else config.steps
+
+
+def make_optimizer(program: Program, learning_rate: Array) -> optax.GradientTransformation:
+  """The run's Optax optimizer (:func:`research.optimizers.make_optimizer`)."""
+  return optimizers.make_optimizer(program, learning_rate)
 
 
 class RunInputs(NamedTuple):
@@ -149,6 +142,7 @@ class RunInputs(NamedTuple):
 
   init_key: Array
   data_key: Array
+  noise_key: Array  # augmentation and dropout, folded with each step
   learning_rate: Array
   branch: Array  # int32: which of the program's activations the run uses
   hyperparameters: tuple[dict[str, Array], ...]  # per branch, its swept hyperparameters
@@ -158,8 +152,9 @@ class RunState(NamedTuple):
   """Everything a run carries from one chunk of steps to the next."""
 
   params: nnx.State
+  model_state: nnx.State  # the model's other state: BatchNorm's averages, Dropout's streams
   opt_state: optax.OptState
-  ever_inactive: tuple[Array, ...]  # per hidden layer: units inactive at any evaluation so far
+  ever_inactive: tuple[Array, ...]  # per activation call: units inactive at any evaluation so far
   diverged: Array  # bool
   diverged_step: Array  # int32, -1 while the run is healthy
   initial_loss: Array  # the training loss at step 0
@@ -204,44 +199,53 @@ def device_arrays(dataset: Dataset) -> Arrays:
 def bound_activation(program: Program, inputs: RunInputs) -> Callable[[Array], Array]:
   """The run's activation ``f(z)``, its hyperparameters (maybe traced) bound.
 
-  With several branches, a ``lax.switch`` on the run's ``branch``: under
-  ``lax.map`` it computes the run's own activation only.
+  Under ``batching="map"`` it is always a ``lax.switch`` on the run's
+  ``branch``, which computes the run's own activation only: a single grid's
+  program then has the same structure as several grids' (XLA fuses nothing
+  across the switch either way), so a run's numbers are the same bit for bit
+  whichever activations train beside it, also for models with BatchNorm.
+  Under ``vmap`` a batched switch would compute every branch: one grid, no switch.
   """
   functions = [
-      functools.partial(activations.get(branch.name), **dict(branch.static), **values)
+      functools.partial(activation_function(branch.name), **dict(branch.static), **values)
       for branch, values in zip(program.branches, inputs.hyperparameters, strict=True)
   ]
-  if len(functions) == 1:
+  if len(functions) == 1 and program.batching != "map":
     return functions[0]
+  if len(functions) == 1:
+    functions = functions * 2  # lax.switch calls a lone branch directly
   return lambda z: jax.lax.switch(inputs.branch, functions, z)
 
 
-def build_model(program: Program, activation: Callable[[Array], Array], key: Array) -> models.Model:
-  """A freshly initialised model of the program's architecture."""
-  return models.build(
-      program.model, program.input_shape, program.num_outputs,
-      width=program.width, depth=program.depth, activation=activation,
-      residual=program.residual, init=program.init, bias_init=program.bias_init,
-      rngs=nnx.Rngs(params=key),
+def model_builder(program: Program) -> observe.Builder:
+  """``build(activation, key)``: a freshly initialised model of the program's architecture."""
+  return model_spec.builder(
+      program.model, program.input_shape, program.num_outputs, width=program.width,
+      depth=program.depth, residual=program.residual, init=program.init,
+      bias_init=program.bias_init, norm=program.norm,
   )
 
 
-def _model(program: Program, inputs: RunInputs, params: nnx.State) -> models.Model:
-  """The run's model with ``params``, its activation bound to the run's values."""
-  activation = bound_activation(program, inputs)
-  graphdef = nnx.graphdef(nnx.eval_shape(lambda: build_model(program, activation, jax.random.key(0))))
-  return nnx.merge(graphdef, params)
+def build_model(program: Program, activation: Callable[[Array], Array], key: Array) -> nnx.Module:
+  """A freshly initialised model of the program's architecture."""
+  return model_builder(program)(activation, key)
+
+
+def _example(program: Program) -> jax.ShapeDtypeStruct:
+  return jax.ShapeDtypeStruct((1, *program.input_shape), jnp.float32)
 
 
 def init_run(program: Program, inputs: RunInputs) -> RunState:
   """A run's state before its first step."""
-  model = build_model(program, bound_activation(program, inputs), inputs.init_key)
-  params = nnx.state(model, nnx.Param)
+  build, activation = model_builder(program), bound_activation(program, inputs)
+  params, model_state = observe.split(build(activation, inputs.init_key))
   opt_state = make_optimizer(program, inputs.learning_rate).init(params)
-  ever_inactive = tuple(jnp.zeros(layer.kernel.shape[-1], bool) for layer in model.hidden)
+  calls = jax.eval_shape(lambda x: observe.call(
+      build, activation, params, model_state, x, training=False), _example(program))
+  ever_inactive = tuple(jnp.zeros(z.shape[-1], bool) for z in calls.preactivations)
   return RunState(
-      params, opt_state, ever_inactive, jnp.array(False), jnp.array(-1, jnp.int32),
-      jnp.array(jnp.inf, jnp.float32),
+      params, model_state, opt_state, ever_inactive, jnp.array(False),
+      jnp.array(-1, jnp.int32), jnp.array(jnp.inf, jnp.float32),
   )
 
 
@@ -250,9 +254,24 @@ def _where(condition: Array, if_true: Any, if_false: Any) -> Any:
 
 
 def batch_indices(program: Program, data: Arrays, inputs: RunInputs, step: Array) -> Array:
-  """The training examples of the run's mini-batch at ``step``, drawn with replacement."""
-  key = jax.random.fold_in(inputs.data_key, step)
-  return jax.random.randint(key, (program.batch_size,), 0, data.x_train.shape[0])
+  """The training examples of the run's mini-batch at ``step``.
+
+  Drawn with replacement from ``fold_in(data_key, step)``; with epochs, the
+  next slice of the epoch's permutation, drawn from ``fold_in(data_key, epoch)``.
+  """
+  count = data.x_train.shape[0]
+  if not program.steps_per_epoch:
+    key = jax.random.fold_in(inputs.data_key, step)
+    return jax.random.randint(key, (program.batch_size,), 0, count)
+  epoch, position = jnp.divmod(step, program.steps_per_epoch)
+  order = jax.random.permutation(jax.random.fold_in(inputs.data_key, epoch), count)
+  return jax.lax.dynamic_slice(order, (position * program.batch_size,), (program.batch_size,))
+
+
+def _training_inputs(program: Program, data: Arrays, key: Array, indices: Array) -> Array:
+  """The mini-batch's inputs, augmented from the run's key if the program augments."""
+  x = data.x_train[indices]
+  return augment.random_crop_and_flip(key, x) if program.augment else x
 
 
 def train_step(
@@ -261,12 +280,17 @@ def train_step(
 ) -> tuple[RunState, Array]:
   """One optimizer step on a mini-batch; a run whose loss turns non-finite freezes."""
   step, indices = step_and_indices
+  build, activation = model_builder(program), bound_activation(program, inputs)
+  augment_key, dropout_key = jax.random.split(jax.random.fold_in(inputs.noise_key, step))
+  x = _training_inputs(program, data, augment_key, indices)
 
-  def batch_loss(params: nnx.State) -> Array:
-    outputs = _model(program, inputs, params)(data.x_train[indices])
-    return metrics.loss(outputs, data.y_train[indices], program.task)
+  def batch_loss(params: nnx.State) -> tuple[Array, nnx.State]:
+    observed = observe.call(
+        build, activation, params, state.model_state, x, training=True,
+        dropout_key=dropout_key, dtype=jnp.dtype(program.dtype))
+    return metrics.loss(observed.outputs, data.y_train[indices], program.task), observed.model_state
 
-  loss, grads = jax.value_and_grad(batch_loss)(state.params)
+  (loss, model_state), grads = jax.value_and_grad(batch_loss, has_aux=True)(state.params)
   optimizer = make_optimizer(program, inputs.learning_rate)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
@@ -274,6 +298,7 @@ def train_step(
   frozen = state.diverged | diverges
   state = state._replace(
       params=_where(frozen, state.params, params),
+      model_state=_where(frozen, state.model_state, model_state),
       opt_state=_where(frozen, state.opt_state, opt_state),
       diverged=frozen,
       diverged_step=jnp.where(diverges, step, state.diverged_step),
@@ -297,20 +322,27 @@ def train_chunk(
   return jax.lax.scan(step, state, (steps, indices))
 
 
-def _train_set_pass(program: Program, data: Arrays, inputs: RunInputs, params: nnx.State):
+def _observed(program: Program, inputs: RunInputs, params: nnx.State, model_state: nnx.State,
+              x: Array) -> observe.Observed:
+  """The model in evaluation mode on ``x``, each activation call recorded."""
+  return observe.call(model_builder(program), bound_activation(program, inputs), params,
+                      model_state, x, training=False, dtype=jnp.dtype(program.dtype))
+
+
+def _train_set_pass(program: Program, data: Arrays, inputs: RunInputs, state: RunState):
   """Loss, accuracy, gradient and activation counts summed over the training set."""
   activation = bound_activation(program, inputs)
 
   def batch(params: nnx.State, x: Array, y: Array, weights: Array):
-    forward = _model(program, inputs, params).forward(x)
-    loss_sum = jnp.sum(metrics.per_example_loss(forward.outputs, y, program.task) * weights)
-    return loss_sum, forward
+    observed = _observed(program, inputs, params, state.model_state, x)
+    loss_sum = jnp.sum(metrics.per_example_loss(observed.outputs, y, program.task) * weights)
+    return loss_sum, observed
 
   def accumulate(totals, batch_arrays):
     x, y, weights = batch_arrays
-    (loss_sum, forward), grads = jax.value_and_grad(batch, has_aux=True)(params, x, y, weights)
-    correct = jnp.sum(metrics.per_example_correct(forward.outputs, y, program.task) * weights)
-    counts = metrics.unit_counts(activation, forward.preactivations, forward.activations, weights)
+    (loss_sum, observed), grads = jax.value_and_grad(batch, has_aux=True)(state.params, x, y, weights)
+    correct = jnp.sum(metrics.per_example_correct(observed.outputs, y, program.task) * weights)
+    counts = metrics.unit_counts(activation, observed.preactivations, observed.activations, weights)
     new = (loss_sum, correct, grads, counts)
     if totals is None:
       return new
@@ -325,13 +357,12 @@ def _train_set_pass(program: Program, data: Arrays, inputs: RunInputs, params: n
   return totals
 
 
-def _test_set_pass(program: Program, data: Arrays, inputs: RunInputs, params: nnx.State):
+def _test_set_pass(program: Program, data: Arrays, inputs: RunInputs, state: RunState):
   """Loss and accuracy summed over the test set."""
-  model = _model(program, inputs, params)
 
   def batch(_, batch_arrays):
     x, y, weights = batch_arrays
-    outputs = model(x)
+    outputs = _observed(program, inputs, state.params, state.model_state, x).outputs
     loss_sum = jnp.sum(metrics.per_example_loss(outputs, y, program.task) * weights)
     correct = jnp.sum(metrics.per_example_correct(outputs, y, program.task) * weights)
     return None, jnp.stack([loss_sum, correct])
@@ -340,25 +371,47 @@ def _test_set_pass(program: Program, data: Arrays, inputs: RunInputs, params: nn
   return jnp.sum(sums, axis=0)
 
 
+@functools.lru_cache(maxsize=64)
+def kernel_paths(program: Program) -> tuple[tuple[Any, ...], ...]:
+  """The model's kernels in order of use: the rows of ``layers.csv``'s weight metrics."""
+  return observe.kernel_order(model_builder(program), _identity, _example(program))
+
+
+def _identity(z: Array) -> Array:
+  return z
+
+
+def _layer_values(activation_values: dict[str, Array], kernel_values: dict[str, Array]) -> dict[str, Array]:
+  """Per layer: the k-th activation call's metrics beside the k-th kernel's, NaN where one is missing.
+
+  The built-in models have a kernel per hidden layer and the output layer's
+  last, whose activation metrics are NaN.
+  """
+  count = max(len(next(iter(values.values()))) for values in (activation_values, kernel_values))
+  padded = lambda values: jnp.concatenate([values, jnp.full(count - len(values), jnp.nan)])  # noqa: E731
+  return {name: padded(values) for name, values in (kernel_values | activation_values).items()}
+
+
 def evaluate(
     program: Program, data: Arrays, inputs: RunInputs, state: RunState, step: Array
 ) -> tuple[RunState, dict[str, Array], dict[str, Array]]:
   """Run metrics and layer metrics on the whole training and test sets.
 
   Returns the state (divergence and inactive units updated), the run metrics
-  (scalars) and the layer metrics (one value per layer, the output last; the
-  activation metrics are NaN for the output layer, which has none).
+  (scalars) and the layer metrics (one value per layer: the k-th activation
+  call and the k-th kernel in order of use; NaN where a model has fewer calls
+  than kernels, as the output layer of the built-in models).
   """
   train_count = jnp.sum(data.train_batches[2])
   test_count = jnp.sum(data.test_batches[2])
-  loss_sum, correct, grads, counts = _train_set_pass(program, data, inputs, state.params)
-  test_loss_sum, test_correct = _test_set_pass(program, data, inputs, state.params)
+  loss_sum, correct, grads, counts = _train_set_pass(program, data, inputs, state)
+  test_loss_sum, test_correct = _test_set_pass(program, data, inputs, state)
   activation_values, ever_inactive = metrics.activation_metrics(counts, state.ever_inactive)
-  model = _model(program, inputs, state.params)
-  gradients = nnx.merge(nnx.graphdef(model), jax.tree.map(lambda g: g / train_count, grads))
-  layers = metrics.kernel_metrics(model.kernels(), gradients.kernels())
-  for name, values in activation_values.items():
-    layers[name] = jnp.append(values, jnp.nan)  # the output layer has no activation
+  paths = kernel_paths(program)
+  gradients = jax.tree.map(lambda g: g / train_count, grads)
+  kernel_values = metrics.kernel_metrics(
+      observe.kernels(state.params, paths), observe.kernels(gradients, paths))
+  layers = _layer_values(activation_values, kernel_values)
   train_loss = loss_sum / train_count
   run_values = {
       "train_loss": train_loss,

@@ -182,7 +182,7 @@ def test_grid_expands_sweeps_and_keeps_static_arguments():
     "changes,message",
     [
         ({"optimizer": "adma"}, "Did you mean 'adam'"),
-        ({"model": "transformer"}, "Choose from: mlp, cnn1d, cnn2d"),
+        ({"model": "transformer"}, "not a built-in model \\(mlp, cnn1d, cnn2d, resnet20"),
         ({"init": "he"}, "Choose from"),
         ({"dataset": "mnist1e"}, "Did you mean 'mnist1d'"),
         ({"activations": ("necro_rleu",)}, "Did you mean 'necro_relu'"),

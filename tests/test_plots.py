@@ -113,6 +113,21 @@ def test_one_column_per_hidden_layer(tmp_path, figures):
   assert titles[5:] == [f"hidden layer {layer}: dead units" for layer in range(1, 6)]
 
 
+def test_a_deep_network_is_drawn_as_a_profile_over_its_layers(tmp_path, figures):
+  depth = plots.MAX_LAYER_PANELS + 13  # a ResNet-20's 19 activation calls
+  runs, history, layers = make_rows(num_layers=depth)
+  plots.write_plots(tmp_path, runs, history, layers)
+  inactive, dead = _panels(figures[1])
+  assert inactive.get_title() == "inactive units at the last evaluation"
+  assert dead.get_title() == "dead units at the last evaluation"
+  relu = inactive.get_lines()[0]
+  assert relu.get_label() == "relu"
+  # x: the layer; y: the last evaluation's fraction (0.1 * layer in make_rows), in percent.
+  np.testing.assert_allclose(relu.get_xdata(), np.arange(1, depth + 1))
+  np.testing.assert_allclose(relu.get_ydata(), 10.0 * np.arange(1, depth + 1))
+  np.testing.assert_allclose(dead.get_lines()[0].get_ydata(), 5.0 * np.arange(1, depth + 1))
+
+
 def test_layers_missing_from_some_runs_or_all(tmp_path, figures):
   runs, history, layers = make_rows(num_layers=2)
   # A deeper model for one activation only: its third layer gets its own panels.
