@@ -9,9 +9,10 @@ import json
 
 import jax
 import pytest
+from flax import nnx
 
 import activations
-from research.bench import activation_cost, report, suite, targets, timing
+from research.bench import activation_cost, report, resnet_step, suite, targets, timing
 from research.bench.config import BenchConfig
 from research.config import Config
 
@@ -113,3 +114,46 @@ def test_torch_reference_trains_the_comparison_when_torch_is_installed():
 def test_report_of_a_result_without_torch_says_why():
   text = report._torch({"torch": {"skipped": "torch is not installed"}})
   assert "Skipped: torch is not installed" in text
+
+
+@pytest.mark.slow  # compiles three ResNet-20 programs: tens of seconds on a 2-core CPU
+@pytest.mark.standard_promotion  # optax's sgd, as users run it
+def test_resnet_step_record_has_each_part_and_convolution():
+  shape = resnet_step.ResnetShape(batch=4, image_size=8, width=4)
+  record = resnet_step.measure(shape, rounds=1)
+  assert set(record["jax"]) == set(resnet_step.STEP_PARTS) == {"forward", "forward_backward", "step"}
+  assert all(record["jax"][part]["median"] > 0 for part in resnet_step.STEP_PARTS)
+  assert set(record["split"]) == {"forward", "backward", "update"}
+  assert [(row["size"], row["channels"], row["count"]) for row in record["convs"]] == [
+      (8, 4, 6), (4, 8, 5), (2, 16, 5)]
+  for row in record["convs"]:
+    assert all(row["jax"][op]["median"] > 0 for op in resnet_step.CONV_OPS)
+  assert record["conv_seconds_per_step"]["jax"] > 0
+  if "skipped" in record["torch"]:
+    assert set(record["conv_seconds_per_step"]) == {"jax"}
+  else:
+    assert record["torch"]["memory_format"] in ("contiguous", "channels_last")
+    assert all(record["ratio"][part] > 0 for part in resnet_step.STEP_PARTS)
+    assert all(row["ratio"][op] > 0 for row in record["convs"] for op in resnet_step.CONV_OPS)
+  text = report.resnet_step_section(record)
+  assert "## ResNet-20 training step" in text and "kernel gradient" in text
+  verdicts = {target.name: target.verdict for target in targets.check({"platform": "cpu",
+                                                                       "resnet_step": record})}
+  assert set(verdicts.values()) <= {"measured (no target yet)", "not measured"}
+
+
+def test_torch_resnet20_has_the_option_a_parameter_count():
+  from research import architectures
+  from research.bench import torch_reference, torch_resnet
+
+  missing = torch_reference.available()
+  if missing:
+    pytest.skip(missing)
+  torch = torch_reference.import_torch()
+  model = torch_resnet.resnet20(torch)
+  assert torch_resnet.parameter_count(model) == torch_resnet.RESNET20_PARAMETERS == 269_722
+  jax_model = nnx.eval_shape(lambda: architectures.resnet20(
+      jax.nn.relu, input_shape=(32, 32, 3), num_outputs=10, rngs=nnx.Rngs(0)))
+  assert architectures.parameter_count(jax_model) == torch_resnet.RESNET20_PARAMETERS
+  images = torch.zeros(2, 3, 8, 8)
+  assert tuple(model(images).shape) == (2, 10)

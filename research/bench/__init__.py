@@ -11,6 +11,9 @@ few minutes at most. One module per measurement:
 * :mod:`research.bench.main_job`: the default ``compare`` end to end, its time
   split, and its fraction of the machine's matmul throughput;
 * :mod:`research.bench.torch_reference`: the same in PyTorch (optional);
+* :mod:`research.bench.resnet_step`: the CIFAR ResNet-20 training step against
+  PyTorch eager (:mod:`research.bench.torch_resnet`), its forward/backward
+  split and its convolutions one by one;
 * :mod:`research.bench.targets` and :mod:`research.bench.report`: the issue's
   targets, met or not, and the markdown.
 

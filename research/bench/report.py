@@ -169,6 +169,88 @@ def _torch(result: dict[str, Any]) -> str:
   )
 
 
+def _milliseconds(timing: dict[str, Any]) -> str:
+  """``1464 ms (1190-2420)``: whole milliseconds from 100 ms up, else 3 significant digits."""
+  def number(seconds: float) -> str:
+    return f"{seconds * 1e3:.0f}" if seconds >= 0.1 else f"{seconds * 1e3:.3g}"
+  return f"{number(timing['median'])} ms ({number(timing['fastest'])}-{number(timing['slowest'])})"
+
+
+_CONV_OP_NAMES = {"forward": "forward", "input_grad": "input gradient",
+                  "kernel_grad": "kernel gradient"}
+
+
+def _resnet_step_rows(record: dict[str, Any]) -> list[list[Any]]:
+  torch = record["torch"]
+  rows = []
+  for part, label in (("step", "**whole step**"), ("forward_backward", "forward + backward"),
+                      ("forward", "forward alone (training mode)")):
+    share = "100%" if part == "step" else f"{100 * _share(record, part):.0f}%"
+    cells = [label, _milliseconds(record["jax"][part]), share]
+    if "skipped" not in torch:
+      cells += [_milliseconds(torch[part]), f"{record['ratio'][part]:.2f}x"]
+    rows.append(cells)
+  return rows
+
+
+def _share(record: dict[str, Any], part: str) -> float:
+  split = record["split"]
+  return split["forward"] + (split["backward"] if part == "forward_backward" else 0)
+
+
+def _conv_rows(record: dict[str, Any]) -> list[list[Any]]:
+  rows = []
+  for row in record["convs"]:
+    shape = (f"{record['shape']['batch']}x{row['size']}x{row['size']}x{row['channels']} "
+             f"(x{row['count']})")
+    for op, label in _CONV_OP_NAMES.items():
+      jax_time = row["jax"][op]
+      cells = [f"{row['stage']}", shape, label,
+               f"{_milliseconds(jax_time)}, {jax_time['flops_per_second'] / 1e9:.0f} GFLOP/s"]
+      if "torch" in row:
+        torch_time = row["torch"][op]
+        cells += [f"{_milliseconds(torch_time)}, {torch_time['flops_per_second'] / 1e9:.0f} GFLOP/s",
+                  f"{row['ratio'][op]:.2f}x"]
+      rows.append(cells)
+  return rows
+
+
+def resnet_step_section(record: dict[str, Any]) -> str:
+  """The ResNet-20 step table, its convolutions, and their share of the step (markdown)."""
+  shape, torch = record["shape"], record["torch"]
+  with_torch = "skipped" not in torch
+  compared = (f"PyTorch {torch['version']} eager on {torch['threads']} thread(s), "
+              f"`{torch['memory_format']}` layout (the faster: step "
+              + ", ".join(f"{name} {_milliseconds(timing)}"
+                          for name, timing in torch["step_by_memory_format"].items())
+              + ")") if with_torch else f"PyTorch skipped: {torch['skipped']}"
+  torch_columns = ["PyTorch", "PyTorch / JAX"] if with_torch else []
+  names = {"jax": "JAX", "torch": "PyTorch"}
+  shares = ", ".join(
+      f"{names[side]} {1e3 * seconds:.0f} ms ({100 * record['conv_share_of_step'][side]:.0f}% "
+      "of its step)" for side, seconds in record["conv_seconds_per_step"].items())
+  flags = f"`XLA_FLAGS={record['xla_flags']}`" if record["xla_flags"] else "no `XLA_FLAGS`"
+  return (
+      "## ResNet-20 training step\n\n"
+      f"One SGD step (0.1, momentum 0.9) of the CIFAR ResNet-20 (relu, BatchNorm in training "
+      f"mode, softmax cross-entropy): batch {shape['batch']}, {shape['image_size']}x"
+      f"{shape['image_size']}x3 float32 images, {shape['num_classes']} classes, width "
+      f"{shape['width']}. JAX: one jitted function of (params, batch statistics, optimizer "
+      f"state, batch), state donated, on {record['threads']} core(s), {flags}. {compared}. "
+      f"{record['rounds']} interleaved rounds; shares are of JAX's step, per round. "
+      "Ratio: PyTorch time / JAX time (above 1: JAX is faster).\n\n"
+      + _table(["JAX program", "JAX", "share of step"] + torch_columns, _resnet_step_rows(record))
+      + "\n\nIts convolutions: at each stage's shape (NHWC, and how many of the network's 19 "
+      "convolutions have it) one 3x3 stride-1 convolution and the two of its backward pass, "
+      "each jitted alone (PyTorch: `aten.convolution_backward`, as autograd calls it); "
+      f"{record['conv_rounds']} rounds of 3 calls.{' Ratio: PyTorch / JAX.' if with_torch else ''}\n\n"
+      + _table(["stage", "shape", "convolution", "JAX"] + torch_columns, _conv_rows(record))
+      + f"\n\nTimed alone, these 16 convolutions (forward and both gradients each) add up to "
+      f"{shares}: an isolated timing can exceed its cost inside the step (above 100%), so this "
+      "bounds the convolutions' share rather than measuring it."
+  )
+
+
 def _targets(result: dict[str, Any]) -> str:
   rows = [[target.name, target.measured, f"**{target.verdict}**"] for target in targets.check(result)]
   return "## Targets\n\n" + _table(["target", "measured", "verdict"], rows)
@@ -187,4 +269,6 @@ def markdown(result: dict[str, Any]) -> str:
     parts.append(_grids(result))
   if result.get("torch"):
     parts.append(_torch(result))
+  if result.get("resnet_step"):
+    parts.append(resnet_step_section(result["resnet_step"]))
   return "\n\n".join(parts) + "\n"

@@ -19,7 +19,8 @@ from jax._src import compilation_cache
 
 from research import data, devices, results
 from research.bench import (
-    activation_cost, grid_throughput, main_job, report, targets, timing, torch_reference,
+    activation_cost, grid_throughput, main_job, report, resnet_step, targets, timing,
+    torch_reference,
 )
 from research.bench.config import BenchConfig
 from research.config import Config
@@ -45,6 +46,8 @@ class Sizes:
   activation_names: tuple[str, ...] | None = None  # None: every registered activation
   grid_batchings: tuple[str, ...] = ("vmap", "map")
   torch_compile: bool = True  # also time the MLP step under torch.compile
+  resnet: resnet_step.ResnetShape | None = None  # the ResNet-20 step; None: not measured
+  resnet_rounds: int = 5  # rounds of the ResNet-20 step and of its convolutions
 
   @classmethod
   def of(cls, platform: str, quick: bool) -> Sizes:
@@ -60,6 +63,8 @@ class Sizes:
         torch_seeds=1 if quick else 5,
         torch_steps=1000 if quick else 6000,
         command_rounds=0 if quick else 2,
+        resnet=None if gpu else resnet_step.ResnetShape(),  # a CPU comparison: torch is CPU-only here
+        resnet_rounds=2 if quick else 5,
     )
 
 
@@ -142,6 +147,9 @@ def run(config: BenchConfig, sizes: Sizes | None = None) -> dict[str, Any]:
   result["grids"] = grid_throughput.measure(
       sizes.grid_sizes, sizes.grid_steps, sizes.grid_rounds, batchings=sizes.grid_batchings)
   result["torch"] = _torch(config, sizes, result)
+  if sizes.resnet is not None:
+    _say("the ResNet-20 training step against PyTorch eager, and its convolutions")
+    result["resnet_step"] = resnet_step.measure(sizes.resnet, sizes.resnet_rounds, torch=config.torch)
   result["bench_seconds"] = time.perf_counter() - started
   result["targets"] = [dataclasses.asdict(t) | {"verdict": t.verdict} for t in targets.check(result)]
   text = report.markdown(result)

@@ -31,11 +31,17 @@ def available() -> str | None:
   return None
 
 
-def _torch():
+def cores() -> int:
+  """The cores this process may run on (its CPU affinity): JAX's CPU threads use them all."""
+  count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+  return max(1, count or 1)
+
+
+def import_torch():
+  """torch, its threads limited to the cores JAX uses (:func:`cores`)."""
   import torch  # the optional extra, imported only when measured
 
-  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-  torch.set_num_threads(max(1, cores or 1))
+  torch.set_num_threads(cores())
   return torch
 
 
@@ -124,7 +130,7 @@ def _train_run(torch, dataset, activation: str, seed: int, steps: int, batch_siz
 def compare(dataset, *, seeds: int = 5, steps: int = 6000, batch_size: int = 100,
             eval_every: int = 250, input_size: int = 40, num_outputs: int = 10) -> dict[str, Any]:
   """The default comparison in PyTorch, runs one after another, timed whole."""
-  torch = _torch()
+  torch = import_torch()
   started = time.perf_counter()
   accuracies: dict[str, list[float]] = {}
   for activation in ("relu", "leaky_relu", "necro_relu"):
@@ -144,7 +150,7 @@ def compare(dataset, *, seeds: int = 5, steps: int = 6000, batch_size: int = 100
 
 def mlp_steps(depth: int, width: int, batch: int, rounds: int, *, compile: bool = True) -> dict[str, Any]:
   """The MLP SGD step of the activation benchmark (ReLU), eager and ``torch.compile``d."""
-  torch = _torch()
+  torch = import_torch()
   generator = torch.Generator().manual_seed(0)
   weights = [(torch.randn(width, width, generator=generator) / width**0.5).requires_grad_()
              for _ in range(depth)]
