@@ -9,9 +9,9 @@ Resurrection of the ReLU"), whose headline result is on CIFAR-100 without
 data augmentation: VGG-16 48.73% with ReLU against 64.47% with the B-SiLU
 surrogate, ResNet-18 48.99% against 56.51%. They need the CIFAR-100 python
 folder (``cifar-100-python`` with ``train`` and ``test``, from the dataset's
-official page) and a GPU: VGG-16 on CIFAR-100 is about 0.3 GFLOP per image
-forward, so 100 epochs of 5 activations x 3 seeds is about 15 runs x 5M
-images. The paper's optimiser, schedule and epoch count are not restated in
+official page) and a GPU: VGG-16 costs 0.63 GFLOP per 32x32 image forward,
+about 1.9 GFLOP per training image, and 100 epochs of 5 activations x 3 seeds
+are 15 runs x 5M images, about 140 PFLOP (an estimate, not yet measured). The paper's optimiser, schedule and epoch count are not restated in
 this project's sources; the presets use the standard CIFAR recipe (SGD with
 momentum 0.9, batch 128, coupled weight decay 5e-4, the rate divided by 10
 at 50% and 75% of 100 epochs). Results will be comparable in direction, not
