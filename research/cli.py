@@ -49,7 +49,7 @@ def compare_command(default: Config | None = None) -> Callable[..., int]:
           experiment.prepare(config, out or None), quiet=quiet, command=command_line()
       )
       if quiet:
-        print(summary.summary_table(comparison.runs))
+        print(summary.plain_table(comparison.findings.tables[0].frame))
       print(f"\nResults: {comparison.out}/")
 
     return run_command(work, out=out)

@@ -124,9 +124,18 @@ def to_dict(config: Any) -> dict[str, Any]:
   """A config (or a study's settings) dataclass as JSON-ready values.
 
   Tuples become lists; a model factory or data loader passed from Python as a
-  function is recorded as ``module:qualname``.
+  function is recorded as ``module:qualname``; a nested config (a study's
+  ``base``) becomes a nested dict.
   """
-  return {key: recorded(value) for key, value in dataclasses.asdict(config).items()}
+  return {field.name: _recorded_field(getattr(config, field.name))
+          for field in dataclasses.fields(config)}
+
+
+def _recorded_field(value: Any) -> Any:
+  """A nested config (a study's ``base``) as a dict, anything else as :func:`recorded`."""
+  if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    return to_dict(value)
+  return recorded(value)
 
 
 def recorded(value: Any) -> Any:

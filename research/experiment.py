@@ -21,11 +21,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+import pandas as pd
 import tqdm
 
 from research import config as config_lib
 from research import (
-    data, devices, fingerprint, grid, model_spec, plots, programs, results, summary, train,
+    data, devices, findings, fingerprint, grid, model_spec, plots, programs, results, summary,
+    tables, train,
 )
 from research.command import command_line
 from research.config import Config
@@ -35,10 +37,24 @@ class Comparison(NamedTuple):
   """What :func:`compare` returns, besides writing it to ``out``."""
 
   out: pathlib.Path  # the results folder
-  runs: list[dict[str, Any]]  # one row per run (runs.csv)
-  history: list[dict[str, Any]]  # one row per run and evaluation (history.csv)
-  layers: list[dict[str, Any]]  # one row per run, evaluation and layer (layers.csv)
+  tables: tables.Tables  # runs, history, layers, grids as pandas DataFrames
+  findings: findings.Findings  # the answers and the main table, as data
   summary: str  # summary.md
+
+  @property
+  def runs(self) -> pd.DataFrame:
+    """One row per run (``runs.csv``)."""
+    return self.tables.runs
+
+  @property
+  def history(self) -> pd.DataFrame:
+    """One row per run and evaluation (``history.csv``)."""
+    return self.tables.history
+
+  @property
+  def layers(self) -> pd.DataFrame:
+    """One row per run, evaluation and layer (``layers.csv``)."""
+    return self.tables.layers
 
 
 def default_out(command: str = "compare") -> pathlib.Path:
@@ -301,25 +317,43 @@ def write_outputs(
     raise results.ResultsWriteError(folder) from error
 
 
+def context(command: str, seconds: float, trained: Trained,
+            settings: Mapping[str, Any]) -> dict[str, Any]:
+  """How an experiment was run, for ``findings.json``: command, machine, runs, times, settings.
+
+  ``training_seconds`` sums every program the folder holds (``grids.csv``),
+  over every call that added to it; ``wall_seconds`` is this call's.
+  """
+  seeds = sorted({row["seed"] for row in trained.runs})
+  contiguous = seeds == list(range(len(seeds)))
+  return {
+      "command": command,
+      "machine": devices.machine_description(),
+      "runs": len(trained.runs),
+      "seeds": f"0..{seeds[-1]}" if seeds and contiguous else ", ".join(map(str, seeds)),
+      "wall_seconds": round(seconds, 1),
+      "training_seconds": round(sum(grid["seconds"] for grid in trained.grids), 1),
+      "settings": dict(settings),
+  }
+
+
 def run(prepared: Prepared, *, quiet: bool = False, command: str = "") -> Comparison:
   """Trains what :func:`prepare` found pending, then summarises and plots."""
   started = time.perf_counter()
   config = prepared.parts[0].config
   trained = train_pending(prepared, quiet=quiet)
-  title = f"Comparison on {config.dataset}: {', '.join(config.activations)}"
-  context = {
-      "command": command or command_line(),
-      "machine": devices.machine_description(),
-      "training seconds (all grids)": round(sum(g["seconds"] for g in trained.grids), 1),
-  }
-  report = summary.summary_markdown(
-      trained.runs, title=title, config=config_lib.to_dict(config), context=context
-  )
-  write_outputs(trained.out, {"summary.md": report},
+  found = summary.comparison_findings(
+      trained.runs, question=f"how do {', '.join(config.activations)} compare on {config.dataset}?")
+  record = context(command or command_line(), time.perf_counter() - started, trained,
+                   config_lib.to_dict(config))
+  text = findings.to_markdown(found, name="compare", reproduce=findings.reproduce_lines(record))
+  write_outputs(trained.out, {"summary.md": text,
+                              "findings.json": findings.to_json(found, name="compare", record=record)},
                 lambda folder: plots.write_plots(folder, trained.runs, trained.history, trained.layers))
   say("\n" + summary.summary_table(trained.runs), quiet)
   say(f"({time.perf_counter() - started:.1f} s)", quiet)
-  return Comparison(trained.out, trained.runs, trained.history, trained.layers, report)
+  return Comparison(trained.out, tables.Tables.of(trained.runs, trained.history, trained.layers,
+                                                  trained.grids), found, text)
 
 
 def compare(
@@ -339,7 +373,9 @@ def compare(
     >>> import tempfile
     >>> result = compare(Config(activations=("relu", "necro_relu"), seeds=2, steps=20,
     ...                         eval_every=10, width=8), out=tempfile.mkdtemp(), quiet=True)
-    >>> len(result.runs), sorted({row["activation"] for row in result.runs})
+    >>> len(result.runs), sorted(result.runs["activation"].unique())
     (4, ['necro_relu', 'relu'])
+    >>> result.runs.groupby("activation")["test_accuracy"].count().to_dict()
+    {'necro_relu': 2, 'relu': 2}
   """
   return run(prepare(config, out), quiet=quiet)

@@ -596,6 +596,11 @@ def _json_ready(value: Any) -> Any:
   )
 
 
+def read_config(folder: str | os.PathLike) -> dict[str, Any]:
+  """The ``config.json`` of a results folder, or a ``ValueError`` saying what is wrong with it."""
+  return _read_config(pathlib.Path(folder) / CONFIG_FILE)
+
+
 def _read_config(path: pathlib.Path) -> dict[str, Any]:
   try:
     stored = json.loads(path.read_text(encoding="utf-8"))

@@ -16,7 +16,7 @@ import pytest
 import activations
 from conftest import WRAPS
 
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+LIBRARY_DOC = pathlib.Path(__file__).resolve().parents[1] / "docs" / "library.md"
 X = jnp.array([-3.0, -1.0, -0.25, 0.0, 0.25, 1.0, 3.0])
 
 
@@ -235,7 +235,7 @@ def test_hyperparameters_lists_defaults():
 
 
 def test_readme_catalogue_is_generated_from_the_registry():
-  assert activations.catalogue_markdown() in README.read_text()
+  assert activations.catalogue_markdown() in LIBRARY_DOC.read_text()
 
 
 def test_spec_errors_never_say_activation():

@@ -44,14 +44,14 @@ def test_resnet20_trains_on_a_cifar100_folder_with_every_metric(tmp_path):
                      "model": "resnet20(width=4)", "activations": ("relu",), "steps": 2,
                      "eval_every": 2})
   result = research.compare(config, out=tmp_path / "out", quiet=True)
-  (row,) = result.runs
+  (row,) = result.runs.to_dict("records")
   assert row["parameters"] == architectures.parameter_count(nnx.eval_shape(
       lambda: architectures.resnet20(jax.nn.relu, input_shape=(32, 32, 3), num_outputs=100,
                                      rngs=nnx.Rngs(0), width=4)))
-  final = [layer for layer in result.layers if layer["step"] == 2]
+  final = [layer for layer in result.layers.to_dict("records") if layer["step"] == 2]
   # 20 kernels (19 convolutions, the head) and 19 activation calls: layer k is both k-th.
   assert sorted(layer["layer"] for layer in final) == list(range(1, 21))
-  observed = [layer for layer in final if layer["inactive_fraction"] is not None]
+  observed = [layer for layer in final if not np.isnan(layer["inactive_fraction"])]
   assert sorted(layer["layer"] for layer in observed) == list(range(1, 20))
   assert all(0 <= layer["inactive_fraction"] <= 1 for layer in observed)
   assert all(layer["weight_norm"] > 0 and layer["gradient_norm"] > 0 for layer in final)
@@ -78,12 +78,12 @@ def test_augmentation_and_bfloat16_train_and_keep_runs_paired(tmp_path):
   config = Config(**{**TINY_IMAGES.__dict__, "augment": True, "dtype": "bfloat16",
                      "model": "cnn2d", "width": 4, "norm": "batch", "seeds": 2})
   result = research.compare(config, out=tmp_path, quiet=True)
-  assert len(result.runs) == 4 and all(np.isfinite(row["test_loss"]) for row in result.runs)
+  assert len(result.runs) == 4 and np.isfinite(result.runs["test_loss"]).all()
   plain = research.compare(Config(**{**config.__dict__, "augment": False}),
                            out=tmp_path / "plain", quiet=True)
   # Augmentation changes what is trained on: other ids, other numbers.
-  assert {row["run_id"] for row in plain.runs}.isdisjoint(row["run_id"] for row in result.runs)
-  assert [row["train_loss"] for row in plain.runs] != [row["train_loss"] for row in result.runs]
+  assert set(plain.runs["run_id"]).isdisjoint(result.runs["run_id"])
+  assert list(plain.runs["train_loss"]) != list(result.runs["train_loss"])
 
 
 def test_the_sugar_preset_runs_at_a_tiny_size(tmp_path, capsys, monkeypatch):

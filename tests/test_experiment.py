@@ -12,6 +12,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 from flax import nnx
 
@@ -251,7 +252,7 @@ def test_warmup_cosine_trains_a_grid_end_to_end(tmp_path):
   config = _with(TINY, activations=("relu", "necro_relu"), optimizer="adamw",
                  schedule="warmup_cosine", learning_rates=(0.01, 0.1), seeds=1, steps=20)
   result = research.compare(config, out=tmp_path, quiet=True)
-  assert len(result.runs) == 4 and not any(row["diverged"] for row in result.runs)
+  assert len(result.runs) == 4 and not result.runs["diverged"].any()
 
 
 def test_schedules_scale_a_peak_of_one_by_the_learning_rate():
@@ -388,14 +389,14 @@ def test_a_surrogate_equal_to_relu_trains_exactly_like_relu(tmp_path):
   # Regression: necro_relu at slope 0 matched relu's rows at 1 seed of 3.
   config = _with(TINY, activations=("relu", "necro_relu(negative_slope=[0.0, 0.1])"), seeds=3)
   result = research.compare(config, out=tmp_path, quiet=True)
-  metric_columns = [c for c in result.runs[0] if c not in (*KEYS, "negative_slope")]
-  relu = {row["seed"]: row for row in result.runs if row["name"] == "relu"}
-  zero = {row["seed"]: row for row in result.runs if row.get("negative_slope") == 0.0}
-  tenth = {row["seed"]: row for row in result.runs if row.get("negative_slope") == 0.1}
-  assert sorted(relu) == sorted(zero) == [0, 1, 2]
-  for seed in relu:
-    assert [zero[seed][c] for c in metric_columns] == [relu[seed][c] for c in metric_columns]
-  assert any(tenth[seed]["test_loss"] != relu[seed]["test_loss"] for seed in relu)
+  runs = result.runs
+  metric_columns = [c for c in runs.columns if c not in (*KEYS, "negative_slope")]
+  relu = runs[runs["name"] == "relu"].set_index("seed")[metric_columns]
+  zero = runs[runs["negative_slope"] == 0.0].set_index("seed")[metric_columns]
+  tenth = runs[runs["negative_slope"] == 0.1].set_index("seed")[metric_columns]
+  assert list(relu.index) == list(zero.index) == [0, 1, 2]
+  pd.testing.assert_frame_equal(zero, relu)
+  assert (tenth["test_loss"] != relu["test_loss"]).any()
 
 
 def test_checks_before_training_name_the_problem():

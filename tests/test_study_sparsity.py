@@ -10,6 +10,7 @@ import pytest
 
 import activations
 from research import cli
+from research.config import Config
 from research.studies import sparsity
 
 pytestmark = pytest.mark.standard_promotion  # trains with optax
@@ -22,16 +23,16 @@ def _rows(path):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-  settings = sparsity.Settings(
-      activations=("relu", "necro_relu", "leaky_relu"), models=("mlp",),
-      dataset="xor(num_train=256, num_test=64)", mlp_width=64, seeds=2,
-      learning_rates=(0.01, 0.1), steps=4, eval_every=2)
-  return settings, sparsity.run(settings, out=tmp_path_factory.mktemp("sparsity"), quiet=True)
+  settings = sparsity.Settings(models=("mlp",), mlp_width=64, base=Config(
+      activations=("relu", "necro_relu", "leaky_relu"), dataset="xor(num_train=256, num_test=64)",
+      seeds=2, learning_rates=(0.01, 0.1), steps=4, eval_every=2))
+  return settings, sparsity.STUDY.run(settings, out=tmp_path_factory.mktemp("sparsity"), quiet=True)
 
 
 def _step_zero(outcome, name):
-  return {(r["seed"], r["learning_rate"], r["layer"]): r["sparsity"] for r in outcome.layers
-          if r["step"] == 0 and r["name"] == name and r.get("sparsity") is not None}
+  layers = outcome.tables.layers
+  chosen = layers[(layers["step"] == 0) & (layers["name"] == name) & layers["sparsity"].notna()]
+  return {(r.seed, r.learning_rate, r.layer): r.sparsity for r in chosen.itertuples()}
 
 
 def test_relu_is_about_half_zeros_at_a_symmetric_initialisation(tiny):
@@ -45,12 +46,12 @@ def test_necro_relu_equals_relu_exactly_at_the_same_seed_and_leaky_relu_has_no_z
   _, outcome = tiny
   assert _step_zero(outcome, "necro_relu") == _step_zero(outcome, "relu")
   assert set(_step_zero(outcome, "leaky_relu").values()) == {0.0}
-  assert sparsity.step_zero_pairs(outcome.layers, "relu", "necro_relu") == (8, 8)
+  assert sparsity.step_zero_pairs(outcome.tables.layers, "relu", "necro_relu") == (8, 8)
 
 
 def test_the_study_writes_its_files_and_the_summary_answers(tiny):
   settings, outcome = tiny
-  for name in ("summary.md", "correlations.csv", "sparsity_layers.png", "sparsity_accuracy.png",
+  for name in ("summary.md", "findings.json", "correlations.csv", "sparsity_layers.png", "sparsity_accuracy.png",
                "runs.csv", "layers.csv", "history.csv"):
     assert (outcome.out / name).exists(), name
   rows = _rows(outcome.out / "correlations.csv")
@@ -79,13 +80,16 @@ def test_help_lists_the_flags(capsys, monkeypatch):
   assert exit_info.value.code == 0
   text = capsys.readouterr().out
   for field in dataclasses.fields(sparsity.Settings):
-    assert f"--{field.name.replace('_', '-')}" in text, field.name
+    if field.name != "base":
+      assert f"--{field.name.replace('_', '-')}" in text, field.name
+  assert "--base.steps" in text and "--base.activations" in text
 
 
 @pytest.mark.parametrize("flags,message", [
     (["--models", "rnn"], "Choose from: mlp, cnn1d, cnn2d"),
-    (["--activations", "relu,sofplus"], "Did you mean 'softplus'"),
-    (["--models", "cnn1d", "--dataset", "digits"], "needs 1-D examples"),
+    (["--base.activations", "relu,sofplus"], "Did you mean 'softplus'"),
+    (["--models", "cnn1d", "--base.dataset", "digits"], "needs 1-D examples"),
+    (["--base.width", "7"], "base.width is set per part by the sparsity study"),
 ])
 def test_a_bad_flag_fails_in_one_line_before_anything_runs(flags, message, capsys, tmp_path, monkeypatch):
   monkeypatch.setenv("XLA_FLAGS", "")

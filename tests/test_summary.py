@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from research import summary
+from research import findings, summary
 from research.statistics import mean_confidence_interval, paired_comparison
 from research.summary import summarize
 
@@ -50,6 +50,12 @@ def make_runs(learning_rate: float = 0.01, diverged: tuple[tuple[str, int], ...]
         row.update(test_accuracy=0.1, test_loss=math.inf, train_loss=math.nan)
       rows.append(row)
   return rows
+
+
+def markdown(runs, **options):
+  """The comparison's summary.md, through the one renderer."""
+  found = summary.comparison_findings(runs, question=options.pop("question", "t"), **options)
+  return findings.to_markdown(found, name="compare")
 
 
 def _t_half_width(values, confidence=0.95):
@@ -153,8 +159,8 @@ def test_equal_nonzero_differences_have_no_p_value():
       for name, values in (("relu", baseline), ("necro_relu", treatment)) for seed in (0, 1)
   ]
   row = summary.summary_table(runs).splitlines()[-1]
-  assert " n/c " in row and "+5.0 pp" in row
-  assert "`n/c`: not computable" in summary.summary_markdown(runs, title="t")
+  assert " n/c " in row and "+5.0 pp [+5.0, +5.0]" in row
+  assert "`n/c`: not computable" in markdown(runs)
 
 
 def test_diverged_pairs_are_counted_as_dropped():
@@ -201,16 +207,16 @@ def test_baseline_missing_at_a_learning_rate():
       ("leaky_relu", 0.1), ("necro_relu", 0.1)]
   assert summaries[2].comparison is not None
   assert summaries[3].comparison is None and not summaries[3].is_baseline
-  markdown = summary.summary_markdown(runs, title="t")
-  row = next(line for line in markdown.splitlines()
-             if line.startswith("| `necro_relu(negative_slope=0.1)` | 0.1 |"))
-  assert row.endswith("| - | - | - |")
+  text = markdown(runs)
+  row = next(line for line in text.splitlines()
+             if line.startswith("| necro_relu(negative_slope=0.1) | 0.1 |"))
+  assert row.endswith("| - | - | - | - |")
 
 
 def test_no_baseline_at_all_is_said():
   runs = [row for row in make_runs() if row["name"] != "relu"]
   assert all(s.comparison is None for s in summarize(runs))
-  assert "no run is of the baseline relu" in summary.summary_markdown(runs, title="t")
+  assert "no run is of the baseline relu" in markdown(runs)
 
 
 def test_baseline_by_name_or_full_spec():
@@ -239,37 +245,38 @@ def test_regression_falls_back_to_test_loss_lower_is_better():
   header = table.splitlines()[0].split("  ")
   header = [cell.strip() for cell in header if cell.strip()]
   assert header[4:6] == ["test loss", "train loss"]
-  assert "-0.0125 ± " in table  # a loss difference, not percentage points
-  markdown = summary.summary_markdown(runs, title="t")
-  assert "test loss (lower is better)" in markdown and "test accuracy" not in markdown
+  assert "-0.0125 [" in table  # a loss difference, not percentage points
+  text = markdown(runs)
+  assert "test loss (lower is better)" in text and "test accuracy" not in text
 
 
-def test_markdown_holds_the_expected_numbers():
+def test_the_findings_hold_the_expected_numbers():
   runs = make_runs(diverged=(("necro_relu", 3),))
-  config = {"dataset": "mnist1d", "activations": ["relu", "necro_relu"], "steps": 100}
-  markdown = summary.summary_markdown(runs, title="My comparison", config=config)
-  lines = markdown.splitlines()
-  assert lines[0] == "# My comparison"
-  assert "- `dataset`: `mnist1d`" in lines and "- `steps`: `100`" in lines
-  relu_half = 100 * _t_half_width(RELU)
+  found = summary.comparison_findings(runs, question="My comparison")
+  table = found.tables[0].frame.set_index("activation")
+  relu = table.loc["relu"]
+  assert (relu["n"], relu["diverged"]) == ("4", "0")
+  accuracy = relu["test accuracy"]
+  assert (accuracy.value, accuracy.n) == (pytest.approx(0.63), 4)
+  assert accuracy.high - accuracy.value == pytest.approx(_t_half_width(RELU))
+  assert accuracy.text() == f"63.0% [{100 * (0.63 - _t_half_width(RELU)):.1f}, {100 * (0.63 + _t_half_width(RELU)):.1f}]"
+  assert relu["dead units"].text().startswith("25.0% [") and relu["sparsity"].text() == "50.0% [50.0, 50.0]"
+  necro = table.loc["necro_relu(negative_slope=0.1)"]
   necro_differences = DIFFERENCES["necro_relu(negative_slope=0.1)"][:3]
-  necro_half = 100 * _t_half_width(necro_differences)
   necro_p = stats.ttest_rel([RELU[s] + necro_differences[s] for s in range(3)], RELU[:3]).pvalue
-  assert (f"| `relu` | 0.01 | 4 | 0 | 63.0% ± {relu_half:.1f} | 0.370 ± "
-          f"{_t_half_width([1 - a for a in RELU]):.3f} |") in markdown
-  assert "| 25.0% ± " in markdown and "| 50.0% ± 0.0 |" in markdown
-  necro_row = next(line for line in lines if line.startswith("| `necro_relu"))
-  assert necro_row.startswith("| `necro_relu(negative_slope=0.1)` | 0.01 | 3 | 1 |")
+  difference = necro["vs relu"]
+  assert (necro["n"], necro["diverged"], difference.kind, difference.n) == ("3", "1", "points", 3)
+  assert difference.value == pytest.approx(0.05)
+  assert difference.high - difference.value == pytest.approx(_t_half_width(necro_differences))
   # 3 pairs compared; relu ran seed 3 too, but necro diverged there: 1 pair dropped.
-  assert necro_row.endswith(f"| +5.0 pp ± {necro_half:.1f} | {necro_p:.3f} | 3/3 | 1 |")
-  assert lines.count("## Diverged runs") == 1
-  diverged_section = markdown.split("## Diverged runs")[1].split("## How to read")[0]
-  assert "1 of 12 runs diverged" in diverged_section
-  assert ("- `necro_relu(negative_slope=0.1)|seed=3|learning_rate=0.01` (at step 40)"
-          in diverged_section)
-  assert "pairs dropped" in markdown.split("## How to read")[1]
-  assert "95% Student t interval" in markdown and "paired" in markdown
-  assert "No run diverged." in summary.summary_markdown(make_runs(), title="t")
+  assert (necro["p"], necro["wins"], necro["pairs dropped"]) == (f"{necro_p:.3f}", "3/3", "1")
+  text = findings.to_markdown(found, name="compare")
+  assert text.splitlines()[0] == "# compare: My comparison"
+  assert "- 1 of 12 runs diverged; they are left out of every mean and comparison." in text
+  assert "| necro_relu(negative_slope=0.1)|seed=3|learning_rate=0.01 | 40 |" in text
+  assert "pairs dropped" in text.split("## How to read")[1]
+  assert "95% Student t interval" in text and "paired" in text
+  assert "No run diverged." in markdown(make_runs())
 
 
 def _comparison(p_value: float, num_pairs: int = 4):
@@ -281,10 +288,10 @@ def test_small_p_values_and_table_separators():
   assert summary._p_value(_comparison(0.0123)) == "0.012"
   assert summary._p_value(_comparison(math.nan)) == "n/c"
   assert summary._p_value(_comparison(math.nan, num_pairs=1)) == "-"
-  assert summary._estimate("test_loss", 0.0123456, 0.001) == "0.0123 ± 0.0010"
-  assert summary._estimate("test_accuracy", 0.664, 0.012) == "66.4% ± 1.2"
-  markdown = summary.summary_markdown(make_runs(), title="t")
-  table = [line for line in markdown.splitlines() if line.startswith("|")]
+  assert summary._estimate("test_loss", 0.0123456, 0.001).text() == "0.0123 [0.0113, 0.0133]"
+  assert summary._estimate("test_accuracy", 0.664, 0.012).text() == "66.4% [65.2, 67.6]"
+  text = markdown(make_runs())
+  table = [line for line in text.split("## Runs")[1].splitlines() if line.startswith("|")]
   assert len({line.count("|") for line in table}) == 1  # every row has every cell
   assert table[1] == "|---|" + "|".join(["---:"] * 12) + "|"
 
@@ -313,7 +320,7 @@ def test_the_answer_says_better_worse_or_no_difference_from_the_paired_interval(
   worse = [{**row, "activation": "elu", "name": "elu", "run_id": row["run_id"].replace("relu", "elu"),
             "test_accuracy": row["test_accuracy"] - 0.1 - 0.01 * row["seed"]}
            for row in runs if row["activation"] == "relu"]
-  text = summary.summary_markdown(runs + worse, title="T")
+  text = markdown(runs + worse)
   answer = text.split("## Answer\n\n")[1].split("\n\n")[0].splitlines()
   verdicts = {line.split("`")[1]: line.rsplit(": ", 1)[1] for line in answer}
   assert verdicts == {
@@ -321,4 +328,4 @@ def test_the_answer_says_better_worse_or_no_difference_from_the_paired_interval(
       "necro_relu(negative_slope=0.1)": "better.",
       "elu": "worse.",
   }
-  assert "+5.0 pp ± 1.3" in answer[1] and "better at 4 of 4 seeds" in answer[1]
+  assert "+5.0 pp [+3.7, +6.3]" in answer[1] and "better at 4 of 4 seeds" in answer[1]

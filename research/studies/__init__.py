@@ -20,7 +20,29 @@ from typing import Any
 
 from research import config as config_lib
 from research import devices
+from research import study as study_lib
 from research.command import command_line, run_command
+from research.study import Study
+
+
+def all_studies() -> dict[str, Study]:
+  """``{name: study}`` for every study module of this package (its ``STUDY``), in name order."""
+  found = {}
+  for module_info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+    if module_info.name.startswith("_"):
+      continue
+    module = importlib.import_module(f"{__name__}.{module_info.name}")
+    if hasattr(module, "STUDY"):
+      found[module.STUDY.name] = module.STUDY
+  return found
+
+
+def table_markdown() -> str:
+  """The studies as a Markdown table (command, question), for the README; a test keeps it in sync."""
+  lines = ["| command | question |", "|---|---|"]
+  lines += [f"| `python -m research {name}` | {(command.__doc__ or '').strip().splitlines()[0]} |"
+            for name, command in commands().items()]
+  return "\n".join(lines)
 
 
 def commands() -> dict[str, Callable[..., Any]]:
@@ -30,8 +52,22 @@ def commands() -> dict[str, Callable[..., Any]]:
     if module_info.name.startswith("_"):
       continue
     module = importlib.import_module(f"{__name__}.{module_info.name}")
-    found[module.NAME] = module.command
+    if hasattr(module, "STUDY"):
+      found[module.STUDY.name] = study_lib.command(module.STUDY)
+    else:
+      found[module.NAME] = module.command
   return found
+
+
+def run(name: str | Study, settings: Any = None, *, out: str | None = None, quiet: bool = False,
+        command: str = "") -> study_lib.Outcome:
+  """Runs a study by name (``"dying"``) or declaration; ``settings`` default to the full study."""
+  studies = all_studies()
+  if isinstance(name, str):
+    if name not in studies:
+      raise ValueError(f"No study named {name!r}. Choose from: {', '.join(studies)}.")
+    name = studies[name]
+  return name.run(settings, out=out, quiet=quiet, command=command)
 
 
 def settings_record(name: str, settings: Any) -> dict[str, Any]:

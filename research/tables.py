@@ -1,0 +1,91 @@
+"""A results folder's rows as pandas DataFrames, for grouping and pairing.
+
+The engine writes ``runs.csv``, ``history.csv``, ``layers.csv`` and
+``grids.csv`` (:mod:`research.results`); a study's analysis and a user read
+them as :class:`Tables`, e.g. ``tables.runs.groupby("activation")``.
+
+Examples:
+  >>> found = Tables.of([{"run_id": "a", "activation": "relu", "test_accuracy": 0.9}])
+  >>> found.runs.groupby("activation")["test_accuracy"].mean().to_dict()
+  {'relu': 0.9}
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import pandas as pd
+
+from research import metrics, results
+from research.findings import Estimate
+
+
+def frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+  """Rows (dicts) as a DataFrame, columns in order of first appearance."""
+  return pd.DataFrame.from_records(list(rows)) if rows else pd.DataFrame()
+
+
+class Tables(NamedTuple):
+  """The tables of one results folder.
+
+  Attributes:
+    runs: one row per finished run (``runs.csv``).
+    history: one row per run and evaluation (``history.csv``).
+    layers: one row per run, evaluation and layer (``layers.csv``).
+    grids: one row per trained program (``grids.csv``).
+    measured: a study's own measurements outside the engine, by name.
+  """
+
+  runs: pd.DataFrame
+  history: pd.DataFrame = pd.DataFrame()
+  layers: pd.DataFrame = pd.DataFrame()
+  grids: pd.DataFrame = pd.DataFrame()
+  measured: Mapping[str, pd.DataFrame] = {}
+
+  @classmethod
+  def of(cls, runs: Sequence[Mapping[str, Any]], history: Sequence[Mapping[str, Any]] = (),
+         layers: Sequence[Mapping[str, Any]] = (), grids: Sequence[Mapping[str, Any]] = (),
+         measured: Mapping[str, pd.DataFrame] | None = None) -> Tables:
+    """Tables from rows, as :class:`research.results.ResultsFolder` returns them."""
+    return cls(frame(runs), frame(history), frame(layers), frame(grids), dict(measured or {}))
+
+
+def read(path: str | os.PathLike) -> Tables:
+  """The tables of a results folder on disk (read-only: it may be in use)."""
+  path = pathlib.Path(path)
+  if not (path / results.CONFIG_FILE).is_file():
+    raise ValueError(f"'{path}' is not a results folder: it has no {results.CONFIG_FILE}.")
+  config = results.read_config(path)
+  folder = results.ResultsFolder(path, config, read_only=True)
+  return Tables.of(folder.runs(), folder.history(), folder.layers(), folder.grids())
+
+
+def grouped_estimates(rows: pd.DataFrame, by: Sequence[str], columns: Sequence[str], *,
+                      skip_diverged: bool = True) -> pd.DataFrame:
+  """Mean and 95% t interval of ``columns`` per group of ``by`` (one row per seed in a group).
+
+  ``n`` counts the runs averaged, ``diverged`` those left out; column labels
+  and percentages come from :data:`research.metrics.METRICS`.
+
+  Examples:
+    >>> rows = pd.DataFrame({"activation": "relu", "seed": [0, 1, 2],
+    ...                      "sparsity": [0.5, 0.6, 0.7], "diverged": False})
+    >>> table = grouped_estimates(rows, ["activation"], ["sparsity"])
+    >>> list(table.columns), table["sparsity"][0].text()
+    (['activation', 'n', 'diverged', 'sparsity'], '60.0% [35.2, 84.8]')
+  """
+  found = []
+  for key, members in rows.groupby(list(by), sort=False, dropna=False):
+    diverged = members["diverged"].fillna(False).astype(bool) if (
+        skip_diverged and "diverged" in members) else pd.Series(False, index=members.index)
+    kept = members[~diverged]
+    row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
+    row |= {"n": len(kept), "diverged": int(diverged.sum())}
+    for column in columns:
+      row[metrics.describe(column).label] = Estimate.of_mean(
+          pd.to_numeric(kept[column], errors="coerce").dropna() if column in kept else [], column)
+    found.append(row)
+  return pd.DataFrame(found)

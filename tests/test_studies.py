@@ -1,0 +1,104 @@
+"""Every study has the one shape: a declaration, the engine's Config as its base, one runner."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import pathlib
+
+import pytest
+
+from research import cli, study
+from research import studies as studies_lib
+from research.config import Config
+
+STUDIES = studies_lib.all_studies()
+NAMES = sorted(STUDIES)
+CONFIG_FIELDS = {field.name for field in dataclasses.fields(Config)}
+
+
+def test_every_declared_study_is_a_command():
+  assert STUDIES and set(cli.commands()) >= set(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_settings_hold_the_study_axes_and_the_engine_config_as_base(name):
+  declared = STUDIES[name]
+  fields = {field.name: field for field in dataclasses.fields(declared.settings)}
+  assert declared.settings.__dataclass_params__.frozen
+  assert isinstance(declared.settings().base, Config)
+  redeclared = (set(fields) - {"base"}) & CONFIG_FIELDS
+  assert not redeclared, f"{name} re-declares Config fields {redeclared}: set them on base"
+  assert set(declared.owns) <= CONFIG_FIELDS
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_default_parts_are_valid_engine_configs(name):
+  declared = STUDIES[name]
+  settings = declared.settings()
+  study.check(declared, settings)
+  parts = declared.parts(settings)
+  assert parts and all(isinstance(part.config, Config) for part in parts)
+  for part in parts:  # what differs from base is what the study sets, and says it owns
+    changed = {field for field in CONFIG_FIELDS
+               if getattr(part.config, field) != getattr(settings.base, field)}
+    assert changed <= set(declared.owns), (name, changed - set(declared.owns))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_an_owned_base_field_is_refused_not_ignored(name, capsys, tmp_path):
+  declared = STUDIES[name]
+  if not declared.owns:
+    pytest.skip(f"{name} owns no base field")
+  field = declared.owns[0]
+  value = getattr(declared.settings().base, field)
+  changed = {bool: lambda v: not v, int: lambda v: v + 1, float: lambda v: v * 2,
+             str: lambda v: v + "x", tuple: lambda v: v[:1] if len(v) > 1 else v + v}[type(value)](value)
+  settings = dataclasses.replace(declared.settings(), base=dataclasses.replace(
+      declared.settings().base, **{field: changed}))
+  with pytest.raises(ValueError, match=f"base.{field} is set per part by the {name} study"):
+    study.check(declared, settings)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_help_lists_the_study_axes_and_the_base_flags(name, capsys, monkeypatch):
+  monkeypatch.setenv("XLA_FLAGS", "")
+  with pytest.raises(SystemExit) as exit_info:
+    cli.main([name, "--help"])
+  assert exit_info.value.code == 0
+  text = capsys.readouterr().out
+  assert "--base.steps" in text and "--base.seeds" in text and "--out" in text
+  for field in dataclasses.fields(STUDIES[name].settings):
+    if field.name != "base":
+      assert f"--{field.name.replace('_', '-')}" in text, field.name
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_study_repeats_the_shell(name):
+  """Each study file keeps its axes, parts and analysis: no own runner, command or outcome."""
+  module = inspect.getmodule(STUDIES[name].analyse)
+  tree = ast.parse(inspect.getsource(module))
+  defined = {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+  assert not defined & {"run", "command", "Outcome", "StudyResult"}, defined
+  source = inspect.getsource(module)
+  assert "lines.append(f\"|" not in source and "settings_record" not in source
+  longest = max((node.end_lineno - node.lineno + 1 for node in ast.walk(tree)
+                 if isinstance(node, ast.FunctionDef)), default=0)
+  assert longest <= 60, f"{name}: a function of {longest} lines"
+
+
+def test_the_readme_lists_every_study_from_the_registry():
+  readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+  assert studies_lib.table_markdown() in readme
+
+
+def test_run_refuses_settings_of_another_study():
+  first = STUDIES[NAMES[0]]
+  with pytest.raises(TypeError, match=f"{first.name} needs {first.settings.__name__}, got Config"):
+    study.check(first, Config())
+
+
+def test_a_study_is_run_by_name_or_declaration():
+  with pytest.raises(ValueError, match="No study named 'dyng'. Choose from: "):
+    studies_lib.run("dyng")
