@@ -6,9 +6,11 @@ import csv
 import dataclasses
 import math
 
+import pandas as pd
 import pytest
 
 from research import cli
+from research.config import Config
 from research.studies import gradient_flow
 
 pytestmark = pytest.mark.standard_promotion  # trains with optax
@@ -16,14 +18,15 @@ pytestmark = pytest.mark.standard_promotion  # trains with optax
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-  settings = gradient_flow.Settings(
-      activations=("sigmoid", "relu"), depths=(20,), dataset="xor(num_train=256, num_test=64)",
-      width=16, seeds=3, steps=2, eval_every=2)
-  return settings, gradient_flow.run(settings, out=tmp_path_factory.mktemp("flow"), quiet=True)
+  settings = gradient_flow.Settings(depths=(20,), base=Config(
+      activations=("sigmoid", "relu", "necro_relu"), dataset="xor(num_train=256, num_test=64)",
+      width=16, seeds=3, steps=2, eval_every=2))
+  return settings, gradient_flow.STUDY.run(settings, out=tmp_path_factory.mktemp("flow"), quiet=True)
 
 
 def _ratios(outcome, name, step=0):
-  return [r["log10_ratio"] for r in outcome.ratios if r["name"] == name and r["step"] == step]
+  ratios = outcome.findings.data["ratios"]
+  return ratios.loc[(ratios["name"] == name) & (ratios["step"] == step), "log10_ratio"].tolist()
 
 
 def test_sigmoid_gradients_vanish_by_orders_of_magnitude_in_20_layers_at_init(tiny):
@@ -35,28 +38,35 @@ def test_sigmoid_gradients_vanish_by_orders_of_magnitude_in_20_layers_at_init(ti
 
 def test_each_activation_gets_its_usual_initialisation_as_a_part(tiny):
   _, outcome = tiny
-  inits = {(r["name"], r["init"], r["depth"]) for r in outcome.layers}
-  assert inits == {("sigmoid", "xavier_normal", 20), ("relu", "he_normal", 20)}
+  layers = outcome.tables.layers
+  inits = set(zip(layers["name"], layers["init"], layers["depth"]))
+  assert inits == {("sigmoid", "xavier_normal", 20), ("relu", "he_normal", 20),
+                   ("necro_relu", "he_normal", 20)}
 
 
 def test_the_study_writes_its_files_and_the_summary_answers(tiny):
   _, outcome = tiny
-  for name in ("summary.md", "ratios.csv", "gradient_ratio.png", "gradient_profile.png", "layers.csv"):
+  for name in ("summary.md", "findings.json", "ratios.csv", "gradient_ratio.png", "gradient_profile.png", "layers.csv"):
     assert (outcome.out / name).exists(), name
   with open(outcome.out / "ratios.csv", newline="", encoding="utf-8") as file:
     rows = list(csv.DictReader(file))
   assert {"activation", "depth", "init", "seed", "step", "log10_ratio"} <= set(rows[0])
-  assert len(rows) == 2 * 3 * 2  # activations x seeds x evaluations
-  assert "log10" in outcome.summary and "CPU" in outcome.summary and "± " in outcome.summary
+  assert len(rows) == 3 * 3 * 2  # activations x seeds x evaluations
+  assert "log10" in outcome.summary and "CPU" in outcome.summary
+  headlines = [answer.render() for answer in outcome.findings.headlines]
+  assert len(headlines) == 4 and headlines[0].startswith("sigmoid (xavier_normal)")
+  # The surrogate line: a paired difference over the 3 seeds, with its interval.
+  surrogate = outcome.findings.headlines[-1].estimates[0]
+  assert surrogate.n == 3 and surrogate.has_interval and "minus relu" in headlines[-1]
 
 
 def test_the_ratio_uses_the_last_hidden_layer_not_the_output():
   rows = [{"run_id": "a", "activation": "relu", "name": "relu", "seed": 0, "learning_rate": 0.1,
            "depth": 2, "init": "he_normal", "step": 0, "layer": layer, "gradient_norm": norm}
           for layer, norm in ((1, 1.0), (2, 1000.0), (3, 1e-9))]
-  assert gradient_flow.gradient_ratios(rows)[0]["log10_ratio"] == -3.0
+  assert gradient_flow.gradient_ratios(pd.DataFrame(rows))["log10_ratio"][0] == -3.0
   rows[0]["gradient_norm"] = 0.0
-  assert gradient_flow.gradient_ratios(rows)[0]["log10_ratio"] == -math.inf
+  assert gradient_flow.gradient_ratios(pd.DataFrame(rows))["log10_ratio"][0] == -math.inf
 
 
 def test_help_lists_the_flags(capsys, monkeypatch):
@@ -66,13 +76,16 @@ def test_help_lists_the_flags(capsys, monkeypatch):
   assert exit_info.value.code == 0
   text = capsys.readouterr().out
   for field in dataclasses.fields(gradient_flow.Settings):
-    assert f"--{field.name.replace('_', '-')}" in text, field.name
+    if field.name != "base":
+      assert f"--{field.name.replace('_', '-')}" in text, field.name
+  assert "--base.activations" in text
 
 
 @pytest.mark.parametrize("flags,message", [
-    (["--init", "glorot"], "Choose from: usual, lecun_normal"),
+    (["--initialisation", "glorot"], "Choose from: usual, lecun_normal"),
     (["--depths", "0"], "depths must be"),
-    (["--activations", "sigmod"], "Did you mean 'sigmoid'"),
+    (["--base.activations", "sigmod"], "Did you mean 'sigmoid'"),
+    (["--base.init", "rai"], "base.init is set per part by the gradient-flow study"),
 ])
 def test_a_bad_flag_fails_in_one_line_before_anything_runs(flags, message, capsys, tmp_path, monkeypatch):
   monkeypatch.setenv("XLA_FLAGS", "")

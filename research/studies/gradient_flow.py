@@ -28,24 +28,23 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
-import time
-from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
-import tyro
+import pandas as pd
 
 import activations
 from research import config as config_lib
-from research import experiment, models, plots, results
+from research import experiment, models, plots, tables
 from research.config import Config
+from research.findings import Answer, Estimate, Findings, Table
 from research.statistics import mean_confidence_interval
-from research.studies import reproduce_lines, run_from_command_line, settings_record
+from research.study import Study
 
-NAME = "gradient-flow"
 USUAL = "usual"  # each activation with its usual initialisation
 USUAL_INITS = {"sigmoid": "xavier_normal", "tanh": "xavier_normal", "selu": "lecun_normal"}
 DEFAULT_INIT = "he_normal"  # the usual one for the ReLU family, and for activations not named above
+RUN_KEYS = ["run_id", "activation", "name", "seed", "learning_rate", "depth", "init"]
 
 Ints = Annotated[tuple[int, ...], config_lib.comma_separated(int, "INT,INT,...")]
 
@@ -54,21 +53,12 @@ Ints = Annotated[tuple[int, ...], config_lib.comma_separated(int, "INT,INT,...")
 class Settings:
   """Gradient norm per layer vs depth, per activation, at init and early in training."""
 
-  activations: config_lib.Specs = (
-      "sigmoid", "tanh", "relu", "leaky_relu(negative_slope=0.01)",
-      "necro_relu(negative_slope=0.1)", "elu", "selu",
-  )  # comma-separated registry specs
-  depths: Ints = (2, 5, 10, 20, 50)  # hidden layers; each depth is its own engine part
-  init: str = USUAL  # "usual" (xavier_normal for sigmoid/tanh, lecun_normal for selu, he_normal otherwise) or one initialiser for all
-  dataset: str = "mnist1d"  # research.data spec
-  width: int = 64  # hidden units per layer
-  seeds: int = 5  # runs per configuration: seeds 0..N-1 (same seed = same weights across activations of one init)
-  learning_rates: config_lib.Floats = (1e-3,)  # swept learning rates
-  optimizer: config_lib.Optimizer = "adam"  # optax optimizer
-  steps: int = 200  # optimizer steps per run: the question is at init and early in training
-  batch_size: int = 100  # examples per step
-  eval_every: int = 50  # steps between evaluations (gradient norms are measured at each)
-  batching: config_lib.Batching = "auto"  # map (each run as if alone), vmap (batched), auto (map on CPU)
+  depths: Ints = (2, 5, 10, 20, 50)  # hidden layers of the MLP; each depth is its own engine part
+  initialisation: str = USUAL  # "usual" (xavier_normal for sigmoid/tanh, lecun_normal for selu, he_normal otherwise) or one initialiser for all
+  base: Config = Config(  # the engine's settings: width-64 MLPs, 200 steps (the question is at init and early in training)
+      activations=("sigmoid", "tanh", "relu", "leaky_relu(negative_slope=0.01)",
+                   "necro_relu(negative_slope=0.1)", "elu", "selu"),
+      width=64, seeds=5, learning_rates=(1e-3,), steps=200, eval_every=50)
 
 
 def usual_init(spec: str) -> str:
@@ -86,14 +76,14 @@ def validate(settings: Settings) -> None:
   """Raises a ``ValueError`` naming the first invalid setting and the valid values.
 
   Examples:
-    >>> validate(Settings(init="glorot"))
+    >>> validate(Settings(initialisation="glorot"))
     Traceback (most recent call last):
     ...
-    ValueError: init: 'glorot' is not valid. Choose from: usual, lecun_normal, he_normal, he_uniform, xavier_normal, xavier_uniform, normal_002, rai.
+    ValueError: initialisation: 'glorot' is not valid. Choose from: usual, lecun_normal, he_normal, he_uniform, xavier_normal, xavier_uniform, normal_002, rai.
   """
   valid = (USUAL, *models.INITIALIZERS)
-  if settings.init not in valid:
-    raise ValueError(f"init: {settings.init!r} is not valid. Choose from: {', '.join(valid)}.")
+  if settings.initialisation not in valid:
+    raise ValueError(f"initialisation: {settings.initialisation!r} is not valid. Choose from: {', '.join(valid)}.")
   if not settings.depths or any(not isinstance(d, int) or d < 1 for d in settings.depths):
     raise ValueError(f"depths must be one or more positive integers, got {settings.depths!r}.")
   if len(set(settings.depths)) != len(settings.depths):
@@ -103,20 +93,22 @@ def validate(settings: Settings) -> None:
 def parts(settings: Settings) -> list[experiment.Part]:
   """One engine part per (depth, initialisation), holding the activations that use it."""
   groups: dict[str, list[str]] = {}
-  for spec in settings.activations:
-    groups.setdefault(usual_init(spec) if settings.init == USUAL else settings.init, []).append(spec)
+  for spec in settings.base.activations:
+    groups.setdefault(usual_init(spec) if settings.initialisation == USUAL else settings.initialisation, []).append(spec)
   return [
-      experiment.Part({"depth": depth, "init": init}, Config(
-          dataset=settings.dataset, model="mlp", width=settings.width, depth=depth,
-          activations=tuple(specs), seeds=settings.seeds, learning_rates=settings.learning_rates,
-          optimizer=settings.optimizer, steps=settings.steps, batch_size=settings.batch_size,
-          eval_every=settings.eval_every, init=init, batching=settings.batching,
-      ))
+      experiment.Part({"depth": depth, "init": init}, dataclasses.replace(
+          settings.base, model="mlp", depth=depth, activations=tuple(specs), init=init))
       for depth in settings.depths for init, specs in groups.items()
   ]
 
 
-def gradient_ratios(layers: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def _log10_ratio(first: float, last: float) -> float:
+  if math.isnan(last) or last == 0 or not math.isfinite(last):
+    return math.nan
+  return -math.inf if first == 0 else math.log10(first / last)
+
+
+def gradient_ratios(layers: pd.DataFrame) -> pd.DataFrame:
   """Per run and evaluation: ``log10`` of the first over the last hidden layer's gradient norm.
 
   The last hidden layer is ``depth`` (``layers.csv`` numbers the output layer
@@ -124,186 +116,176 @@ def gradient_ratios(layers: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
   exactly zero, NaN when the last layer's is.
 
   Examples:
-    >>> rows = [{"run_id": "a", "activation": "relu", "name": "relu", "seed": 0, "learning_rate": 0.1,
-    ...          "depth": 2, "init": "he_normal", "step": 0, "layer": layer, "gradient_norm": norm}
-    ...         for layer, norm in ((1, 0.01), (2, 1.0), (3, 5.0))]
-    >>> gradient_ratios(rows)[0]["log10_ratio"]
-    -2.0
+    >>> rows = pd.DataFrame([{"run_id": "a", "activation": "relu", "name": "relu", "seed": 0,
+    ...                       "learning_rate": 0.1, "depth": 2, "init": "he_normal", "step": 0,
+    ...                       "layer": layer, "gradient_norm": norm}
+    ...                      for layer, norm in ((1, 0.01), (2, 1.0), (3, 5.0))])
+    >>> gradient_ratios(rows)["log10_ratio"].tolist()
+    [-2.0]
   """
-  by_run: dict[tuple[str, int], dict[int, dict[str, Any]]] = {}
-  for row in layers:
-    by_run.setdefault((row["run_id"], row["step"]), {})[row["layer"]] = row
-  found = []
-  for (_, step), rows in by_run.items():
-    first = rows[1]
-    depth = first["depth"]
-    top, bottom = rows[depth]["gradient_norm"], first["gradient_norm"]
-    if top is None or bottom is None or top == 0 or not math.isfinite(top):
-      ratio = math.nan
-    elif bottom == 0:
-      ratio = -math.inf
-    else:
-      ratio = math.log10(bottom / top)
-    found.append({key: first[key] for key in ("run_id", "activation", "name", "seed", "learning_rate",
-                                               "depth", "init")}
-                 | {"step": step, "first_gradient_norm": bottom, "last_gradient_norm": top,
-                    "log10_ratio": ratio})
-  return found
+  first = layers[layers["layer"] == 1][[*RUN_KEYS, "step", "gradient_norm"]]
+  last = layers[layers["layer"] == layers["depth"]][["run_id", "step", "gradient_norm"]]
+  found = first.merge(last, on=["run_id", "step"], suffixes=("_first", "_last"))
+  found = found.rename(columns={"gradient_norm_first": "first_gradient_norm",
+                                "gradient_norm_last": "last_gradient_norm"})
+  found["log10_ratio"] = [_log10_ratio(a, b) for a, b in
+                          zip(found["first_gradient_norm"].astype(float),
+                              found["last_gradient_norm"].astype(float))]
+  return found.reset_index(drop=True)
 
 
-@dataclasses.dataclass(frozen=True)
-class Outcome:
-  """What :func:`run` returns, besides writing it to ``out``."""
-
-  out: pathlib.Path  # the results folder
-  ratios: list[dict[str, Any]]  # ratios.csv rows: one per run and evaluation
-  layers: list[dict[str, Any]]  # layers.csv rows
-  summary: str  # summary.md
-
-
-def _estimate(values: Sequence[float]) -> tuple[float, float, int, int]:
-  """Mean and 95% t half width of the finite values, their count and the others' count."""
-  finite = [v for v in values if math.isfinite(v)]
-  mean, half = mean_confidence_interval(finite) if finite else (math.nan, math.nan)
-  return mean, half, len(finite), len(values) - len(finite)
-
-
-def _cell(values: Sequence[float]) -> str:
-  mean, half, n, other = _estimate(values)
-  if n == 0:
+def _ratio_cell(values: pd.Series) -> object:
+  """The mean log10 ratio with its interval; runs whose first-layer gradient is exactly 0 counted apart."""
+  finite = values[np.isfinite(values)]
+  other = len(values) - len(finite)
+  if finite.empty:
     return f"- ({other} not finite)" if other else "-"
-  text = f"{mean:.2f} ± {half:.2f}" if math.isfinite(half) else f"{mean:.2f}"
-  return text + (f" ({other} not finite)" if other else "")
+  estimate = Estimate.of_mean(finite)
+  return f"{estimate.text()} ({other} not finite)" if other else estimate
 
 
-def _select(ratios: Sequence[dict[str, Any]], **where: Any) -> list[float]:
-  return [r["log10_ratio"] for r in ratios if all(r[k] == v for k, v in where.items())]
+def _ratio_table(ratios: pd.DataFrame, settings: Settings, step: int) -> pd.DataFrame:
+  at_step = ratios[ratios["step"] == step]
+  rows = []
+  for (activation, init), group in at_step.groupby(["activation", "init"], sort=False):
+    rows.append({"activation": activation, "init": init} | {
+        f"depth {depth}": _ratio_cell(group.loc[group["depth"] == depth, "log10_ratio"])
+        for depth in sorted(settings.depths)})
+  return pd.DataFrame(rows)
 
 
-def _paired(ratios: Sequence[dict[str, Any]], first: str, second: str, depth: int, step: int) -> str:
-  """Mean paired difference of log10 ratios (first - second) by seed and learning rate."""
-  def by_seed(activation: str) -> dict[tuple, float]:
-    return {(r["seed"], r["learning_rate"]): r["log10_ratio"] for r in ratios
-            if r["activation"] == activation and r["depth"] == depth and r["step"] == step}
-  a, b = by_seed(first), by_seed(second)
-  differences = [a[k] - b[k] for k in a.keys() & b.keys() if math.isfinite(a[k]) and math.isfinite(b[k])]
-  if not differences:
-    return "-"
-  mean, half = mean_confidence_interval(differences)
-  return f"{mean:+.2f} ± {half:.2f} (n={len(differences)})" if math.isfinite(half) else f"{mean:+.2f} (n=1)"
+def paired_difference(ratios: pd.DataFrame, first: str, second: str, depth: int, step: int) -> Estimate:
+  """Mean difference of log10 ratios (first - second), paired by seed and learning rate."""
+  chosen = ratios[(ratios["depth"] == depth) & (ratios["step"] == step)]
+  pairs = chosen[chosen["activation"] == first].merge(
+      chosen[chosen["activation"] == second], on=["seed", "learning_rate"])
+  differences = pairs["log10_ratio_x"] - pairs["log10_ratio_y"]
+  return Estimate.of_mean(differences[np.isfinite(differences)])
 
 
-def _summary(settings: Settings, command: str, ratios: list[dict[str, Any]], trained: experiment.Trained,
-             seconds: float) -> str:
-  names = list(dict.fromkeys(r["activation"] for r in trained.runs))
-  init_of = {r["activation"]: r["init"] for r in trained.runs}
-  depths = sorted(settings.depths)
-  deepest = depths[-1]
-  lines = [f"# {NAME}: do gradients vanish with depth?", "", "## Answer", ""]
-  for activation in names:
-    cells, finite_depths, means = [], [], []
-    for depth in depths:
-      mean, half, n, other = _estimate(_select(ratios, activation=activation, depth=depth, step=0))
-      if n:
-        cells.append(f"{mean:.2f}")
-        finite_depths.append(depth)
-        means.append(mean)
-      else:
-        cells.append(f"below float32 (first-layer gradient exactly 0 in {other} run(s))")
-    slope = ""
-    if len(finite_depths) >= 2:
-      per_layer = float(np.polyfit(finite_depths, means, 1)[0])
-      slope = (f"; least-squares slope {per_layer:+.3f} per added layer, a factor of"
-               f" {10 ** per_layer:.2f} per layer")
-    lines.append(f"- {activation} ({init_of[activation]}): log10(first/last hidden gradient norm) at"
-                 f" init for depths {', '.join(map(str, depths))}: {', '.join(cells)}{slope}.")
-  relu = next((a for a in names if activations.parse_spec(a)[0] == "relu"), None)
-  necro = next((a for a in names if activations.parse_spec(a)[0] == "necro_relu"), None)
-  if relu and necro and init_of[relu] == init_of[necro]:
-    lines.append(
-        f"- Surrogate backward ({necro} minus {relu}, same seed, same forward network), difference"
-        f" of log10 ratios at init, depth {deepest}: {_paired(ratios, necro, relu, deepest, 0)};"
-        f" after {settings.steps} steps: {_paired(ratios, necro, relu, deepest, settings.steps)}.")
-  lines += [
-      "", "A log10 ratio of -k means the first hidden layer's gradient is 10^k times smaller than"
-      " the last hidden layer's; 0 means no vanishing; ± is a 95% Student t interval over"
-      f" {settings.seeds} seed(s) x {len(settings.learning_rates)} learning rate(s). `not finite`"
-      " counts runs whose first-layer gradient is exactly 0 in float32 (log = -inf).", "",
-  ]
-  for step, title in ((0, "At initialisation"), (settings.steps, f"After {settings.steps} steps")):
-    lines += [f"## {title}: log10(first / last hidden gradient norm)", "",
-              "| activation | init | " + " | ".join(f"depth {d}" for d in depths) + " |",
-              "|---|---|" + "---:|" * len(depths)]
-    for activation in names:
-      lines.append(f"| {activation} | {init_of[activation]} | " + " | ".join(
-          _cell(_select(ratios, activation=activation, depth=d, step=step)) for d in depths) + " |")
-    lines.append("")
-  if relu and necro and init_of[relu] == init_of[necro]:
-    lines += ["## NecroReLU minus ReLU (paired by seed): difference of log10 ratios", "",
-              "| depth | at init | after training |", "|---:|---:|---:|"]
-    for depth in depths:
-      lines.append(f"| {depth} | {_paired(ratios, necro, relu, depth, 0)} |"
-                   f" {_paired(ratios, necro, relu, depth, settings.steps)} |")
-    lines.append("")
-  final = {r["run_id"]: r for r in trained.runs}
-  lines += ["## Final test accuracy per depth (does the gradient flow matter for learning?)", "",
-            "| activation | " + " | ".join(f"depth {d}" for d in depths) + " |",
-            "|---|" + "---:|" * len(depths)]
-  for activation in names:
-    cells = []
-    for depth in depths:
-      values = [r["test_accuracy"] for r in final.values() if r["activation"] == activation
-                and r["depth"] == depth and not r.get("diverged") and r.get("test_accuracy") is not None]
-      mean, half = mean_confidence_interval(values) if values else (math.nan, math.nan)
-      diverged = sum(1 for r in final.values() if r["activation"] == activation and r["depth"] == depth
-                     and r.get("diverged"))
-      cells.append("-" if not values else f"{100 * mean:.1f}% ± {100 * half:.1f}"
-                   + (f" ({diverged} diverged)" if diverged else ""))
-    lines.append(f"| {activation} | " + " | ".join(cells) + " |")
-  lines += ["", f"Setup: MLP of width {settings.width} on `{settings.dataset}`, {settings.optimizer},"
-            f" learning rate(s) {', '.join(map(str, settings.learning_rates))}, {settings.steps} steps"
-            f" of batch {settings.batch_size}. Gradient norms are measured on the whole training set.",
-            "", "Plots: `gradient_ratio.png` (log10 ratio vs depth), `gradient_profile.png` (gradient"
-            f" norm per layer at init, depth {deepest}). Data: `ratios.csv`, `layers.csv`.", ""]
-  lines += reproduce_lines(NAME, settings, command, seconds, trained.grids)
-  return "\n".join(lines)
+def _slope(depths: list[int], means: list[float]) -> str:
+  if len(depths) < 2:
+    return ""
+  per_layer = float(np.polyfit(depths, means, 1)[0])
+  return f"; least-squares slope {per_layer:+.3f} per added layer, a factor of {10 ** per_layer:.2f} per layer"
 
 
-def _plots(settings: Settings, ratios: list[dict[str, Any]], trained: experiment.Trained,
-           folder: pathlib.Path) -> None:
-  names = list(dict.fromkeys(r["activation"] for r in trained.runs))
+def _activation_answer(ratios: pd.DataFrame, activation: str, init: str, depths: list[int]) -> Answer:
+  texts, estimates, finite_depths, means = [], [], [], []
+  for depth in depths:
+    values = ratios.loc[(ratios["activation"] == activation) & (ratios["depth"] == depth)
+                        & (ratios["step"] == 0), "log10_ratio"]
+    finite = values[np.isfinite(values)]
+    if finite.empty:
+      texts.append(f"below float32 (first-layer gradient exactly 0 in {len(values)} run(s))")
+      continue
+    texts.append("{}")
+    estimates.append(Estimate.of_mean(finite))
+    finite_depths.append(depth)
+    means.append(estimates[-1].value)
+  return Answer(
+      f"{activation} ({init}): log10(first/last hidden gradient norm) at init for depths"
+      f" {', '.join(map(str, depths))}: {', '.join(texts)}{_slope(finite_depths, means)}.",
+      tuple(estimates), topic="Do gradients vanish with depth?", headline=True)
+
+
+def _relu_and_necro(runs: pd.DataFrame) -> tuple[str, str] | None:
+  """ReLU's and NecroReLU's specs when both ran with the same initialisation."""
+  found = {activations.parse_spec(a)[0]: (a, i) for a, i in zip(runs["activation"], runs["init"])}
+  if "relu" in found and "necro_relu" in found and found["relu"][1] == found["necro_relu"][1]:
+    return found["relu"][0], found["necro_relu"][0]
+  return None
+
+
+def _surrogate_parts(ratios: pd.DataFrame, runs: pd.DataFrame, settings: Settings):
+  """NecroReLU minus ReLU (same seed, same forward network): the answer and the table."""
+  pair = _relu_and_necro(runs)
+  if pair is None:
+    return [], []
+  relu, necro = pair
+  steps, deepest = settings.base.steps, max(settings.depths)
+  answer = Answer(
+      f"Surrogate backward ({necro} minus {relu}, same seed, same forward network), difference"
+      f" of log10 ratios at depth {deepest}: {{}} at init; {{}} after {steps} steps.",
+      (paired_difference(ratios, necro, relu, deepest, 0),
+       paired_difference(ratios, necro, relu, deepest, steps)),
+      topic="Does a surrogate backward change it?", headline=True)
+  table = pd.DataFrame([{"depth": depth, "at init": paired_difference(ratios, necro, relu, depth, 0),
+                         "after training": paired_difference(ratios, necro, relu, depth, steps)}
+                        for depth in sorted(settings.depths)])
+  return [answer], [Table("NecroReLU minus ReLU (paired by seed): difference of log10 ratios", table)]
+
+
+def analyse(settings: Settings, found: tables.Tables) -> Findings:
+  """The log10 gradient ratio per activation and depth, NecroReLU against ReLU, and accuracy."""
+  ratios = gradient_ratios(found.layers)
+  runs, depths, steps = found.runs, sorted(settings.depths), settings.base.steps
+  inits = dict(zip(runs["activation"], runs["init"]))
+  surrogate_answers, surrogate_tables = _surrogate_parts(ratios, runs, settings)
+  base = settings.base
+  return Findings(
+      question="do gradients vanish with depth?",
+      answers=(*(_activation_answer(ratios, a, i, depths) for a, i in inits.items()),
+               *surrogate_answers),
+      tables=(
+          Table("At initialisation: log10(first / last hidden gradient norm)",
+                _ratio_table(ratios, settings, 0)),
+          Table(f"After {steps} steps: log10(first / last hidden gradient norm)",
+                _ratio_table(ratios, settings, steps)),
+          *surrogate_tables,
+          Table("Final test accuracy per depth (does the gradient flow matter for learning?)",
+                tables.grouped_estimates(runs, ["activation", "depth"], ["test_accuracy"])),
+      ),
+      notes=(
+          "A log10 ratio of -k means the first hidden layer's gradient is 10^k times smaller than"
+          " the last hidden layer's; 0 means no vanishing; intervals are 95% Student t over"
+          f" {base.seeds} seed(s) x {len(base.learning_rates)} learning rate(s). `not finite` counts"
+          " runs whose first-layer gradient is exactly 0 in float32 (log = -inf).",
+          f"Setup: MLP of width {base.width} on `{base.dataset}`, {base.optimizer}, learning rate(s)"
+          f" {', '.join(map(str, base.learning_rates))}, {steps} steps of batch {base.batch_size}."
+          " Gradient norms are measured on the whole training set.",
+      ),
+      plots=("gradient_ratio.png", "gradient_profile.png"),
+      data={"ratios": ratios},
+  )
+
+
+def _ratio_plot(settings: Settings, ratios: pd.DataFrame, names: list[str], folder: pathlib.Path) -> None:
   depths = sorted(settings.depths)
   figure = plots.new_figure(7, 4.5)
   axis = figure.add_subplot()
   for index, activation in enumerate(names):
-    for step, style in ((0, "-"), (settings.steps, ":")):
-      estimates = [_estimate(_select(ratios, activation=activation, depth=d, step=step)) for d in depths]
-      means = np.array([e[0] for e in estimates])
-      halves = np.nan_to_num(np.array([e[1] for e in estimates]))
-      axis.errorbar(depths, means, yerr=halves, fmt=style, marker="o", markersize=3, capsize=3,
-                    color=f"C{index}", label=activation if step == 0 else None)
+    for step, style in ((0, "-"), (settings.base.steps, ":")):
+      estimates = []
+      for depth in depths:
+        values = ratios.loc[(ratios["activation"] == activation) & (ratios["depth"] == depth)
+                            & (ratios["step"] == step), "log10_ratio"]
+        finite = values[np.isfinite(values)]
+        estimates.append(mean_confidence_interval(finite) if len(finite) else (math.nan, math.nan))
+      means, halves = np.array(estimates).T
+      axis.errorbar(depths, means, yerr=np.nan_to_num(halves), fmt=style, marker="o", markersize=3,
+                    capsize=3, color=f"C{index}", label=activation if step == 0 else None)
   axis.set_xscale("log")
   axis.set_xticks(depths, [str(d) for d in depths])
   axis.minorticks_off()
   axis.set_xlabel("depth (hidden layers)")
   axis.set_ylabel("log10(first / last hidden gradient norm)")
-  axis.set_title(f"At init (solid) and after {settings.steps} steps (dotted), 95% t intervals")
+  axis.set_title(f"At init (solid) and after {settings.base.steps} steps (dotted), 95% t intervals")
   axis.grid(alpha=0.3)
   axis.legend(fontsize=7)
   plots.save_figure(figure, folder, "gradient_ratio.png")
 
-  deepest = depths[-1]
+
+def _profile_plot(settings: Settings, layers: pd.DataFrame, names: list[str], folder: pathlib.Path) -> None:
+  deepest = max(settings.depths)
   figure = plots.new_figure(7, 4.5)
   axis = figure.add_subplot()
+  chosen = layers[(layers["depth"] == deepest) & (layers["step"] == 0) & (layers["layer"] <= deepest)
+                  & (layers["gradient_norm"].fillna(0) > 0)]
   for index, activation in enumerate(names):
-    per_layer: dict[int, list[float]] = {}
-    for row in trained.layers:
-      if (row["activation"] == activation and row["depth"] == deepest and row["step"] == 0
-          and row.get("gradient_norm")):
-        per_layer.setdefault(row["layer"], []).append(math.log10(row["gradient_norm"]))
-    layers = sorted(layer for layer in per_layer if layer <= deepest)
-    axis.plot(layers, [np.mean(per_layer[layer]) for layer in layers], marker=".",
-              color=f"C{index}", label=activation)
+    mine = chosen[chosen["activation"] == activation]
+    profile = np.log10(mine["gradient_norm"].astype(float)).groupby(mine["layer"]).mean()
+    axis.plot(profile.index, profile.values, marker=".", color=f"C{index}", label=activation)
   axis.set_xlabel("hidden layer (1 = nearest the input)")
   axis.set_ylabel("log10 gradient norm (mean over seeds)")
   axis.set_title(f"Gradient norm per layer at initialisation, depth {deepest}")
@@ -312,37 +294,15 @@ def _plots(settings: Settings, ratios: list[dict[str, Any]], trained: experiment
   plots.save_figure(figure, folder, "gradient_profile.png")
 
 
-def run(
-    settings: Settings, *, out: str | pathlib.Path | None = None, quiet: bool = False,
-    command: str = "",
-) -> Outcome:
-  """Trains every depth x activation x seed and reports the gradient ratios.
-
-  Writes the engine's files, ``ratios.csv``, ``summary.md``,
-  ``gradient_ratio.png`` and ``gradient_profile.png`` into ``out`` (default
-  ``results/gradient-flow-<timestamp>``). Rerunning with the same folder resumes.
-  """
-  validate(settings)
-  started = time.perf_counter()
-  prepared = experiment.prepare_parts(parts(settings), settings_record(NAME, settings), out, name=NAME)
-  trained = experiment.train_pending(prepared, quiet=quiet)
-  ratios = gradient_ratios(trained.layers)
-  report = _summary(settings, command, ratios, trained, time.perf_counter() - started)
-  experiment.write_outputs(
-      trained.out, {"ratios.csv": results.csv_text(ratios), "summary.md": report},
-      lambda folder: _plots(settings, ratios, trained, folder))
-  experiment.say(report, quiet)
-  return Outcome(trained.out, ratios, trained.layers, report)
+def _plots(settings: Settings, found: tables.Tables, folder: pathlib.Path) -> None:
+  names = list(found.runs["activation"].unique())
+  _ratio_plot(settings, gradient_ratios(found.layers), names, folder)
+  _profile_plot(settings, found.layers, names, folder)
 
 
-def command(
-    settings: Annotated[Settings, tyro.conf.arg(name="")], out: str = "", quiet: bool = False
-) -> int:
-  """Gradient flow: gradient norm per layer vs depth per activation; first/last layer ratio.
-
-  Args:
-    settings: the study.
-    out: output folder; empty means results/gradient-flow-<timestamp>. Rerunning with the same folder resumes.
-    quiet: no progress bar.
-  """
-  return run_from_command_line(run, settings, out, quiet)
+STUDY = Study(
+    name="gradient-flow",
+    question="Gradient flow: gradient norm per layer vs depth per activation; first/last layer ratio.",
+    settings=Settings, parts=parts, analyse=analyse, validate=validate, plots=_plots,
+    owns=("model", "depth", "init"),  # and each part takes the activations of its init
+)
