@@ -8,11 +8,13 @@ import math
 
 import jax
 import numpy as np
+import pandas as pd
 import pytest
 from flax import nnx
 
 import activations
 from research import cli, data, models
+from research.config import Config
 from research.studies import surrogates
 
 pytestmark = pytest.mark.standard_promotion  # trains with optax
@@ -22,15 +24,17 @@ SURROGATES = ("sugar_bsilu", "sugar_nelu")  # trained at tiny settings; every de
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-  settings = surrogates.Settings(
-      activations=("relu", "leaky_relu(negative_slope=0.01)", *SURROGATES), datasets=("digits",),
-      cnn2d_width=4, cnn2d_depth=1, seeds=2, learning_rates=(0.01,), steps=6, eval_every=3)
-  return settings, surrogates.run(settings, out=tmp_path_factory.mktemp("surrogates"), quiet=True)
+  settings = surrogates.Settings(datasets=("digits",), cnn2d_width=4, cnn2d_depth=1, base=Config(
+      activations=("relu", "leaky_relu(negative_slope=0.01)", *SURROGATES), seeds=2,
+      learning_rates=(0.01,), steps=6, eval_every=3))
+  return settings, surrogates.STUDY.run(settings, out=tmp_path_factory.mktemp("surrogates"), quiet=True)
 
 
 def _step_zero(outcome, name):
+  history = outcome.tables.history
+  rows = history[(history["step"] == 0) & (history["name"] == name)]
   return {(r["seed"], r["learning_rate"]): tuple(r[m] for m in surrogates.STEP_ZERO_METRICS)
-          for r in outcome.history if r["step"] == 0 and r["name"] == name}
+          for _, r in rows.iterrows()}
 
 
 @pytest.mark.parametrize("name", SURROGATES)
@@ -38,7 +42,7 @@ def test_a_relu_forward_surrogate_starts_exactly_where_relu_starts(tiny, name):
   _, outcome = tiny
   relu = _step_zero(outcome, "relu")
   assert len(relu) == 2 and _step_zero(outcome, name) == relu
-  assert surrogates.step_zero_matches(outcome.history, name) == (2, 2)
+  assert surrogates.step_zero_matches(outcome.tables.history, name) == (2, 2)
 
 
 @pytest.mark.parametrize("spec", [s for s in surrogates.DEFAULT_ACTIVATIONS
@@ -64,7 +68,7 @@ def test_leaky_relu_starts_elsewhere_it_never_outputs_an_exact_zero(tiny):
 
 def test_the_study_writes_its_files_and_the_summary_answers(tiny):
   _, outcome = tiny
-  for name in ("summary.md", "differences.csv", surrogates.DIFFERENCES_PLOT, "runs.csv", "history.csv"):
+  for name in ("summary.md", "findings.json", "differences.csv", surrogates.DIFFERENCES_PLOT, "runs.csv", "history.csv"):
     assert (outcome.out / name).exists(), name
   with open(outcome.out / "differences.csv", newline="", encoding="utf-8") as file:
     rows = list(csv.DictReader(file))
@@ -75,6 +79,9 @@ def test_the_study_writes_its_files_and_the_summary_answers(tiny):
   assert "beat relu:" in text and "beat leaky_relu:" in text and "VGG-16" in text and "CIFAR" in text
   assert "4 of 4" in text  # 2 surrogates x 2 seeds equal to relu at step 0
   assert "Dead units after training" in text and "CPU" in text
+  headlines = [answer.render() for answer in outcome.findings.headlines]
+  assert headlines[0].startswith("Against relu, over 3") and headlines[1].startswith("Against leaky_relu")
+  assert "largest mean SUGAR gain over relu is " in headlines[2] and " pp [" in headlines[2]
 
 
 def test_paired_differences_subtract_the_baseline_seed_by_seed_and_drop_diverged_runs():
@@ -85,7 +92,7 @@ def test_paired_differences_subtract_the_baseline_seed_by_seed_and_drop_diverged
   runs = ([row("relu", s, a) for s, a in enumerate([0.900, 0.800, 0.700, 0.600])]
           + [row("sugar_bsilu", s, a) for s, a in enumerate([0.92, 0.83, 0.71, 0.61])]
           + [row("necro_relu", s, a, diverged=s == 3) for s, a in enumerate([0.775, 0.675, 0.575, 0.1])])
-  found = {r["activation"]: r for r in surrogates.paired_differences(runs)}
+  found = {r["activation"]: r for r in surrogates.paired_differences(pd.DataFrame(runs)).to_dict("records")}
   bsilu, necro = found["sugar_bsilu"], found["necro_relu"]
   assert bsilu["pairs"] == 4 and bsilu["difference"] == pytest.approx(0.0175) and bsilu["wins"] == 4
   assert bsilu["low"] > 0 and surrogates.verdict(bsilu) == "beats"
@@ -93,7 +100,7 @@ def test_paired_differences_subtract_the_baseline_seed_by_seed_and_drop_diverged
   assert necro["difference"] == -0.125 and necro["wins"] == 0 and necro["half_width"] == 0
   assert math.isnan(necro["p"]) and surrogates.verdict(necro) == "loses to"  # the same loss at every seed
   assert bsilu["baseline_mean"] == pytest.approx(0.75)
-  assert surrogates.paired_differences(runs, baseline="leaky_relu") == []  # no such baseline run
+  assert surrogates.paired_differences(pd.DataFrame(runs), baseline="leaky_relu").empty  # no such run
 
 
 def test_verdicts_follow_the_interval():
@@ -108,15 +115,17 @@ def test_each_dataset_gets_the_cnn_that_fits_it():
   assert all(p.config.activations == surrogates.DEFAULT_ACTIVATIONS for p in found)
 
 
-@pytest.mark.parametrize("changes,message", [
-    ({"activations": ("necro_relu",)}, "must include relu"),
-    ({"activations": ("relu", "necro_relu", "relu")}, "relu appears 2 times"),
-    ({"datasets": ("digits", "digits")}, "distinct datasets"),
-    ({"seeds": 1}, "seeds must be 2 or more"),
+@pytest.mark.parametrize("changes,base_changes,message", [
+    ({}, {"activations": ("necro_relu",)}, "must include relu"),
+    ({}, {"activations": ("relu", "necro_relu", "relu")}, "relu appears 2 times"),
+    ({"datasets": ("digits", "digits")}, {}, "distinct datasets"),
+    ({}, {"seeds": 1}, "seeds must be 2 or more"),
 ])
-def test_invalid_settings_are_refused(changes, message):
+def test_invalid_settings_are_refused(changes, base_changes, message):
+  default = surrogates.Settings()
   with pytest.raises(ValueError, match=message):
-    surrogates.validate(dataclasses.replace(surrogates.Settings(), **changes))
+    surrogates.validate(dataclasses.replace(
+        default, base=dataclasses.replace(default.base, **base_changes), **changes))
 
 
 def test_help_lists_the_flags(capsys, monkeypatch):
@@ -126,12 +135,15 @@ def test_help_lists_the_flags(capsys, monkeypatch):
   assert exit_info.value.code == 0
   text = capsys.readouterr().out
   for field in dataclasses.fields(surrogates.Settings):
-    assert f"--{field.name.replace('_', '-')}" in text, field.name
+    if field.name != "base":
+      assert f"--{field.name.replace('_', '-')}" in text, field.name
+  assert "--base.activations" in text
 
 
 @pytest.mark.parametrize("flags,message", [
-    (["--activations", "relu,sugar_bslu"], "Did you mean 'sugar_bsilu'"),
-    (["--activations", "necro_relu"], "must include relu"),
+    (["--base.activations", "relu,sugar_bslu"], "Did you mean 'sugar_bsilu'"),
+    (["--base.activations", "necro_relu"], "must include relu"),
+    (["--base.dataset", "digits"], "base.dataset is set per part by the surrogates study"),
     (["--datasets", "xor"], "cnn2d does not fit dataset 'xor'"),
 ])
 def test_a_bad_flag_fails_in_one_line_before_anything_runs(flags, message, capsys, tmp_path, monkeypatch):
