@@ -62,9 +62,9 @@ def test_rai_is_born_dead_less_often_than_he():
 
 @functools.cache
 def _tiny(folder):
-  settings = born_dead.Settings(widths=(3,), depths=(2, 20), seeds=3, steps=4, batch_size=8,
-                                depth=3, **SHARED)
-  return settings, born_dead.run(settings, out=folder, quiet=True)
+  base = dataclasses.replace(born_dead.Settings().base, seeds=3, steps=4, batch_size=8, depth=3)
+  settings = born_dead.Settings(widths=(3,), depths=(2, 20), base=base, **SHARED)
+  return settings, born_dead.STUDY.run(settings, out=folder, quiet=True)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def tiny(tmp_path_factory):
 
 def test_the_study_writes_its_files_and_columns(tiny):
   settings, outcome = tiny
-  for name in ("born_dead.csv", "collapse.csv", "summary.md", "born_dead.png", "collapse.png",
+  for name in ("born_dead.csv", "collapse.csv", "summary.md", "findings.json", "born_dead.png", "collapse.png",
                "runs.csv", "layers.csv", "config.json"):
     assert (outcome.out / name).exists(), name
   rows = _rows(outcome.out / "born_dead.csv")
@@ -96,10 +96,10 @@ def test_the_collapse_fraction_is_read_from_the_final_layers(tiny):
   layers = _rows(outcome.out / "layers.csv")
   final = {}
   for row in layers:
-    if row["step"] == str(settings.steps) and int(row["layer"]) <= settings.depth:
+    if row["step"] == str(settings.base.steps) and int(row["layer"]) <= settings.base.depth:
       final[row["run_id"]] = final.get(row["run_id"], False) or float(row["inactive_fraction"]) == 1.0
   init_of = {row["run_id"]: row["init"] for row in _rows(outcome.out / "runs.csv")}
-  for row in outcome.collapse:
+  for _, row in outcome.findings.data["collapse"].iterrows():
     ids = [run for run, init in init_of.items() if init == row["init"]]
     assert row["collapse_fraction"] == sum(final[run] for run in ids) / len(ids)
 
@@ -108,7 +108,11 @@ def test_the_summary_answers_with_intervals_hardware_and_command(tiny):
   _, outcome = tiny
   text = outcome.summary
   assert "Wilson" in text and "Lu et al." in text and "CPU" in text and "wall time" in text
-  assert "born_dead.run(Settings(" in text  # how it was run, from Python here
+  assert "research.studies.run('born-dead', Settings(" in text  # how it was run, from Python here
+  headlines = [answer.render() for answer in outcome.findings.headlines]
+  assert [line.split(":")[0] for line in headlines] == [
+      "Trained width-2, depth-3 networks on |x|, he_normal", "Trained width-2, depth-3 networks on |x|, rai"]
+  assert all("% [" in line and "of 3 runs" in line for line in headlines)
 
 
 def test_help_lists_the_flags(capsys, monkeypatch):
@@ -118,14 +122,17 @@ def test_help_lists_the_flags(capsys, monkeypatch):
   assert exit_info.value.code == 0
   text = capsys.readouterr().out
   for field in dataclasses.fields(born_dead.Settings):
-    assert f"--{field.name.replace('_', '-')}" in text, field.name
+    if field.name != "base":
+      assert f"--{field.name.replace('_', '-')}" in text, field.name
+  assert "--base.seeds" in text
   assert "--out" in text and "--quiet" in text
 
 
 @pytest.mark.parametrize("flags,message", [
     (["--inits", "he"], "Choose from: he_normal, rai"),
     (["--widths", "0"], "widths must be"),
-    (["--dataset", "regresion"], "Did you mean 'regression'"),
+    (["--base.dataset", "regresion"], "Did you mean 'regression'"),
+    (["--base.init", "rai"], "base.init is set per part by the born-dead study"),
 ])
 def test_a_bad_flag_fails_in_one_line_before_anything_runs(flags, message, capsys, tmp_path, monkeypatch):
   monkeypatch.setenv("XLA_FLAGS", "")

@@ -30,34 +30,33 @@ Run time: about 10 minutes on 2 CPU cores at the defaults. Command::
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import functools
 import math
 import pathlib
 import time
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import tyro
+import pandas as pd
 from flax import nnx
 from jax import Array
 
 import activations
 from research import config as config_lib
-from research import devices, experiment, models, plots, results
+from research import devices, experiment, models, plots, results, tables
 from research.config import Config
-from research.statistics import wilson
-from research.studies import reproduce_lines, run_from_command_line, settings_record
+from research.findings import Answer, Estimate, Findings, Table
+from research.study import Study
 
-NAME = "born-dead"
 SUPPORTED_INITS = ("he_normal", "rai")  # the two of Lu et al.'s comparison
 DOMAIN = math.sqrt(3.0)  # inputs on [-sqrt(3), sqrt(3)], as in Lu et al.
 PAPER_BORN_DEAD_DEPTH_10 = {2: "over 90%", 3: "about 60%", 5: "over 10%", 10: "under 1%"}
 PAPER_COLLAPSE = {"he_normal": 0.919, "rai": 0.292}  # Lu et al. 2019, 1000 runs each
+BORN_DEAD_FILE = "born_dead.csv"
 
 Ints = Annotated[tuple[int, ...], config_lib.comma_separated(int, "INT,INT,...")]
 Names = Annotated[tuple[str, ...], config_lib.comma_separated(str, "NAME,NAME,...")]
@@ -72,15 +71,10 @@ class Settings:
   inits: Names = SUPPORTED_INITS  # initialisations compared: he_normal (zero biases) and/or rai
   trials: int = 4000  # random networks per (width, init) for the born-dead probability
   grid_points: int = 1001  # evenly spaced 1-D inputs on [-sqrt(3), sqrt(3)] that define "constant on the domain"
-  dataset: str = f"regression(target='abs', noise=0.0, range={DOMAIN!r})"  # research.data spec of the collapse runs: |x| on [-sqrt(3), sqrt(3)]
-  width: int = 2  # hidden units per layer of the trained (collapse) networks
-  depth: int = 10  # hidden layers of the trained (collapse) networks
-  seeds: int = 250  # trained runs per initialisation for the collapse rate
-  learning_rates: config_lib.Floats = (1e-3,)  # learning rates of the collapse runs
-  optimizer: config_lib.Optimizer = "adam"  # optax optimizer of the collapse runs
-  steps: int = 2000  # optimizer steps per collapse run
-  batch_size: int = 64  # examples per step of the collapse runs
-  batching: config_lib.Batching = "auto"  # map (each run as if alone), vmap (batched), auto (map on CPU)
+  base: Config = Config(  # the collapse runs: width-2, depth-10 ReLU MLPs trained on |x| over [-sqrt(3), sqrt(3)], 250 per init
+      dataset=f"regression(target='abs', noise=0.0, range={DOMAIN!r})", width=2, depth=10,
+      activations=("relu",), seeds=250, learning_rates=(1e-3,), steps=2000, batch_size=64,
+      eval_every=2000)
 
 
 def validate(settings: Settings) -> None:
@@ -101,12 +95,10 @@ def validate(settings: Settings) -> None:
     values = getattr(settings, field)
     if not values or any(not isinstance(v, int) or v < 1 for v in values):
       raise ValueError(f"{field} must be one or more positive integers, got {values!r}.")
-  for field in ("trials", "grid_points", "width", "depth", "seeds", "steps", "batch_size"):
+  for field in ("trials", "grid_points"):
     value = getattr(settings, field)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-      raise ValueError(f"{field} must be a positive integer, got {value!r}.")
-  if settings.grid_points < 2:
-    raise ValueError(f"grid_points must be at least 2, got {settings.grid_points}.")
+    if not isinstance(value, int) or isinstance(value, bool) or value < 2:
+      raise ValueError(f"{field} must be an integer of at least 2, got {value!r}.")
 
 
 # --- born dead: no training, one vmapped program per (width, init) ----------------
@@ -199,56 +191,18 @@ def he_lower_bound(width: int, depth: int) -> float:
 # --- the study ------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class Outcome:
-  """What :func:`run` returns, besides writing it to ``out``."""
-
-  out: pathlib.Path  # the results folder
-  born_dead: list[dict[str, Any]]  # born_dead.csv rows
-  collapse: list[dict[str, Any]]  # collapse.csv rows
-  summary: str  # summary.md
-
-
 def parts(settings: Settings) -> list[experiment.Part]:
-  """The collapse runs: one engine part per initialisation."""
-  return [
-      experiment.Part({"init": init}, Config(
-          dataset=settings.dataset, model="mlp", width=settings.width, depth=settings.depth,
-          activations=("relu",), seeds=settings.seeds, learning_rates=settings.learning_rates,
-          optimizer=settings.optimizer, steps=settings.steps, batch_size=settings.batch_size,
-          eval_every=settings.steps, init=init, batching=settings.batching,
-      ))
-      for init in settings.inits
-  ]
+  """The collapse runs: one engine part per initialisation, evaluated at the start and the end."""
+  return [experiment.Part({"init": init}, dataclasses.replace(
+      settings.base, model="mlp", activations=("relu",), eval_every=settings.base.steps, init=init))
+          for init in settings.inits]
 
 
-def collapsed_runs(layers: Sequence[dict[str, Any]], depth: int) -> dict[str, dict[int, bool]]:
-  """Per run: ``{step: some hidden layer has inactive_fraction == 1}`` (layers.csv rows).
-
-  Examples:
-    >>> rows = [{"run_id": "a", "step": 0, "layer": 1, "inactive_fraction": 1.0},
-    ...         {"run_id": "a", "step": 0, "layer": 2, "inactive_fraction": None}]
-    >>> collapsed_runs(rows, depth=1)
-    {'a': {0: True}}
-  """
-  found: dict[str, dict[int, bool]] = {}
-  for row in layers:
-    if row["layer"] > depth:
-      continue
-    steps = found.setdefault(row["run_id"], {})
-    steps[row["step"]] = steps.get(row["step"], False) or row["inactive_fraction"] == 1.0
-  return found
-
-
-def _read_csv(path: pathlib.Path) -> list[dict[str, Any]]:
-  with open(path, newline="", encoding="utf-8") as file:
-    return [{k: results.parse_value(k, v) for k, v in row.items()} for row in csv.DictReader(file)]
-
-
-def _born_dead_rows(settings: Settings, folder: pathlib.Path, quiet: bool) -> list[dict[str, Any]]:
-  path = folder / "born_dead.csv"
+def measure(settings: Settings, folder: pathlib.Path, quiet: bool) -> dict[str, pd.DataFrame]:
+  """The born-dead counts (no training), read back from the folder when a run already wrote them."""
+  path = folder / BORN_DEAD_FILE
   if path.exists():  # the folder's config.json guarantees the same settings
-    return _read_csv(path)
+    return {"born_dead": pd.read_csv(path)}
   rows = []
   for width in settings.widths:
     for init in settings.inits:
@@ -256,155 +210,164 @@ def _born_dead_rows(settings: Settings, folder: pathlib.Path, quiet: bool) -> li
       counts = born_dead_fractions(width, settings.depths, init, trials=settings.trials,
                                    grid_points=settings.grid_points)
       experiment.say(f"born dead: width {width}, {init}: {time.perf_counter() - started:.1f} s", quiet)
-      for depth in sorted(settings.depths):
-        rows.append({"width": width, "depth": depth, "init": init, "trials": settings.trials,
-                     "born_dead_fraction": counts[depth] / settings.trials})
+      rows += [{"width": width, "depth": depth, "init": init, "trials": settings.trials,
+                "born_dead_fraction": counts[depth] / settings.trials} for depth in sorted(settings.depths)]
   if devices.writes_results():
-    experiment.write_report(folder, "born_dead.csv", results.csv_text(rows))
-  return rows
+    experiment.write_report(folder, BORN_DEAD_FILE, results.csv_text(rows))
+  return {"born_dead": pd.DataFrame(rows)}
 
 
-def _collapse_rows(settings: Settings, trained: experiment.Trained) -> list[dict[str, Any]]:
-  by_run = collapsed_runs(trained.layers, settings.depth)
-  init_of = {row["run_id"]: row["init"] for row in trained.runs}
-  diverged = {row["run_id"] for row in trained.runs if row.get("diverged")}
+def collapsed_runs(layers: pd.DataFrame, depth: int) -> pd.Series:
+  """Per (run, step): whether some hidden layer has ``inactive_fraction == 1``.
+
+  Examples:
+    >>> rows = pd.DataFrame([{"run_id": "a", "step": 0, "layer": 1, "inactive_fraction": 1.0},
+    ...                      {"run_id": "a", "step": 0, "layer": 2, "inactive_fraction": None}])
+    >>> collapsed_runs(rows, depth=1).to_dict()
+    {('a', 0): True}
+  """
+  hidden = layers[layers["layer"] <= depth]
+  return (hidden["inactive_fraction"] == 1.0).groupby([hidden["run_id"], hidden["step"]], sort=False).any()
+
+
+def collapse_rows(settings: Settings, found: tables.Tables) -> pd.DataFrame:
+  """Per initialisation: runs, collapsed at the end, born dead at step 0, diverged (``collapse.csv``)."""
+  by_step = collapsed_runs(found.layers, settings.base.depth).unstack()
+  final, initial = by_step[by_step.columns.max()], by_step[0]
   rows = []
   for init in settings.inits:
-    ids = [run for run, i in init_of.items() if i == init]
-    final = [by_run[run][max(by_run[run])] for run in ids]
-    initial = [by_run[run][0] for run in ids]
-    rows.append({
-        "init": init, "trials": len(ids), "collapse_fraction": sum(final) / len(ids),
-        "born_dead_fraction": sum(initial) / len(ids),
-        "diverged": sum(run in diverged for run in ids),
-    })
-  return rows
+    mine = found.runs[found.runs["init"] == init]
+    ids = list(mine["run_id"])
+    rows.append({"init": init, "trials": len(ids), "collapse_fraction": final[ids].sum() / len(ids),
+                 "born_dead_fraction": initial[ids].sum() / len(ids),
+                 "diverged": int(mine["diverged"].sum())})
+  return pd.DataFrame(rows)
 
 
-def _mean_loss(trained: experiment.Trained, init: str, collapsed: bool, settings: Settings) -> float:
-  by_run = collapsed_runs(trained.layers, settings.depth)
-  losses = [row["test_loss"] for row in trained.runs if row["init"] == init
-            and by_run[row["run_id"]][max(by_run[row["run_id"]])] == collapsed
-            and row.get("test_loss") is not None]
-  return float(np.mean(losses)) if losses else math.nan
+def _proportion(fraction: float, trials: int) -> Estimate:
+  return Estimate.of_proportion(round(fraction * trials), trials)
 
 
-def _percent(value: float) -> str:
-  return f"{100 * value:.1f}%"
-
-
-def _interval(successes: int, trials: int) -> str:
-  low, high = wilson(successes, trials)
-  return f"{_percent(successes / trials)} [{_percent(low)}, {_percent(high)}]"
-
-
-def _summary(settings: Settings, command: str, born: list[dict[str, Any]], collapse: list[dict[str, Any]],
-             trained: experiment.Trained, seconds: float) -> str:
-  lines = [f"# {NAME}: are deep narrow ReLU networks born dead?", ""]
-  lookup = {(r["width"], r["depth"], r["init"]): r for r in born}
-  trials = settings.trials
-  # The answer first, in words, from the numbers.
-  lines += ["## Answer", ""]
+def _born_dead_answers(settings: Settings, born: pd.DataFrame) -> list[Answer]:
+  lookup = born.set_index(["width", "depth", "init"])["born_dead_fraction"]
+  answers, topic = [], "Born dead vs depth and width"
   if 10 in settings.depths:
     for width in settings.widths:
-      cells = []
-      for init in settings.inits:
-        row = lookup[(width, 10, init)]
-        cells.append(f"{init} {_interval(round(row['born_dead_fraction'] * trials), trials)}")
-      paper = PAPER_BORN_DEAD_DEPTH_10.get(width, "not reported")
-      lines.append(f"- depth 10, width {width}: born dead {'; '.join(cells)} (Lu et al.: {paper}).")
+      answers.append(Answer(
+          f"depth 10, width {width}: born dead " + "; ".join(f"{init} {{}}" for init in settings.inits)
+          + f" (Lu et al.: {PAPER_BORN_DEAD_DEPTH_10.get(width, 'not reported')}).",
+          tuple(_proportion(lookup[(width, 10, init)], settings.trials) for init in settings.inits),
+          topic=topic, headline=True))
   deepest = max(settings.depths)
   for init in settings.inits:
-    at_depth = [lookup[(w, deepest, init)]["born_dead_fraction"] for w in settings.widths]
-    lines.append(
-        f"- {init} at depth {deepest}: born dead in "
-        + ", ".join(f"{_percent(f)} (width {w})" for w, f in zip(settings.widths, at_depth)) + ".")
-  for row in collapse:
+    answers.append(Answer(
+        f"{init} at depth {deepest}: born dead in "
+        + ", ".join(f"{{}} (width {width})" for width in settings.widths) + ".",
+        tuple(_proportion(lookup[(width, deepest, init)], settings.trials) for width in settings.widths),
+        topic=topic))
+  return answers
+
+
+def _collapse_answers(settings: Settings, collapse: pd.DataFrame) -> list[Answer]:
+  answers = []
+  for _, row in collapse.iterrows():
     paper = PAPER_COLLAPSE.get(row["init"])
-    count = round(row["collapse_fraction"] * row["trials"])
-    lines.append(
-        f"- Trained width-{settings.width}, depth-{settings.depth} networks on |x|, {row['init']}:"
-        f" collapsed in {_interval(count, row['trials'])} of {row['trials']} runs"
-        f" (born dead at step 0: {_percent(row['born_dead_fraction'])})"
-        + (f"; Lu et al. report {_percent(paper)} over 1000 runs." if paper is not None else "."))
-  lines += ["", "Intervals are 95% Wilson intervals of a binomial proportion.", ""]
-  # Born-dead table.
-  lines += ["## Born dead vs depth and width", "",
-            f"Fraction of {trials} random networks per (width, init) whose some hidden layer is"
-            f" inactive (z <= 0 for every unit) on {settings.grid_points} evenly spaced inputs on"
-            " [-sqrt(3), sqrt(3)]: the network's output is then constant there. The first d hidden"
-            " layers of one draw give depth d, so the depths of one (width, init) share their"
-            " networks. He: he_normal kernels, zero biases; RAI: research.models.rai."
-            " Depth counts hidden layers.", ""]
-  header = ["depth"] + [f"w={w} {init}" for w in settings.widths for init in settings.inits]
-  if "he_normal" in settings.inits:
-    header += [f"w={w} bound" for w in settings.widths]
-  lines += ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
+    answers.append(Answer(
+        f"Trained width-{settings.base.width}, depth-{settings.base.depth} networks on |x|,"
+        f" {row['init']}: collapsed in {{}} of {row['trials']} runs (born dead at step 0: {{}})"
+        + (f"; Lu et al. report {100 * paper:.1f}% over 1000 runs." if paper is not None else "."),
+        (_proportion(row["collapse_fraction"], row["trials"]),
+         _proportion(row["born_dead_fraction"], row["trials"])),
+        topic="Collapse after training", headline=True))
+  return answers
+
+
+def _born_dead_table(settings: Settings, born: pd.DataFrame) -> pd.DataFrame:
+  lookup = born.set_index(["width", "depth", "init"])["born_dead_fraction"]
+  rows = []
   for depth in sorted(settings.depths):
-    cells = [str(depth)]
-    for width in settings.widths:
-      for init in settings.inits:
-        cells.append(_interval(round(lookup[(width, depth, init)]["born_dead_fraction"] * trials), trials))
+    row = {"depth": depth} | {f"w={w} {init}": _proportion(lookup[(w, depth, init)], settings.trials)
+                              for w in settings.widths for init in settings.inits}
     if "he_normal" in settings.inits:
-      cells += [_percent(he_lower_bound(w, depth)) for w in settings.widths]
-    lines.append("| " + " | ".join(cells) + " |")
-  lines += [
-      "", "The bound column is a lower bound for He (zero biases, symmetric weights) that we derive"
-      " rather than quote: layers 2..d take non-negative inputs, and a layer whose width^2"
-      " weights are all <= 0 is inactive everywhere, which happens with probability"
-      " 2^-(width^2) independently per layer, so P(born dead) >= 1 - (1 - 2^-(width^2))^(d-1)."
-      " It tends to 1 with depth, as Lu et al.'s theorem says (their exact bound is not restated"
-      " here, to avoid misquoting it); it is loose for wide layers. RAI has no such bound: its"
-      " biases are not zero.", "",
-  ]
-  # Collapse table.
-  lines += ["## Collapse after training", "",
-            f"Runs: {settings.seeds} per initialisation (seeds 0..{settings.seeds - 1}), model mlp"
-            f" width {settings.width} depth {settings.depth}, ReLU, dataset `{settings.dataset}`,"
-            f" {settings.optimizer}, learning rate(s) {', '.join(map(str, settings.learning_rates))},"
-            f" {settings.steps} steps of batch {settings.batch_size}. A run has *collapsed* when at"
-            " its final evaluation some hidden layer has every unit inactive on every training"
-            " input (layers.csv inactive_fraction == 1): its output is then the same for every"
-            " input. Born dead at step 0 is the same test before training.", "",
-            "| init | runs | collapsed | born dead (step 0) | diverged | Lu et al. | test MSE collapsed | test MSE not collapsed |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|"]
-  for row in collapse:
-    count = round(row["collapse_fraction"] * row["trials"])
-    born_count = round(row["born_dead_fraction"] * row["trials"])
-    paper = PAPER_COLLAPSE.get(row["init"])
-    lines.append(
-        f"| {row['init']} | {row['trials']} | {_interval(count, row['trials'])} |"
-        f" {_interval(born_count, row['trials'])} | {row['diverged']} |"
-        f" {_percent(paper) if paper is not None else '-'} |"
-        f" {_mean_loss(trained, row['init'], True, settings):.4f} |"
-        f" {_mean_loss(trained, row['init'], False, settings):.4f} |")
-  lines += [
-      "", "Differences from Lu et al. to keep in mind: their training schedule, loss and stopping"
-      " rule are not reproduced here (see the settings above); their collapse means converging"
-      " to a constant function, ours an entirely inactive hidden layer at the end, which implies"
-      " it.", "",
-      "Plots: `born_dead.png`, `collapse.png`. Data: `born_dead.csv`, `collapse.csv`, and the"
-      " engine's `runs.csv`, `history.csv`, `layers.csv`.", ""]
-  lines += reproduce_lines(NAME, settings, command, seconds, trained.grids,
-                           what="born-dead programs and training")
-  return "\n".join(lines)
+      row |= {f"w={w} bound": Estimate(he_lower_bound(w, depth), kind="percent") for w in settings.widths}
+    rows.append(row)
+  return pd.DataFrame(rows)
 
 
-def _plots(settings: Settings, born: list[dict[str, Any]], collapse: list[dict[str, Any]],
-           folder: pathlib.Path) -> None:
+def _mean_loss(found: tables.Tables, final: pd.Series, init: str, collapsed: bool) -> float:
+  runs = found.runs[found.runs["init"] == init]
+  chosen = runs[runs["run_id"].map(final) == collapsed]["test_loss"].dropna()
+  return float(chosen.mean()) if len(chosen) else math.nan
+
+
+def _collapse_table(settings: Settings, found: tables.Tables, collapse: pd.DataFrame) -> pd.DataFrame:
+  by_step = collapsed_runs(found.layers, settings.base.depth).unstack()
+  final = by_step[by_step.columns.max()]
+  return pd.DataFrame([{
+      "init": row["init"], "runs": row["trials"],
+      "collapsed": _proportion(row["collapse_fraction"], row["trials"]),
+      "born dead (step 0)": _proportion(row["born_dead_fraction"], row["trials"]),
+      "diverged": row["diverged"],
+      "Lu et al.": Estimate(PAPER_COLLAPSE[row["init"]], kind="percent") if row["init"] in PAPER_COLLAPSE else "-",
+      "test MSE collapsed": f"{_mean_loss(found, final, row['init'], True):.4f}",
+      "test MSE not collapsed": f"{_mean_loss(found, final, row['init'], False):.4f}",
+  } for _, row in collapse.iterrows()])
+
+
+NOTES = (
+    "Intervals of proportions are 95% Wilson intervals of a binomial proportion.",
+    "The bound columns are a lower bound for He (zero biases, symmetric weights) that we derive rather"
+    " than quote: layers 2..d take non-negative inputs, and a layer whose width^2 weights are all"
+    " <= 0 is inactive everywhere, which happens with probability 2^-(width^2) independently per"
+    " layer, so P(born dead) >= 1 - (1 - 2^-(width^2))^(d-1). It tends to 1 with depth, as Lu et"
+    " al.'s theorem says (their exact bound is not restated here, to avoid misquoting it); it is"
+    " loose for wide layers. RAI has no such bound: its biases are not zero.",
+    "A run has collapsed when at its final evaluation some hidden layer has every unit inactive on"
+    " every training input (layers.csv inactive_fraction == 1): its output is then the same for every"
+    " input. Born dead at step 0 is the same test before training.",
+    "Differences from Lu et al. to keep in mind: their training schedule, loss and stopping rule are"
+    " not reproduced here (see the settings); their collapse means converging to a constant function,"
+    " ours an entirely inactive hidden layer at the end, which implies it.",
+)
+
+
+def analyse(settings: Settings, found: tables.Tables) -> Findings:
+  """Born dead against the paper's figures and the lower bound; collapse after training."""
+  born, collapse = found.measured["born_dead"], collapse_rows(settings, found)
+  base = settings.base
+  return Findings(
+      question="are deep narrow ReLU networks born dead?",
+      answers=(*_born_dead_answers(settings, born), *_collapse_answers(settings, collapse)),
+      tables=(
+          Table("Born dead vs depth and width", _born_dead_table(settings, born),
+                note=f"Fraction of {settings.trials} random networks per (width, init) whose some hidden"
+                f" layer is inactive (z <= 0 for every unit) on {settings.grid_points} evenly spaced"
+                " inputs on [-sqrt(3), sqrt(3)]: the network's output is then constant there. The first"
+                " d hidden layers of one draw give depth d, so the depths of one (width, init) share"
+                " their networks. He: he_normal kernels, zero biases; RAI: research.models.rai. Depth"
+                " counts hidden layers."),
+          Table("Collapse after training", _collapse_table(settings, found, collapse),
+                note=f"Runs: {base.seeds} per initialisation (seeds 0..{base.seeds - 1}), model mlp width"
+                f" {base.width} depth {base.depth}, ReLU, dataset `{base.dataset}`, {base.optimizer},"
+                f" learning rate(s) {', '.join(map(str, base.learning_rates))}, {base.steps} steps of"
+                f" batch {base.batch_size}."),
+      ),
+      notes=NOTES, plots=("born_dead.png", "collapse.png"), data={"collapse": collapse},
+  )
+
+
+def _born_dead_plot(settings: Settings, born: pd.DataFrame, folder: pathlib.Path) -> None:
   figure = plots.new_figure(7, 4.5)
   axis = figure.add_subplot()
-  colours = dict(zip(settings.widths, ["C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7"] * 4))
+  colours = dict(zip(settings.widths, [f"C{i}" for i in range(8)] * 4))
   for width in settings.widths:
     for init in settings.inits:
-      rows = sorted((r for r in born if r["width"] == width and r["init"] == init), key=lambda r: r["depth"])
-      depth = [r["depth"] for r in rows]
-      fraction = np.array([r["born_dead_fraction"] for r in rows])
-      bounds = np.array([wilson(round(f * settings.trials), settings.trials) for f in fraction])
-      style = "-" if init == "he_normal" else "--"
-      axis.plot(depth, 100 * fraction, style, marker="o", markersize=3, color=colours[width],
-                label=f"width {width}, {init}")
-      axis.fill_between(depth, 100 * bounds[:, 0], 100 * bounds[:, 1], color=colours[width], alpha=0.15)
+      rows = born[(born["width"] == width) & (born["init"] == init)].sort_values("depth")
+      estimates = [_proportion(f, settings.trials) for f in rows["born_dead_fraction"]]
+      axis.plot(rows["depth"], 100 * rows["born_dead_fraction"], "-" if init == "he_normal" else "--",
+                marker="o", markersize=3, color=colours[width], label=f"width {width}, {init}")
+      axis.fill_between(rows["depth"], [100 * e.low for e in estimates], [100 * e.high for e in estimates],
+                        color=colours[width], alpha=0.15)
     if "he_normal" in settings.inits:
       depths = sorted(settings.depths)
       axis.plot(depths, [100 * he_lower_bound(width, d) for d in depths], ":", color=colours[width],
@@ -416,63 +379,35 @@ def _plots(settings: Settings, born: list[dict[str, Any]], collapse: list[dict[s
   axis.legend(fontsize=7, ncol=2)
   plots.save_figure(figure, folder, "born_dead.png")
 
+
+def _collapse_plot(settings: Settings, collapse: pd.DataFrame, folder: pathlib.Path) -> None:
   figure = plots.new_figure(5, 3.5)
   axis = figure.add_subplot()
-  for index, row in enumerate(collapse):
-    count = round(row["collapse_fraction"] * row["trials"])
-    low, high = wilson(count, row["trials"])
-    axis.bar(index, 100 * row["collapse_fraction"], color="C0" if index == 0 else "C1",
-             yerr=[[100 * (row["collapse_fraction"] - low)], [100 * (high - row["collapse_fraction"])]],
-             capsize=4, label="measured" if index == 0 else None)
+  for index, row in collapse.reset_index(drop=True).iterrows():
+    estimate = _proportion(row["collapse_fraction"], row["trials"])
+    axis.bar(index, 100 * estimate.value, color="C0" if index == 0 else "C1", capsize=4,
+             yerr=[[100 * (estimate.value - estimate.low)], [100 * (estimate.high - estimate.value)]],
+             label="measured" if index == 0 else None)
     if row["init"] in PAPER_COLLAPSE:
       axis.plot(index, 100 * PAPER_COLLAPSE[row["init"]], "k*", markersize=10,
                 label="Lu et al. 2019" if index == 0 else None)
-  axis.set_xticks(range(len(collapse)), [row["init"] for row in collapse])
+  axis.set_xticks(range(len(collapse)), list(collapse["init"]))
   axis.set_ylabel("collapsed after training (%)")
-  axis.set_title(f"width {settings.width}, depth {settings.depth} on |x|")
+  axis.set_title(f"width {settings.base.width}, depth {settings.base.depth} on |x|")
   axis.set_ylim(0, 100)
   axis.legend(fontsize=8)
   plots.save_figure(figure, folder, "collapse.png")
 
 
-def run(
-    settings: Settings, *, out: str | pathlib.Path | None = None, quiet: bool = False,
-    command: str = "",
-) -> Outcome:
-  """Measures the born-dead probability and the collapse after training.
-
-  Writes ``born_dead.csv``, ``collapse.csv``, the engine's files for the
-  collapse runs, ``summary.md``, ``born_dead.png`` and ``collapse.png`` into
-  ``out`` (default ``results/born-dead-<timestamp>``). Rerunning with the same
-  folder resumes; ``tests/test_study_born_dead.py`` runs it at tiny settings.
-  """
-  validate(settings)
-  started = time.perf_counter()
-  prepared = experiment.prepare_parts(parts(settings), settings_record(NAME, settings), out, name=NAME)
-  try:
-    born = _born_dead_rows(settings, prepared.folder.path, quiet)
-  except BaseException:
-    prepared.folder.close()
-    raise
-  trained = experiment.train_pending(prepared, quiet=quiet)
-  collapse = _collapse_rows(settings, trained)
-  seconds = time.perf_counter() - started
-  report = _summary(settings, command, born, collapse, trained, seconds)
-  experiment.write_outputs(
-      trained.out, {"collapse.csv": results.csv_text(collapse), "summary.md": report},
-      lambda folder: _plots(settings, born, collapse, folder))
-  experiment.say(report, quiet)
-  return Outcome(trained.out, born, collapse, report)
+def _plots(settings: Settings, found: tables.Tables, folder: pathlib.Path) -> None:
+  _born_dead_plot(settings, found.measured["born_dead"], folder)
+  _collapse_plot(settings, collapse_rows(settings, found), folder)
 
 
-def command(
-    settings: Annotated[Settings, tyro.conf.arg(name="")], out: str = "", quiet: bool = False
-) -> int:
-  """Born dead: P(a ReLU net is constant at init) vs depth and width, He vs RAI; collapse after training.
-
-  Args:
-    settings: the study.
-    out: output folder; empty means results/born-dead-<timestamp>. Rerunning with the same folder resumes.
-    quiet: no progress bar.
-  """
-  return run_from_command_line(run, settings, out, quiet)
+STUDY = Study(
+    name="born-dead",
+    question="Born dead: P(a ReLU net is constant at init) vs depth and width, He vs RAI; collapse"
+    " after training.",
+    settings=Settings, parts=parts, analyse=analyse, validate=validate, plots=_plots,
+    measure=measure, owns=("model", "activations", "eval_every", "init"),
+)
