@@ -8,6 +8,7 @@ import math
 
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -22,8 +23,8 @@ pytestmark = pytest.mark.standard_promotion  # trains with optax
 THRESHOLD = 0.97
 TINY = xor.Settings(
     datasets=("xor(num_train=256, num_test=256)",), depths=(1,), thresholds=(THRESHOLD,), widths=(2,),
-    activations=("relu", "abs", xor.MIXED_RELU_ABS), seeds=6, learning_rates=(0.1,), steps=400,
-    eval_every=200, ceiling_points=2000)
+    ceiling_points=2000, base=Config(activations=("relu", "abs", xor.MIXED_RELU_ABS), seeds=6,
+                                     learning_rates=(0.1,), steps=400, batch_size=128, eval_every=200))
 
 
 def _rows(path):
@@ -33,16 +34,17 @@ def _rows(path):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-  return xor.run(TINY, out=tmp_path_factory.mktemp("xor"), quiet=True)
+  return xor.STUDY.run(TINY, out=tmp_path_factory.mktemp("xor"), quiet=True)
 
 
 def _solved_by_seed(outcome, name):
-  return {row["seed"]: row["solved"] for row in outcome.runs if row["name"] == name}
+  runs = outcome.runs
+  return dict(zip(runs.loc[runs["name"] == name, "seed"], runs.loc[runs["name"] == name, "solved"]))
 
 
 def test_a_width_2_mlp_with_abs_solves_xor_in_more_seeds_than_with_relu(tiny):
   relu, absolute = _solved_by_seed(tiny, "relu"), _solved_by_seed(tiny, "abs")
-  assert relu.keys() == absolute.keys() == set(range(TINY.seeds))  # the same seeds
+  assert relu.keys() == absolute.keys() == set(range(TINY.base.seeds))  # the same seeds
   assert sum(absolute.values()) > sum(relu.values())
   assert sum(relu.values()) == 0  # two relu units cannot draw both axes: XOR's boundary
   first_only, second_only, _ = xor.paired(tiny.runs, "abs", "relu")
@@ -51,15 +53,15 @@ def test_a_width_2_mlp_with_abs_solves_xor_in_more_seeds_than_with_relu(tiny):
 
 def test_the_solved_column_is_the_threshold_rule(tiny):
   rows = _rows(tiny.out / "runs.csv")
-  assert len(rows) == 3 * TINY.seeds and {row["solved"] for row in rows} == {"0", "1"}
+  assert len(rows) == 3 * TINY.base.seeds and {row["solved"] for row in rows} == {"0", "1"}
   for row in rows:
     reached = float(row["test_accuracy"]) >= THRESHOLD and row["diverged"] == "False"
     assert row["solved"] == str(int(reached)), row
 
 
 def test_the_mixed_layer_trains_through_the_engine(tiny):
-  mixed = [row for row in tiny.runs if row["name"] == "mixed"]
-  assert len(mixed) == TINY.seeds and {row["activation"] for row in mixed} == {xor.MIXED_RELU_ABS}
+  mixed = [row for row in tiny.runs.to_dict("records") if row["name"] == "mixed"]
+  assert len(mixed) == TINY.base.seeds and {row["activation"] for row in mixed} == {xor.MIXED_RELU_ABS}
   assert all(0.6 < row["test_accuracy"] <= 1 and not row["diverged"] for row in mixed)
   initial = {(int(row["seed"]), row["name"]): row["test_loss"] for row in _rows(tiny.out / "history.csv")
              if row["step"] == "0"}
@@ -68,16 +70,19 @@ def test_the_mixed_layer_trains_through_the_engine(tiny):
 
 
 def test_the_study_writes_its_files_and_the_summary_answers(tiny):
-  for name in ("summary.md", "solved.csv", "solved_vs_width.png", "runs.csv", "layers.csv", "history.csv"):
+  for name in ("summary.md", "findings.json", "solved.csv", "noise_ceilings.csv", "solved_vs_width.png", "runs.csv", "layers.csv", "history.csv"):
     assert (tiny.out / name).exists(), name
   counts = {row["activation"]: row for row in _rows(tiny.out / "solved.csv")}
   assert int(counts["abs"]["solved"]) == sum(_solved_by_seed(tiny, "abs").values())
-  assert counts["relu"]["trials"] == str(TINY.seeds)
+  assert counts["relu"]["trials"] == str(TINY.base.seeds)
   assert tiny.summary.startswith("# xor: ") and tiny.summary.split("\n")[2] == "## Answer"
+  headlines = [answer.render() for answer in tiny.findings.headlines]
+  assert headlines[0].startswith("Claim 6") and headlines[1].startswith("Claim 7")
   assert "Claim 6" in tiny.summary and "Claim 7" in tiny.summary and "Wilson" in tiny.summary
   assert "McNemar" in tiny.summary and "Do failures die?" in tiny.summary and "CPU" in tiny.summary
   assert "Threshold sensitivity" in tiny.summary and f"{TINY.datasets[0]} at 0.95: abs" in tiny.summary
-  assert 0.8 < tiny.ceilings[TINY.datasets[0]] <= 1
+  ceilings = tiny.tables.measured["ceilings"]
+  assert list(ceilings["dataset"]) == list(TINY.datasets) and 0.8 < ceilings["ceiling"][0] <= 1
 
 
 X = jnp.array([[-1.5, -0.5, 0.5, 2.0], [3.0, -2.0, -1.0, 0.0]])
@@ -147,10 +152,10 @@ def test_mcnemar_counts_discordant_pairs_and_takes_scipy_binomial_p():
 
 
 def test_solved_rows_count_per_configuration_with_a_wilson_interval():
-  runs = [{"dataset": "xor", "width": 2, "learning_rate": 0.1, "seed": seed, "activation": "abs",
-           "solved": int(seed < 3)} for seed in range(4)]
+  runs = pd.DataFrame([{"dataset": "xor", "width": 2, "learning_rate": 0.1, "seed": seed,
+                        "activation": "abs", "solved": int(seed < 3)} for seed in range(4)])
   settings = dataclasses.replace(TINY, datasets=("xor",))
-  (row,) = xor.solved_rows(runs, settings)
+  (row,) = xor.solved_rows(runs, settings).to_dict("records")
   assert (row["solved"], row["trials"], row["fraction"]) == (3, 4, 0.75)
   interval = stats.binomtest(3, 4).proportion_ci(0.95, method="wilson")
   assert (row["low"], row["high"]) == pytest.approx((interval.low, interval.high))
@@ -163,7 +168,7 @@ def test_within_configurations_compares_failures_and_successes_of_the_same_confi
 
   runs = [run(2, 0, 0.5), run(2, 0, 0.5),  # only failures: not compared
           run(4, 0, 0.5), run(4, 1, 0.0), run(8, 0, 0.0), run(8, 1, 0.25), run(16, 0, 0.1), run(16, 1, 0.1)]
-  assert xor.within_configurations(runs, "relu") == (1, 1)  # the tie at width 16 counts in neither
+  assert xor.within_configurations(pd.DataFrame(runs), "relu") == (1, 1)  # the tie at width 16 counts in neither
 
 
 def test_the_noise_ceiling_falls_with_the_noise():
@@ -178,14 +183,17 @@ def test_help_lists_the_flags(capsys, monkeypatch):
   assert exit_info.value.code == 0
   text = capsys.readouterr().out
   for field in dataclasses.fields(xor.Settings):
-    assert f"--{field.name.replace('_', '-')}" in text, field.name
+    if field.name != "base":
+      assert f"--{field.name.replace('_', '-')}" in text, field.name
+  assert "--base.activations" in text
 
 
 @pytest.mark.parametrize("flags,message", [
     (["--datasets", "xor,mnist1d", "--depths", "1,1", "--thresholds", "0.9,0.9"], "Choose from: xor, moons, spirals"),
-    (["--activations", "relu,mixed(activations='relu,abz')"], "Did you mean 'abs'"),
+    (["--base.activations", "relu,mixed(activations='relu,abz')"], "Did you mean 'abs'"),
     (["--widths", "3"], "does not fit width 3"),
-    (["--activations", "relu,sofplus"], "Did you mean 'softplus'"),
+    (["--base.activations", "relu,sofplus"], "Did you mean 'softplus'"),
+    (["--base.width", "4"], "base.width is set per part by the xor study"),
 ])
 def test_a_bad_flag_fails_in_one_line_before_anything_runs(flags, message, capsys, tmp_path, monkeypatch):
   monkeypatch.setenv("XLA_FLAGS", "")

@@ -7,8 +7,8 @@ layer may mix activations (here half relu, half abs units:
 unit). Small MLPs (widths 2, 4, 8) with relu, abs, necro_relu, leaky_relu(0.01)
 and the mixed layer are trained from ``seeds`` seeds at two learning rates; a
 run *solves* its task when its test accuracy reaches the dataset's threshold
-(``runs.csv`` has a ``solved`` column of 0 and 1, written by the engine through
-``train_pending(run_columns=...)``).
+(``runs.csv`` has a ``solved`` column of 0 and 1, written by the engine through the
+study's ``run_columns``).
 
 Depth: one hidden layer for xor and moons, the classic setting, where abs's
 advantage would be per unit (``|z| = relu(z) + relu(-z)``: one abs unit does
@@ -36,27 +36,26 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
-import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 import jax.numpy as jnp
-import numpy as np
-import tyro
+import pandas as pd
 from scipy import stats
 
 import activations
 from research import config as config_lib
-from research import data, experiment, models, plots, results, summary
+from research import data, devices, experiment, plots, results, tables
 from research.config import Config
-from research.statistics import mean_confidence_interval, wilson
-from research.studies import reproduce_lines, run_from_command_line, settings_record
+from research.findings import Answer, Estimate, Findings, Table
+from research.study import Study
 
-NAME = "xor"
 SYNTHETIC = ("xor", "moons", "spirals")  # the datasets this study knows how to judge
 MIXED_RELU_ABS = "mixed(activations='relu,abs')"
 DEFAULT_ACTIVATIONS = ("relu", "abs", "necro_relu(negative_slope=0.1)",
                        "leaky_relu(negative_slope=0.01)", MIXED_RELU_ABS)
+CEILINGS_FILE = "noise_ceilings.csv"
+CONFIGURATION = ["dataset", "width", "learning_rate"]
 
 Ints = Annotated[tuple[int, ...], config_lib.comma_separated(int, "INT,INT,...")]
 
@@ -69,16 +68,10 @@ class Settings:
   depths: Ints = (1, 1, 2)  # hidden layers per dataset, in the order of datasets
   thresholds: config_lib.Floats = (0.97, 0.97, 0.95)  # test accuracy that counts as solved, per dataset
   widths: Ints = (2, 4, 8)  # hidden units per layer; one engine part per dataset x width
-  activations: config_lib.Specs = DEFAULT_ACTIVATIONS  # comma-separated registry specs
-  seeds: int = 30  # runs per configuration: seeds 0..N-1 (same seed = same init and batches across activations)
-  learning_rates: config_lib.Floats = (0.01, 0.1)  # swept learning rates
-  optimizer: config_lib.Optimizer = "adam"  # optax optimizer
-  steps: int = 3000  # optimizer steps per run
-  batch_size: int = 128  # examples per step
-  eval_every: int = 1000  # steps between evaluations
-  init: models.Initializer = "lecun_normal"  # kernel initialiser, zero biases
   ceiling_points: int = 200_000  # fresh points for each dataset's noise ceiling (k-NN); 0 skips it
-  batching: config_lib.Batching = "auto"  # map (each run as if alone), vmap (batched), auto (map on CPU)
+  base: Config = Config(  # the engine's settings: 30 seeds, Adam at two rates, 3000 steps of 128, LeCun normal, zero biases
+      activations=DEFAULT_ACTIVATIONS, seeds=30, learning_rates=(0.01, 0.1), steps=3000,
+      batch_size=128, eval_every=1000)
 
 
 def validate(settings: Settings) -> None:
@@ -108,7 +101,7 @@ def validate(settings: Settings) -> None:
       raise ValueError(f"{field} must be distinct positive integers, got {values!r}.")
   if settings.ceiling_points < 0:
     raise ValueError(f"ceiling_points must be 0 (skip) or a positive integer, got {settings.ceiling_points}.")
-  for spec in settings.activations:
+  for spec in settings.base.activations:
     if activations.parse_spec(spec)[0] == "mixed":
       _check_mixed_fits(spec, settings.widths)
 
@@ -126,27 +119,17 @@ def _check_mixed_fits(spec: str, widths: Sequence[int]) -> None:
 def parts(settings: Settings) -> list[experiment.Part]:
   """One engine part per dataset x width."""
   return [
-      experiment.Part({"dataset": dataset, "depth": depth, "width": width}, Config(
-          dataset=dataset, model="mlp", width=width, depth=depth,
-          activations=settings.activations, seeds=settings.seeds,
-          learning_rates=settings.learning_rates, optimizer=settings.optimizer,
-          steps=settings.steps, batch_size=settings.batch_size, eval_every=settings.eval_every,
-          init=settings.init, batching=settings.batching,
-      ))
+      experiment.Part({"dataset": dataset, "depth": depth, "width": width}, dataclasses.replace(
+          settings.base, dataset=dataset, model="mlp", width=width, depth=depth))
       for dataset, depth in zip(settings.datasets, settings.depths)
       for width in settings.widths
   ]
 
 
-@dataclasses.dataclass(frozen=True)
-class Outcome:
-  """What :func:`run` returns, besides writing it to ``out``."""
-
-  out: pathlib.Path  # the results folder
-  runs: list[dict[str, Any]]  # runs.csv rows, with the solved column
-  solved: list[dict[str, Any]]  # solved.csv rows: counts per configuration
-  ceilings: dict[str, float]  # per dataset: the noise ceiling (NaN when skipped)
-  summary: str  # summary.md
+def solved_column(settings: Settings):
+  """The ``solved`` column of ``runs.csv``, from each finished run's row and its dataset's threshold."""
+  threshold_of = dict(zip(settings.datasets, settings.thresholds))
+  return lambda row: {"solved": solved(row, threshold_of[row["dataset"]])}
 
 
 def solved(row: dict[str, Any], threshold: float) -> int:
@@ -196,46 +179,71 @@ def mcnemar(first: Sequence[int], second: Sequence[int]) -> tuple[int, int, floa
   return first_only, second_only, float(p)
 
 
-def _outcomes(runs: Sequence[dict[str, Any]], activation: str, **where: Any) -> dict[tuple, int]:
-  """``{(dataset, width, learning_rate, seed): solved}`` of one activation's runs."""
-  return {(r["dataset"], r["width"], r["learning_rate"], r["seed"]): r["solved"] for r in runs
-          if r["activation"] == activation and all(r[k] == v for k, v in where.items())}
+def measure(settings: Settings, folder: pathlib.Path, quiet: bool) -> dict[str, pd.DataFrame]:
+  """Each dataset's noise ceiling (NaN when skipped), read back from the folder when already written."""
+  path = folder / CEILINGS_FILE
+  if path.exists():  # the folder's config.json guarantees the same settings
+    return {"ceilings": pd.read_csv(path)}
+  ceilings = pd.DataFrame({"dataset": list(settings.datasets), "ceiling": [
+      noise_ceiling(dataset, points=settings.ceiling_points) if settings.ceiling_points else math.nan
+      for dataset in settings.datasets]})
+  experiment.say(f"noise ceilings: {dict(zip(ceilings['dataset'], ceilings['ceiling']))}", quiet)
+  if devices.writes_results():
+    experiment.write_report(folder, CEILINGS_FILE, ceilings.to_csv(index=False))
+  return {"ceilings": ceilings}
 
 
-def paired(runs: Sequence[dict[str, Any]], first: str, second: str, **where: Any) -> tuple[int, int, float]:
+def mcnemar(first: Sequence[int], second: Sequence[int]) -> tuple[int, int, float]:
+  """``(first only, second only, p)``: paired 0/1 outcomes, exact McNemar test (two-sided).
+
+  Examples:
+    >>> mcnemar([1, 1, 1, 1, 1, 1, 0], [0, 0, 0, 0, 0, 0, 0])
+    (6, 0, 0.03125)
+  """
+  first_only = sum(bool(a) and not b for a, b in zip(first, second))
+  second_only = sum(bool(b) and not a for a, b in zip(first, second))
+  discordant = first_only + second_only
+  p = stats.binomtest(first_only, discordant, 0.5).pvalue if discordant else 1.0
+  return first_only, second_only, float(p)
+
+
+def _outcomes(runs: pd.DataFrame, activation: str, **where: Any) -> pd.Series:
+  """``solved`` of one activation's runs, indexed by (dataset, width, learning rate, seed)."""
+  chosen = runs[runs["activation"] == activation]
+  for key, value in where.items():
+    chosen = chosen[chosen[key] == value]
+  return chosen.set_index([*CONFIGURATION, "seed"])["solved"]
+
+
+def paired(runs: pd.DataFrame, first: str, second: str, **where: Any) -> tuple[int, int, float]:
   """:func:`mcnemar` of two activations over the runs they share (same dataset, width, rate, seed)."""
   a, b = _outcomes(runs, first, **where), _outcomes(runs, second, **where)
-  keys = sorted(a.keys() & b.keys())
-  return mcnemar([a[k] for k in keys], [b[k] for k in keys])
+  shared = a.index.intersection(b.index).sort_values()
+  return mcnemar(list(a[shared]), list(b[shared]))
 
 
-def solved_rows(runs: Sequence[dict[str, Any]], settings: Settings) -> list[dict[str, Any]]:
+def solved_rows(runs: pd.DataFrame, settings: Settings) -> pd.DataFrame:
   """solved.csv: per dataset, width, learning rate and activation, solved of trials, Wilson interval."""
   rows = []
   for dataset in settings.datasets:
     for width in settings.widths:
-      for rate in settings.learning_rates:
-        for activation in dict.fromkeys(r["activation"] for r in runs):
-          mine = list(_outcomes(runs, activation, dataset=dataset, width=width, learning_rate=rate).values())
+      for rate in settings.base.learning_rates:
+        for activation in runs["activation"].unique():
+          mine = _outcomes(runs, activation, dataset=dataset, width=width, learning_rate=rate)
+          count = Estimate.of_proportion(int(mine.sum()), len(mine))
           rows.append({"dataset": dataset, "width": width, "learning_rate": rate, "activation": activation,
-                       **_count(sum(mine), len(mine))})
-  return rows
+                       "solved": int(mine.sum()), "trials": len(mine), "fraction": count.value,
+                       "low": count.low, "high": count.high})
+  return pd.DataFrame(rows)
 
 
-def _count(successes: int, trials: int) -> dict[str, Any]:
-  low, high = wilson(successes, trials) if trials else (math.nan, math.nan)
-  return {"solved": successes, "trials": trials,
-          "fraction": successes / trials if trials else math.nan, "low": low, "high": high}
+def _share(outcomes: pd.Series) -> Estimate:
+  return Estimate.of_proportion(int(outcomes.sum()), len(outcomes))
 
 
-def _share(successes: int, trials: int) -> str:
-  count = _count(successes, trials)
-  return (f"{successes} of {trials} ({100 * count['fraction']:.0f}%, 95% CI"
-          f" {100 * count['low']:.0f}-{100 * count['high']:.0f}%)")
-
-
-def _spec_named(runs: Sequence[dict[str, Any]], name: str) -> str | None:
-  return next((r["activation"] for r in runs if r["name"] == name), None)
+def _spec_named(runs: pd.DataFrame, name: str) -> str | None:
+  chosen = runs.loc[runs["name"] == name, "activation"]
+  return None if chosen.empty else chosen.iloc[0]
 
 
 def _direction(first_only: int, second_only: int, p: float) -> str:
@@ -247,224 +255,241 @@ def _direction(first_only: int, second_only: int, p: float) -> str:
 
 _ABS_VERDICT = {"more": "held (abs solves more often)", "less": "did not hold (abs solves less often)",
                 "same": "not shown (no significant difference)"}
+_HELD = {"more": "held", "less": "did not hold", "same": "undecided"}
+ABS_TOPIC = "Claim 6: is abs good on XOR-like problems?"
+MIXED_TOPIC = "Claim 7: does a mixed relu/abs layer get the best of both?"
 
 
-def _abs_lines(runs: Sequence[dict[str, Any]], settings: Settings) -> list[str]:
+def _abs_dataset_answer(runs: pd.DataFrame, settings: Settings, dataset: str, relu: str, absolute: str):
+  narrow = min(settings.widths)
+  first_only, second_only, p = paired(runs, absolute, relu, dataset=dataset)
+  direction = _direction(first_only, second_only, p)
+  by_rate = "; ".join(
+      f"{rate:g}: {int(_outcomes(runs, absolute, dataset=dataset, learning_rate=rate).sum())} vs"
+      f" {int(_outcomes(runs, relu, dataset=dataset, learning_rate=rate).sum())}"
+      for rate in settings.base.learning_rates)
+  a_narrow = _outcomes(runs, absolute, dataset=dataset, width=narrow)
+  r_narrow = _outcomes(runs, relu, dataset=dataset, width=narrow)
+  return direction, Answer(
+      f"{dataset}: abs solved {{}} vs relu {{}} (widths and learning rates pooled; per learning rate"
+      f" {by_rate}); at width {narrow}, abs {int(a_narrow.sum())} of {len(a_narrow)} vs relu"
+      f" {int(r_narrow.sum())} of {len(r_narrow)}. Paired by seed, width and rate, abs alone solved"
+      f" {first_only}, relu alone {second_only} (exact McNemar p = {p:.2g}): {_ABS_VERDICT[direction]}.",
+      (_share(_outcomes(runs, absolute, dataset=dataset)), _share(_outcomes(runs, relu, dataset=dataset))),
+      topic=ABS_TOPIC)
+
+
+def _abs_answers(runs: pd.DataFrame, settings: Settings) -> list[Answer]:
   relu, absolute = _spec_named(runs, "relu"), _spec_named(runs, "abs")
   if relu is None or absolute is None:
-    return ["- abs vs relu: not measured (both relu and abs must be among the activations)."]
-  lines, verdicts = [], []
-  narrow = min(settings.widths)
-  for dataset in settings.datasets:
-    a, r = _outcomes(runs, absolute, dataset=dataset), _outcomes(runs, relu, dataset=dataset)
-    a_narrow = _outcomes(runs, absolute, dataset=dataset, width=narrow)
-    r_narrow = _outcomes(runs, relu, dataset=dataset, width=narrow)
-    first_only, second_only, p = paired(runs, absolute, relu, dataset=dataset)
-    verdict = _ABS_VERDICT[_direction(first_only, second_only, p)]
-    verdicts.append(f"on {dataset} {verdict.split(' (')[0]}")
-    by_rate = "; ".join(
-        f"{rate:g}: {sum(_outcomes(runs, absolute, dataset=dataset, learning_rate=rate).values())} vs"
-        f" {sum(_outcomes(runs, relu, dataset=dataset, learning_rate=rate).values())}" for rate in settings.learning_rates)
-    lines.append(
-        f"  - {dataset}: abs solved {_share(sum(a.values()), len(a))} vs relu {_share(sum(r.values()), len(r))}"
-        f" (widths and learning rates pooled; per learning rate {by_rate}); at width {narrow}, abs"
-        f" {sum(a_narrow.values())} of {len(a_narrow)} vs relu {sum(r_narrow.values())} of {len(r_narrow)}."
-        f" Paired by seed, width and rate, abs alone solved {first_only}, relu alone {second_only} (exact"
-        f" McNemar p = {p:.2g}): {verdict}.")
-  return [f"- Claim 6, \"abs is good on XOR-like problems\": {'; '.join(verdicts)}."] + lines
+    return [Answer("abs vs relu: not measured (both relu and abs must be among the activations).",
+                   topic=ABS_TOPIC)]
+  found = [_abs_dataset_answer(runs, settings, dataset, relu, absolute) for dataset in settings.datasets]
+  verdicts = "; ".join(f"on {dataset} {_HELD[direction]}"
+                       for dataset, (direction, _) in zip(settings.datasets, found))
+  return [Answer(f"Claim 6, \"abs is good on XOR-like problems\": {verdicts}.", topic=ABS_TOPIC,
+                 headline=True), *(answer for _, answer in found)]
 
 
-def _mixed_against_better(runs: Sequence[dict[str, Any]], relu: str, absolute: str, mixed: str,
+def _mixed_against_better(runs: pd.DataFrame, relu: str, absolute: str, mixed: str,
                           dataset: str) -> tuple[str, int, int, float]:
   """The better of relu and abs on ``dataset`` (more solved runs) and :func:`paired` of mixed with it."""
-  better = max((relu, absolute), key=lambda spec: sum(_outcomes(runs, spec, dataset=dataset).values()))
+  better = max((relu, absolute), key=lambda spec: int(_outcomes(runs, spec, dataset=dataset).sum()))
   return (better, *paired(runs, mixed, better, dataset=dataset))
 
 
-def _mixed_lines(runs: Sequence[dict[str, Any]], settings: Settings) -> list[str]:
-  relu, absolute, mixed = (_spec_named(runs, n) for n in ("relu", "abs", "mixed"))
-  if None in (relu, absolute, mixed):
-    return ["- mixed layer: not measured (relu, abs and a mixed spec must be among the activations)."]
-  lines, directions, at_least = [], [], 0
+def _mixed_dataset_answer(runs: pd.DataFrame, settings: Settings, dataset: str, specs: tuple[str, str, str]):
+  relu, absolute, mixed = specs
+  counts = {spec: int(_outcomes(runs, spec, dataset=dataset).sum()) for spec in specs}
   narrow = min(settings.widths)
-  for dataset in settings.datasets:
-    counts = {spec: sum(_outcomes(runs, spec, dataset=dataset).values()) for spec in (relu, absolute, mixed)}
-    at_narrow = _outcomes(runs, mixed, dataset=dataset, width=narrow)
-    trials = len(_outcomes(runs, mixed, dataset=dataset))
-    better, first_only, second_only, p = _mixed_against_better(runs, relu, absolute, mixed, dataset)
-    direction = _direction(first_only, second_only, p)
-    directions.append(direction)
-    at_least += counts[mixed] >= counts[better]
-    verdict = {"more": f"better than {better}, so better than both", "less": f"worse than {better}",
-               "same": f"not significantly different from {better}"}[direction]
-    lines.append(
-        f"  - {dataset}: mixed solved {_share(counts[mixed], trials)}, relu {counts[relu]}, abs"
-        f" {counts[absolute]} of {trials} (at width {narrow}, mixed {sum(at_narrow.values())} of"
-        f" {len(at_narrow)}); against the better of the two ({better}), paired by seed, mixed"
-        f" alone solved {first_only}, {better} alone {second_only} (exact McNemar p = {p:.2g}): {verdict}.")
-  total = len(settings.datasets)
+  at_narrow = _outcomes(runs, mixed, dataset=dataset, width=narrow)
+  trials = len(_outcomes(runs, mixed, dataset=dataset))
+  better, first_only, second_only, p = _mixed_against_better(runs, relu, absolute, mixed, dataset)
+  direction = _direction(first_only, second_only, p)
+  verdict = {"more": f"better than {better}, so better than both", "less": f"worse than {better}",
+             "same": f"not significantly different from {better}"}[direction]
+  return direction, counts[mixed] >= counts[better], Answer(
+      f"{dataset}: mixed solved {{}}, relu {counts[relu]}, abs {counts[absolute]} of {trials} (at width"
+      f" {narrow}, mixed {int(at_narrow.sum())} of {len(at_narrow)}); against the better of the two"
+      f" ({better}), paired by seed, mixed alone solved {first_only}, {better} alone {second_only}"
+      f" (exact McNemar p = {p:.2g}): {verdict}.",
+      (_share(_outcomes(runs, mixed, dataset=dataset)),), topic=MIXED_TOPIC)
+
+
+def _mixed_answers(runs: pd.DataFrame, settings: Settings) -> list[Answer]:
+  specs = tuple(_spec_named(runs, n) for n in ("relu", "abs", "mixed"))
+  if None in specs:
+    return [Answer("mixed layer: not measured (relu, abs and a mixed spec must be among the"
+                   " activations).", topic=MIXED_TOPIC)]
+  found = [_mixed_dataset_answer(runs, settings, dataset, specs) for dataset in settings.datasets]
+  directions = [direction for direction, _, _ in found]
+  at_least, total = sum(enough for _, enough, _ in found), len(settings.datasets)
   if "less" in directions:
-    verdict = f"did not hold: significantly worse than the better of relu and abs on {directions.count('less')}"
+    verdict, held = (f"did not hold: significantly worse than the better of relu and abs on"
+                     f" {directions.count('less')}"), "did not hold"
   elif at_least == total:
-    verdict = "held: as many solved runs as the better of relu and abs, or more, on all"
+    verdict, held = "held: as many solved runs as the better of relu and abs, or more, on all", "held"
   else:
-    verdict = (f"not shown: never significantly worse than the better of relu and abs, but fewer solved"
-               f" runs on {total - at_least}")
-  return [f"- Claim 7, a mixed layer ({mixed}: half relu, half abs units) gets the best of both:"
-          f" {verdict} of {total} datasets (significantly better on {directions.count('more')})."] + lines
+    verdict, held = (f"not shown: never significantly worse than the better of relu and abs, but fewer"
+                     f" solved runs on {total - at_least}"), "undecided"
+  return [Answer(f"Claim 7, a mixed layer ({specs[2]}: half relu, half abs units) gets the best of"
+                 f" both: {verdict} of {total} datasets (significantly better on"
+                 f" {directions.count('more')}).", topic=MIXED_TOPIC, headline=True, verdict=held),
+          *(answer for _, _, answer in found)]
 
 
-def _dying_lines(runs: Sequence[dict[str, Any]]) -> list[str]:
-  lines = []
-  for activation in dict.fromkeys(r["activation"] for r in runs):
-    groups = {outcome: [r for r in runs if r["activation"] == activation and r["solved"] == outcome
-                        and r.get("dead_fraction") is not None] for outcome in (0, 1)}
-    dead = {o: [r["dead_fraction"] for r in rows] for o, rows in groups.items()}
-    inactive = {o: [r["inactive_fraction"] for r in rows] for o, rows in groups.items()}
-    text = (f"failed {summary.format_estimate('dead_fraction', *mean_confidence_interval(dead[0]))}"
-            f" (n = {len(dead[0])}) vs solved {summary.format_estimate('dead_fraction', *mean_confidence_interval(dead[1]))}"
-            f" (n = {len(dead[1])}); inactive {summary.format_estimate('inactive_fraction', *mean_confidence_interval(inactive[0]))}"
-            f" vs {summary.format_estimate('inactive_fraction', *mean_confidence_interval(inactive[1]))}")
-    if not any(dead[0] + dead[1]):
-      verdict = "no unit died in any run"
-    elif min(len(dead[0]), len(dead[1])) < 2:
-      verdict = "too few failed or solved runs to compare"
-    else:
-      p = float(stats.ttest_ind(dead[0], dead[1], equal_var=False).pvalue)
-      verdict = (f"pooled, failures have {'more' if np.mean(dead[0]) > np.mean(dead[1]) else 'fewer'} dead"
-                 f" units (Welch p = {p:.2g})" if p < 0.05 else f"pooled, no significant difference (Welch p = {p:.2g})")
-      higher, lower = within_configurations(runs, activation)
-      sign = float(stats.binomtest(higher, higher + lower).pvalue) if higher + lower else 1.0
-      verdict += (f"; within the configurations that have both outcomes, the failures' mean is higher in"
-                  f" {higher} and lower in {lower} (sign test p = {sign:.2g}: "
-                  + ("significant at the 5% level)" if sign < 0.05 else "not significant at the 5% level)"))
-    lines.append(f"  - {activation}: dead units {text}: {verdict}.")
-  return ["- Do failures die? Final dead fraction of failed vs solved runs (every dataset, width and rate"
-          " pooled: failures sit mostly at the smallest widths, where one dead unit is a large fraction,"
-          " hence the comparison within configurations):"] + lines
-
-
-def within_configurations(runs: Sequence[dict[str, Any]], activation: str) -> tuple[int, int]:
+def within_configurations(runs: pd.DataFrame, activation: str) -> tuple[int, int]:
   """Configurations (dataset, width, rate) whose failed runs have a higher, lower mean dead fraction.
 
   Only configurations with both failed and solved runs count; ties count in neither.
 
   Examples:
-    >>> runs = [{"dataset": "xor", "width": 4, "learning_rate": 0.1, "activation": "relu",
-    ...          "solved": s, "dead_fraction": d} for s, d in ((0, 0.5), (1, 0.25), (1, 0.0))]
+    >>> runs = pd.DataFrame([{"dataset": "xor", "width": 4, "learning_rate": 0.1, "activation": "relu",
+    ...                       "solved": s, "dead_fraction": d} for s, d in ((0, 0.5), (1, 0.25), (1, 0.0))])
     >>> within_configurations(runs, "relu")
     (1, 0)
   """
-  higher = lower = 0
-  for key in dict.fromkeys((r["dataset"], r["width"], r["learning_rate"]) for r in runs):
-    values = [[r["dead_fraction"] for r in runs if r["activation"] == activation and r["solved"] == outcome
-               and (r["dataset"], r["width"], r["learning_rate"]) == key and r.get("dead_fraction") is not None]
-              for outcome in (0, 1)]
-    if values[0] and values[1]:
-      higher += np.mean(values[0]) > np.mean(values[1])
-      lower += np.mean(values[0]) < np.mean(values[1])
-  return int(higher), int(lower)
+  mine = runs[(runs["activation"] == activation) & runs["dead_fraction"].notna()]
+  means = mine.groupby([*CONFIGURATION, "solved"], sort=False)["dead_fraction"].mean().unstack("solved")
+  if 0 not in means or 1 not in means:
+    return 0, 0
+  both = means.dropna(subset=[0, 1])
+  return int((both[0] > both[1]).sum()), int((both[0] < both[1]).sum())
 
 
-def _threshold_line(runs: Sequence[dict[str, Any]], settings: Settings, ceilings: dict[str, float]) -> str:
+def _dying_verdict(runs: pd.DataFrame, activation: str, dead: dict[int, pd.Series]) -> str:
+  if not (dead[0].any() or dead[1].any()):
+    return "no unit died in any run"
+  if min(len(dead[0]), len(dead[1])) < 2:
+    return "too few failed or solved runs to compare"
+  p = float(stats.ttest_ind(dead[0], dead[1], equal_var=False).pvalue)
+  verdict = (f"pooled, failures have {'more' if dead[0].mean() > dead[1].mean() else 'fewer'} dead"
+             f" units (Welch p = {p:.2g})" if p < 0.05 else f"pooled, no significant difference (Welch p = {p:.2g})")
+  higher, lower = within_configurations(runs, activation)
+  sign = float(stats.binomtest(higher, higher + lower).pvalue) if higher + lower else 1.0
+  return verdict + (f"; within the configurations that have both outcomes, the failures' mean is higher in"
+                    f" {higher} and lower in {lower} (sign test p = {sign:.2g}: "
+                    + ("significant at the 5% level)" if sign < 0.05 else "not significant at the 5% level)"))
+
+
+def _dying_answers(runs: pd.DataFrame) -> list[Answer]:
+  topic = ("Do failures die? Final dead fraction of failed vs solved runs (every dataset, width and rate"
+           " pooled: failures sit mostly at the smallest widths, where one dead unit is a large fraction,"
+           " hence the comparison within configurations)")
+  answers = []
+  kept = runs[runs["dead_fraction"].notna()]
+  for activation, mine in kept.groupby("activation", sort=False):
+    dead = {o: mine.loc[mine["solved"] == o, "dead_fraction"] for o in (0, 1)}
+    inactive = {o: mine.loc[mine["solved"] == o, "inactive_fraction"] for o in (0, 1)}
+    answers.append(Answer(
+        f"{activation}: dead units failed {{}} (n = {len(dead[0])}) vs solved {{}} (n = {len(dead[1])});"
+        f" inactive {{}} vs {{}}: {_dying_verdict(runs, activation, dead)}.",
+        (Estimate.of_mean(dead[0], "dead_fraction"), Estimate.of_mean(dead[1], "dead_fraction"),
+         Estimate.of_mean(inactive[0], "inactive_fraction"), Estimate.of_mean(inactive[1], "inactive_fraction")),
+        topic=topic))
+  return answers
+
+
+def _threshold_answer(runs: pd.DataFrame, settings: Settings, ceilings: Mapping[str, float]) -> Answer:
   cells = []
   for dataset, threshold in zip(settings.datasets, settings.thresholds):
-    near = sum(abs(r["test_accuracy"] - threshold) < 0.01 for r in runs
-               if r["dataset"] == dataset and r.get("test_accuracy") is not None)
+    accuracy = runs.loc[runs["dataset"] == dataset, "test_accuracy"].dropna()
+    near = int(((accuracy - threshold).abs() < 0.01).sum())
     ceiling = "not measured" if math.isnan(ceilings[dataset]) else f"{ceilings[dataset]:.3f}"
     cells.append(f"{dataset} {threshold:g} (noise ceiling {ceiling}; {near} runs within one point of it)")
-  return ("- Solved means test accuracy >= the threshold: " + "; ".join(cells) + ". The noise ceiling is"
-          f" a 25-NN's test accuracy, fitted to {settings.ceiling_points:,} fresh points.")
+  return Answer("Solved means test accuracy >= the threshold: " + "; ".join(cells) + ". The noise"
+                f" ceiling is a 25-NN's test accuracy, fitted to {settings.ceiling_points:,} fresh points.",
+                topic="How solving is judged")
 
 
 _ABS_READING = {"more": "abs solves more often", "less": "abs solves less often", "same": "abs no different"}
-_MIXED_READING = {"more": "better", "less": "worse", "same": "no different"}
+_MIXED_READING = {"more": "better than", "less": "worse than", "same": "no different from"}
 
 
-def _sensitivity_line(runs: Sequence[dict[str, Any]], settings: Settings, shift: float = 0.02) -> str:
+def _sensitivity_answer(runs: pd.DataFrame, settings: Settings, shift: float = 0.02) -> list[Answer]:
   """The two claims' readings with every threshold moved down and up by ``shift``."""
   relu, absolute, mixed = (_spec_named(runs, n) for n in ("relu", "abs", "mixed"))
   if relu is None or absolute is None:
-    return ""
+    return []
   cells = []
   for dataset, threshold in zip(settings.datasets, settings.thresholds):
     for moved_to in (threshold - shift, threshold + shift):
-      moved = [{**r, "solved": solved(r, moved_to)} for r in runs if r["dataset"] == dataset]
+      moved = runs[runs["dataset"] == dataset].copy()
+      moved["solved"] = [solved(row, moved_to) for row in tables_records(moved)]
       text = f"{dataset} at {moved_to:g}: {_ABS_READING[_direction(*paired(moved, absolute, relu))]}"
       if mixed is not None:
         better, *result = _mixed_against_better(moved, relu, absolute, mixed, dataset)
-        text += f", mixed {_MIXED_READING[_direction(*result)]} than {better}".replace("no different than", "no different from")
+        text += f", mixed {_MIXED_READING[_direction(*result)]} {better}"
       cells.append(text)
-  return (f"- Threshold sensitivity (each threshold {shift:g} lower and higher; abs vs relu, mixed vs the"
-          " better of the two, exact McNemar at the 5% level): " + "; ".join(cells) + ".")
+  return [Answer(f"Threshold sensitivity (each threshold {shift:g} lower and higher; abs vs relu, mixed vs"
+                 " the better of the two, exact McNemar at the 5% level): " + "; ".join(cells) + ".",
+                 topic="How solving is judged")]
 
 
-def _count_table(rows: Sequence[dict[str, Any]], settings: Settings) -> list[str]:
-  specs = list(dict.fromkeys(r["activation"] for r in rows))
-  lines = ["| dataset | depth | width | learning rate | " + " | ".join(specs) + " |",
-           "|---|---:|---:|---:|" + "---:|" * len(specs)]
+def tables_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+  """Rows as dicts with missing values as ``None`` (what :func:`solved` reads)."""
+  return [{key: (None if isinstance(value, float) and math.isnan(value) else value)
+           for key, value in row.items()} for row in frame.to_dict("records")]
+
+
+def _count_table(counts: pd.DataFrame, settings: Settings) -> pd.DataFrame:
   depth_of = dict(zip(settings.datasets, settings.depths))
-  cells: dict[tuple, list[str]] = {}
-  for row in rows:
-    key = (row["dataset"], row["width"], row["learning_rate"])
-    cells.setdefault(key, []).append(
-        f"{row['solved']}/{row['trials']} ({100 * row['low']:.0f}-{100 * row['high']:.0f}%)")
-  for (dataset, width, rate), values in cells.items():
-    lines.append(f"| {dataset} | {depth_of[dataset]} | {width} | {rate:g} | " + " | ".join(values) + " |")
-  return lines
+  rows = []
+  for (dataset, width, rate), group in counts.groupby(CONFIGURATION, sort=False):
+    rows.append({"dataset": dataset, "depth": depth_of[dataset], "width": width, "learning rate": rate}
+                | {row["activation"]: f"{row['solved']}/{row['trials']} "
+                   + Estimate(row["fraction"], row["low"], row["high"], "percent").text()
+                   for _, row in group.iterrows()})
+  return pd.DataFrame(rows)
 
 
-def _by_outcome(runs: Sequence[dict[str, Any]], settings: Settings) -> list[dict[str, Any]]:
-  """The runs with an ``outcome`` column, ordered by dataset, activation, failed before solved."""
-  order = {spec: index for index, spec in enumerate(settings.activations)}
-  rows = [{**r, "outcome": "solved" if r["solved"] else "failed"} for r in runs]
-  return sorted(rows, key=lambda r: (settings.datasets.index(r["dataset"]), order.get(r["grid"], 0), r["solved"]))
+def analyse(settings: Settings, found: tables.Tables) -> Findings:
+  """Solved counts, abs vs relu, mixed vs the better of the two, and whether failures die."""
+  runs, counts = found.runs, solved_rows(found.runs, settings)
+  ceilings = dict(zip(found.measured["ceilings"]["dataset"], found.measured["ceilings"]["ceiling"]))
+  order = {dataset: index for index, dataset in enumerate(settings.datasets)}
+  by_outcome = runs.assign(outcome=runs["solved"].map({0: "failed", 1: "solved"}),
+                           order=runs["dataset"].map(order)).sort_values(["order", "solved"], kind="stable")
+  return Findings(
+      question="how many seeds of a small MLP solve xor, moons and spirals, per activation?",
+      answers=(*_abs_answers(runs, settings), *_mixed_answers(runs, settings), *_dying_answers(runs),
+               _threshold_answer(runs, settings, ceilings), *_sensitivity_answer(runs, settings)),
+      tables=(
+          Table("Solved runs per configuration", _count_table(counts, settings),
+                note="Solved of seeds, with the 95% Wilson interval of the fraction."),
+          Table("Failed vs solved runs: accuracy, inactive and dead units at the end",
+                tables.grouped_estimates(by_outcome, ["dataset", "activation", "outcome"],
+                                         ["test_accuracy", "inactive_fraction", "dead_fraction"]),
+                note="Inactive: z <= 0 on every training example; dead: backward derivative 0 on every"
+                " training example. For abs an inactive unit is not dead (it outputs -z, derivative -1);"
+                " a mixed layer's units die only in its relu half."),
+      ),
+      notes=(f"Each configuration has {settings.base.seeds} seeds; intervals of counts are 95% Wilson"
+             " intervals, of means 95% Student t intervals. Same seed = same initial weights and batches"
+             " across activations, so runs pair by seed.",
+             "Not tested: deeper or wider nets, other optimizers and inits (one setting each here: Adam,"
+             " LeCun normal, zero biases); solving is judged on one test split per dataset (data seed 0),"
+             " and the thresholds are fixed settings, so read the counts with the number of runs near them."),
+      plots=("solved_vs_width.png",),
+      data={"solved": counts},
+  )
 
 
-def _summary(settings: Settings, command: str, trained: experiment.Trained, counts: list[dict[str, Any]],
-             ceilings: dict[str, float], seconds: float) -> str:
-  runs = trained.runs
-  lines = [f"# {NAME}: how many seeds of a small MLP solve xor, moons and spirals, per activation?", "",
-           "## Answer", "", *_abs_lines(runs, settings), *_mixed_lines(runs, settings),
-           *_dying_lines(runs), _threshold_line(runs, settings, ceilings),
-           _sensitivity_line(runs, settings), "",
-           f"Each configuration has {settings.seeds} seeds; intervals of counts are 95% Wilson intervals,"
-           " ± is a 95% Student t interval. Same seed = same initial weights and batches across"
-           " activations, so runs pair by seed.", "",
-           "## Solved runs per configuration", "",
-           "Solved of seeds (95% Wilson interval).", "", *_count_table(counts, settings), "",
-           "## Failed vs solved runs: accuracy, inactive and dead units at the end", "",
-           summary.grouped_table(_by_outcome(runs, settings), ["dataset", "activation", "outcome"],
-                                 ["test_accuracy", "inactive_fraction", "dead_fraction"]), "",
-           "Inactive: z <= 0 on every training example; dead: backward derivative 0 on every training"
-           " example. For abs an inactive unit is not dead (it outputs -z, derivative -1); a mixed"
-           " layer's units die only in its relu half.", "",
-           "## Not tested", "",
-           "- Deeper or wider nets, other optimizers and inits: one setting each here (Adam, LeCun"
-           " normal, zero biases); the solved counts depend on the learning rate, hence two.",
-           "- Solving is judged on one test split per dataset (data seed 0); the thresholds are fixed"
-           " settings, so read the counts with the number of runs near them (Answer).", "",
-           "Plot: `solved_vs_width.png` (solved fraction vs width, 95% Wilson intervals). Data:"
-           " `runs.csv` (with `solved`), `solved.csv`, `history.csv`, `layers.csv`.", ""]
-  lines += reproduce_lines(NAME, settings, command, seconds, trained.grids)
-  return "\n".join(lines)
-
-
-def _plots(settings: Settings, counts: Sequence[dict[str, Any]], folder: pathlib.Path) -> None:
-  specs = list(dict.fromkeys(r["activation"] for r in counts))
-  rates, datasets = settings.learning_rates, settings.datasets
+def _plots(settings: Settings, found: tables.Tables, folder: pathlib.Path) -> None:
+  counts = solved_rows(found.runs, settings)
+  specs = list(counts["activation"].unique())
+  rates, datasets = settings.base.learning_rates, settings.datasets
   figure = plots.new_figure(4 * len(datasets), 3.2 * len(rates) + 0.6)
   for row_index, rate in enumerate(rates):
     for column, (dataset, depth) in enumerate(zip(datasets, settings.depths)):
       axis = figure.add_subplot(len(rates), len(datasets), row_index * len(datasets) + column + 1)
       for index, spec in enumerate(specs):
-        mine = [r for r in counts if r["dataset"] == dataset and r["learning_rate"] == rate
-                and r["activation"] == spec]
-        x = [r["width"] * 2 ** (0.04 * (index - (len(specs) - 1) / 2)) for r in mine]
-        y = np.array([r["fraction"] for r in mine])
-        error = [y - [r["low"] for r in mine], [r["high"] for r in mine] - y]
-        axis.errorbar(x, y, yerr=error, marker="o", markersize=4, capsize=2, color=f"C{index}",
-                      label=spec if row_index == column == 0 else None)
+        mine = counts[(counts["dataset"] == dataset) & (counts["learning_rate"] == rate)
+                      & (counts["activation"] == spec)]
+        x = mine["width"] * 2 ** (0.04 * (index - (len(specs) - 1) / 2))
+        y = mine["fraction"].to_numpy()
+        axis.errorbar(x, y, yerr=[y - mine["low"], mine["high"] - y], marker="o", markersize=4, capsize=2,
+                      color=f"C{index}", label=spec if row_index == column == 0 else None)
       axis.set_xscale("log", base=2)
       axis.set_xticks(settings.widths, [str(w) for w in settings.widths])
       axis.minorticks_off()
@@ -477,42 +502,9 @@ def _plots(settings: Settings, counts: Sequence[dict[str, Any]], folder: pathlib
   plots.save_figure(figure, folder, "solved_vs_width.png")
 
 
-def run(
-    settings: Settings, *, out: str | pathlib.Path | None = None, quiet: bool = False,
-    command: str = "",
-) -> Outcome:
-  """Trains every dataset x width x activation x seed x learning rate and counts the solved runs.
-
-  Writes the engine's files (``runs.csv`` with a ``solved`` column),
-  ``solved.csv``, ``summary.md`` and ``solved_vs_width.png`` into ``out``
-  (default ``results/xor-<timestamp>``). Rerunning with the same folder
-  resumes; ``tests/test_study_xor.py`` runs it at tiny settings.
-  """
-  validate(settings)
-  started = time.perf_counter()
-  threshold_of = dict(zip(settings.datasets, settings.thresholds))
-  prepared = experiment.prepare_parts(parts(settings), settings_record(NAME, settings), out, name=NAME)
-  trained = experiment.train_pending(
-      prepared, quiet=quiet, run_columns=lambda row: {"solved": solved(row, threshold_of[row["dataset"]])})
-  ceilings = {dataset: noise_ceiling(dataset, points=settings.ceiling_points) if settings.ceiling_points
-              else math.nan for dataset in settings.datasets}
-  counts = solved_rows(trained.runs, settings)
-  report = _summary(settings, command, trained, counts, ceilings, time.perf_counter() - started)
-  experiment.write_outputs(
-      trained.out, {"solved.csv": results.csv_text(counts), "summary.md": report},
-      lambda folder: _plots(settings, counts, folder))
-  experiment.say(report, quiet)
-  return Outcome(trained.out, trained.runs, counts, ceilings, report)
-
-
-def command(
-    settings: Annotated[Settings, tyro.conf.arg(name="")], out: str = "", quiet: bool = False
-) -> int:
-  """XOR, moons, spirals: how many seeds of a small MLP solve each, per activation (abs, mixed)?
-
-  Args:
-    settings: the study.
-    out: output folder; empty means results/xor-<timestamp>. Rerunning with the same folder resumes.
-    quiet: no progress bar.
-  """
-  return run_from_command_line(run, settings, out, quiet)
+STUDY = Study(
+    name="xor",
+    question="XOR, moons, spirals: how many seeds of a small MLP solve each, per activation (abs, mixed)?",
+    settings=Settings, parts=parts, analyse=analyse, validate=validate, plots=_plots,
+    run_columns=solved_column, measure=measure, owns=("dataset", "model", "width", "depth"),
+)
