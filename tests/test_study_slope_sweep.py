@@ -11,18 +11,20 @@ import hypothesis.strategies as st
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 
 import activations
 from research import cli, data, devices, grid, programs, train
-from research import studies
+from research import study
+from research.config import Config
 from research.studies import slope_sweep
 
 pytestmark = pytest.mark.standard_promotion  # trains with optax
 
 TINY = slope_sweep.Settings(
-    datasets=("xor(num_train=256, num_test=64)",), activations=("necro_relu", "leaky_relu"),
-    slopes=(0.0, 0.1, 1.0), learning_rates=(0.01, 0.1), seeds=2, steps=4, eval_every=2, width=8)
+    datasets=("xor(num_train=256, num_test=64)",), families=("necro_relu", "leaky_relu"),
+    slopes=(0.0, 0.1, 1.0), base=Config(learning_rates=(0.01, 0.1), seeds=2, steps=4, eval_every=2, width=8))
 
 
 def _rows(path):
@@ -42,20 +44,20 @@ def tiny(tmp_path_factory):
 
   with pytest.MonkeyPatch.context() as patch:
     patch.setattr(programs, "train_grids", counting)
-    outcome = slope_sweep.run(TINY, out=tmp_path_factory.mktemp("slope-sweep"), quiet=True)
+    outcome = slope_sweep.STUDY.run(TINY, out=tmp_path_factory.mktemp("slope-sweep"), quiet=True)
   return outcome, calls
 
 
 def test_every_activation_slope_rate_and_seed_is_one_program(tiny):
   outcome, calls = tiny
-  runs_per_grid = len(TINY.slopes) * len(TINY.learning_rates) * TINY.seeds
+  runs_per_grid = len(TINY.slopes) * len(TINY.base.learning_rates) * TINY.base.seeds
   assert calls == [[("relu", 4), ("necro_relu(negative_slope=[0.0, 0.1, 1.0])", runs_per_grid),
                     ("leaky_relu(negative_slope=[0.0, 0.1, 1.0])", runs_per_grid)]]
   grids = _rows(outcome.out / "grids.csv")
   assert [(row["grid"], row["runs"]) for row in grids] == [
       (" + ".join(spec for spec, _ in calls[0]), str(4 + 2 * runs_per_grid))]
   assert len(outcome.runs) == 4 + 2 * runs_per_grid
-  assert {row["family"] for row in outcome.runs} == {"relu", "necro_relu", "leaky_relu"}
+  assert set(outcome.runs["family"]) == {"relu", "necro_relu", "leaky_relu"}
 
 
 def test_slope_zero_trains_exactly_like_relu_at_the_same_seed(tiny):
@@ -100,22 +102,25 @@ def test_slope_zero_gives_relus_parameters_bit_for_bit(tiny):
 
 def test_the_study_writes_its_files_and_the_summary_answers(tiny):
   outcome, _ = tiny
-  for name in ("summary.md", "slope_effects.csv", "best_slopes.csv", "forward_backward.csv",
+  for name in ("summary.md", "findings.json", "slope_effects.csv", "best_slopes.csv", "forward_backward.csv",
                slope_sweep.PLOT, "runs.csv", "history.csv", "layers.csv"):
     assert (outcome.out / name).exists(), name
   assert outcome.summary.startswith("# slope-sweep: ") and "\n## Answer\n" in outcome.summary
-  assert len(outcome.effects) == 2 * 2 * 2  # families x rates x nonzero slopes
-  assert len(outcome.forward_backward) == 2 * 2  # rates x nonzero slopes
-  assert {row["family"] for row in outcome.best} == {"necro_relu", "leaky_relu"}
-  for phrase in ("in short", "Diverged runs per cell", "best slope per learning rate", "forward vs backward", "CPU"):
+  data = outcome.findings.data
+  assert len(data["slope_effects"]) == 2 * 2 * 2  # families x rates x nonzero slopes
+  assert len(data["forward_backward"]) == 2 * 2  # rates x nonzero slopes
+  assert set(data["best_slopes"]["family"]) == {"necro_relu", "leaky_relu"}
+  for phrase in ("in short", "Diverged runs per cell", "best slope per learning rate", "Forward vs backward", "CPU"):
     assert phrase in outcome.summary, phrase
+  headline = outcome.findings.headlines[0].render()
+  assert headline.startswith(f"{TINY.datasets[0]} in short: of 8 ")
 
 
 def test_a_second_call_resumes_and_trains_nothing(tiny, monkeypatch):
   outcome, _ = tiny
   monkeypatch.setattr(programs, "train_grids", lambda *args, **kwargs: pytest.fail("trained again"))
-  again = slope_sweep.run(TINY, out=outcome.out, quiet=True)
-  assert again.effects == outcome.effects
+  again = slope_sweep.STUDY.run(TINY, out=outcome.out, quiet=True)
+  pd.testing.assert_frame_equal(again.findings.data["slope_effects"], outcome.findings.data["slope_effects"])
 
 
 _IDENTITY = activations.get("leaky_relu(negative_slope=1.0)")
@@ -177,12 +182,12 @@ def test_the_swept_spec_keeps_the_other_hyperparameters_and_every_slope(slopes):
 @pytest.mark.parametrize("changes,message", [
     ({"slopes": (0.1, 0.3)}, "slopes must include 0"),
     ({"slopes": (0.0, 0.1, 0.1)}, "slopes has duplicates"),
-    ({"activations": ("elu",)}, "'elu' has no negative_slope to sweep"),
-    ({"activations": ("necro_relu(negative_slope=0.1)",)}, "sets negative_slope"),
-    ({"activations": ("necro_rleu",)}, "Did you mean 'necro_relu'"),
-    ({"activations": ("windowed_necro_relu",), "slopes": (0.0, -0.1)}, "must be >= 0, got -0.1"),
+    ({"families": ("elu",)}, "'elu' has no negative_slope to sweep"),
+    ({"families": ("necro_relu(negative_slope=0.1)",)}, "sets negative_slope"),
+    ({"families": ("necro_rleu",)}, "Did you mean 'necro_relu'"),
+    ({"families": ("windowed_necro_relu",), "slopes": (0.0, -0.1)}, "must be >= 0, got -0.1"),
     ({"datasets": ()}, "datasets must name one or more"),
-    ({"learning_rates": (0.0,)}, "learning_rates must be one or more positive"),
+    ({"base": Config(learning_rates=(0.0,))}, "learning_rates must be one or more positive"),
 ])
 def test_bad_settings_fail_before_anything_is_trained(changes, message):
   with pytest.raises(ValueError, match=message):
@@ -196,7 +201,9 @@ def test_help_lists_the_flags(capsys, monkeypatch):
   assert exit_info.value.code == 0
   text = capsys.readouterr().out
   for field in dataclasses.fields(slope_sweep.Settings):
-    assert f"--{field.name.replace('_', '-')}" in text, field.name
+    if field.name != "base":
+      assert f"--{field.name.replace('_', '-')}" in text, field.name
+  assert "--base.learning-rates" in text
 
 
 def test_a_bad_flag_fails_in_one_line_before_anything_runs(capsys, tmp_path, monkeypatch):
@@ -208,5 +215,6 @@ def test_a_bad_flag_fails_in_one_line_before_anything_runs(capsys, tmp_path, mon
 
 
 def test_the_settings_record_the_study():
-  assert studies.settings_record(slope_sweep.NAME, TINY)["study"] == "slope-sweep"
+  assert study.record(slope_sweep.STUDY, TINY)["study"] == "slope-sweep"
+  assert study.record(slope_sweep.STUDY, TINY)["base"]["learning_rates"] == [0.01, 0.1]
   assert [part.keys for part in slope_sweep.parts(TINY)] == [{"dataset": TINY.datasets[0]}]

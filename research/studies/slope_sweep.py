@@ -26,7 +26,7 @@ On 2 CPU cores shared with other jobs (load average 7-8) it took 338 s
 (training 333 s). Command::
 
   python -m research slope-sweep --out results/slope-sweep
-  python -m research slope-sweep --datasets mnist1d --learning-rates 0.01 --steps 300
+  python -m research slope-sweep --datasets mnist1d --base.learning-rates 0.01 --base.steps 300
 """
 
 from __future__ import annotations
@@ -34,22 +34,21 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
-import time
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
-import tyro
+import pandas as pd
 from scipy import stats
 
 import activations
 from research import config as config_lib
-from research import experiment, grid, models, plots, results, summary
+from research import experiment, grid, plots, tables
 from research.config import Config, Floats, Specs
+from research.findings import Answer, Estimate, Findings, Table
 from research.statistics import CONFIDENCE, mean_confidence_interval, paired_comparison
-from research.studies import reproduce_lines, run_from_command_line, settings_record
+from research.study import Study
 
-NAME = "slope-sweep"
 SLOPE = "negative_slope"  # the swept hyperparameter
 REFERENCE = "relu"  # trained beside the sweeps: slope 0 must reproduce it
 PLOT = "accuracy_vs_slope.png"
@@ -61,20 +60,17 @@ class Settings:
   """Test accuracy against the surrogate's negative slope, per dataset, learning rate and activation."""
 
   datasets: Specs = ("mnist1d", "mnist5k")  # comma-separated research.data specs, one part each
-  activations: Specs = ("necro_relu", "leaky_relu", "windowed_necro_relu(window=3.0)")  # registry specs with a negative_slope, which the study sweeps (do not set it)
+  families: Specs = ("necro_relu", "leaky_relu", "windowed_necro_relu(window=3.0)")  # registry specs with a negative_slope, which the study sweeps (do not set it)
   slopes: Floats = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)  # negative slopes, one compiled program per activation; must include 0 (ReLU, the baseline)
   relu_reference: bool = True  # also train plain relu, to check that slope 0 reproduces it exactly
-  learning_rates: Floats = (1e-3, 1e-2, 3e-2)  # swept learning rates
-  optimizer: config_lib.Optimizer = "adam"  # optax optimizer
-  seeds: int = 3  # runs per cell: seeds 0..N-1 (same seed = same init and batches at every slope)
-  steps: int = 1500  # optimizer steps per run
-  width: int = 100  # hidden units per MLP layer
-  depth: int = 2  # hidden layers
-  batch_size: int = 100  # examples per step
-  eval_every: int = 500  # steps between evaluations
-  init: models.Initializer = "lecun_normal"  # kernel initialiser (research.models)
-  divergence_factor: float = 10.0  # a run diverges when its loss is non-finite or exceeds this multiple of its initial loss
-  batching: config_lib.Batching = "auto"  # map (each run as if alone), vmap (batched), auto (map on CPU)
+  base: Config = Config(  # the engine's settings: MLP 100-100, Adam at three rates (NecroReLU(0.1) diverges from 0.03), 1500 steps
+      learning_rates=(1e-3, 1e-2, 3e-2), seeds=3, steps=1500, eval_every=500)
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+  """Rows as dicts, missing values as ``None``: what the cell helpers below match on."""
+  return [{key: (None if isinstance(value, float) and math.isnan(value) else value)
+           for key, value in row.items()} for row in frame.to_dict("records")]
 
 
 def swept_spec(spec: str, slopes: Sequence[float]) -> str:
@@ -94,26 +90,26 @@ def validate(settings: Settings) -> None:
   """Raises a ``ValueError`` naming the first invalid setting and the valid values.
 
   Examples:
-    >>> validate(Settings(activations=("elu",)))
+    >>> validate(Settings(families=("elu",)))
     Traceback (most recent call last):
     ...
-    ValueError: activations: 'elu' has no negative_slope to sweep. Choose activations that have one, e.g. necro_relu, leaky_relu, windowed_necro_relu.
+    ValueError: families: 'elu' has no negative_slope to sweep. Choose activations that have one, e.g. necro_relu, leaky_relu, windowed_necro_relu.
   """
   if 0.0 not in settings.slopes:
     raise ValueError(f"slopes must include 0 (ReLU, the baseline of every comparison), got {settings.slopes!r}.")
   if len(set(settings.slopes)) != len(settings.slopes):
     raise ValueError(f"slopes has duplicates: {settings.slopes!r}.")
-  for field in ("datasets", "activations"):
+  for field in ("datasets", "families"):
     values = getattr(settings, field)
     if not values or len(set(values)) != len(values):
       raise ValueError(f"{field} must name one or more distinct values, got {values!r}.")
-  for spec in settings.activations:
+  for spec in settings.families:
     name, values = activations.parse_spec(spec)
     if SLOPE not in activations.hyperparameters(name):  # raises for an unknown name
-      raise ValueError(f"activations: {spec!r} has no {SLOPE} to sweep. Choose activations that have"
+      raise ValueError(f"families: {spec!r} has no {SLOPE} to sweep. Choose activations that have"
                        " one, e.g. necro_relu, leaky_relu, windowed_necro_relu.")
     if SLOPE in values:
-      raise ValueError(f"activations: {spec!r} sets {SLOPE}; the study sweeps it over --slopes, leave it out.")
+      raise ValueError(f"families: {spec!r} sets {SLOPE}; the study sweeps it over --slopes, leave it out.")
 
 
 def parts(settings: Settings) -> list[experiment.Part]:
@@ -121,20 +117,16 @@ def parts(settings: Settings) -> list[experiment.Part]:
 
   Examples:
     >>> [part.config.activations for part in parts(Settings(datasets=("digits",),
-    ...     activations=("necro_relu",), slopes=(0.0, 0.1)))]
+    ...     families=("necro_relu",), slopes=(0.0, 0.1)))]
     [('relu', 'necro_relu(negative_slope=[0.0, 0.1])')]
   """
   validate(settings)
-  specs = tuple(swept_spec(spec, settings.slopes) for spec in settings.activations)
+  specs = tuple(swept_spec(spec, settings.slopes) for spec in settings.families)
   built = []
   for dataset in settings.datasets:
-    config = Config(
-        dataset=dataset, model="mlp", width=settings.width, depth=settings.depth,
-        activations=((REFERENCE,) if settings.relu_reference else ()) + specs,
-        seeds=settings.seeds, learning_rates=settings.learning_rates, optimizer=settings.optimizer,
-        steps=settings.steps, batch_size=settings.batch_size, eval_every=settings.eval_every,
-        init=settings.init, divergence_factor=settings.divergence_factor, batching=settings.batching,
-    )
+    config = dataclasses.replace(
+        settings.base, dataset=dataset, model="mlp",
+        activations=((REFERENCE,) if settings.relu_reference else ()) + specs)
     config_lib.validate(config)
     grid.expand(config)  # the registry checks every slope, e.g. windowed_necro_relu's >= 0
     built.append(experiment.Part({"dataset": dataset}, config))
@@ -143,20 +135,8 @@ def parts(settings: Settings) -> list[experiment.Part]:
 
 def family_column(settings: Settings) -> experiment.RunColumns:
   """The ``family`` column of ``runs.csv``: the activation spec as given, without its slope."""
-  family_of = {swept_spec(spec, settings.slopes): spec for spec in settings.activations}
+  family_of = {swept_spec(spec, settings.slopes): spec for spec in settings.families}
   return lambda row: {"family": family_of.get(row["grid"], row["grid"])}
-
-
-@dataclasses.dataclass(frozen=True)
-class Outcome:
-  """What :func:`run` returns, besides writing it to ``out``."""
-
-  out: pathlib.Path  # the results folder
-  runs: list[dict[str, Any]]  # runs.csv rows
-  effects: list[dict[str, Any]]  # slope_effects.csv: each slope against slope 0, paired by seed
-  best: list[dict[str, Any]]  # best_slopes.csv: per dataset, learning rate and activation
-  forward_backward: list[dict[str, Any]]  # forward_backward.csv: necro_relu minus leaky_relu per slope
-  summary: str  # summary.md
 
 
 # --- pure helpers over runs.csv rows --------------------------------------------
@@ -267,7 +247,7 @@ def forward_backward(runs: Sequence[Mapping[str, Any]], first: str, second: str)
   return rows
 
 
-def exact_matches(runs: Sequence[Mapping[str, Any]], family: str, reference: str = REFERENCE) -> tuple[int, int]:
+def exact_matches(runs: Sequence[Mapping[str, Any]] | pd.DataFrame, family: str, reference: str = REFERENCE) -> tuple[int, int]:
   """``(equal, pairs)``: runs of ``family`` at slope 0 whose final metrics equal ``reference``'s exactly.
 
   ``reference`` is relu or another swept family (then at slope 0 too). Pairs
@@ -280,6 +260,8 @@ def exact_matches(runs: Sequence[Mapping[str, Any]], family: str, reference: str
     >>> exact_matches(rows, "necro_relu")
     (1, 1)
   """
+  runs = records(runs) if isinstance(runs, pd.DataFrame) else runs
+
   def key(row: Mapping[str, Any]) -> tuple:
     return row["dataset"], row["learning_rate"], row["seed"]
 
@@ -292,40 +274,47 @@ def exact_matches(runs: Sequence[Mapping[str, Any]], family: str, reference: str
   return sum(references[k] == swept[k] for k in both), len(both)
 
 
-# --- the summary ------------------------------------------------------------------
+# --- the findings -----------------------------------------------------------------
 
 
-def _points(row: Mapping[str, Any]) -> str:
+def difference(row: Mapping[str, Any]) -> Estimate:
   """A paired accuracy difference in percentage points with its 95% interval."""
-  if not row["pairs"]:
-    return "no pair without divergence"
-  interval = "one pair" if math.isnan(row["low"]) else f"{100 * row['low']:+.1f}, {100 * row['high']:+.1f}"
-  return f"{100 * row['difference']:+.1f} points [{interval}]"
+  return Estimate(row["difference"], row["low"], row["high"], "points", int(row["pairs"]))
 
 
-def _cell_text(row: Mapping[str, Any], seeds: int) -> str:
+def _cell(row: Mapping[str, Any], seeds: int) -> tuple[str, tuple[Estimate, ...]]:
   text = f"lr {row['learning_rate']:g} slope {row['slope']:g}: "
   if row["diverged"] != row["baseline_diverged"]:
-    return text + f"{row['diverged']} of {seeds} diverged vs {row['baseline_diverged']}"
-  return text + _points(row)
+    return text + f"{row['diverged']} of {seeds} diverged vs {row['baseline_diverged']}", ()
+  if not row["pairs"]:
+    return text + "no pair without divergence", ()
+  return text + "{}", (difference(row),)
 
 
-def _verdicts(rows: Sequence[Mapping[str, Any]], seeds: int, words: tuple[str, str, str]) -> str:
-  """``helps in 2 of 15 cells (...); hurts in 1 (...); no clear effect in 12``."""
-  listed = [[_cell_text(r, seeds) for r in rows if r["verdict"] == key] for key in ("helps", "hurts")]
-  shown = [f" ({'; '.join(cells)})" if cells else "" for cells in listed]
-  return (f"{words[0]} in {len(listed[0])} of {len(rows)} cells{shown[0]}; {words[1]} in {len(listed[1])}{shown[1]};"
-          f" {words[2]} in {len(rows) - len(listed[0]) - len(listed[1])}")
+def _verdicts(rows: Sequence[Mapping[str, Any]], seeds: int, words: tuple[str, str, str]):
+  """``helps in 2 of 15 cells (...); hurts in 1 (...); no clear effect in 12``, and its estimates."""
+  texts, estimates = [], []
+  for key in ("helps", "hurts"):
+    cells = [_cell(r, seeds) for r in rows if r["verdict"] == key]
+    texts.append((len(cells), f" ({'; '.join(text for text, _ in cells)})" if cells else ""))
+    estimates += [estimate for _, found in cells for estimate in found]
+  (helps, helped), (hurts, hurt) = texts
+  return (f"{words[0]} in {helps} of {len(rows)} cells{helped}; {words[1]} in {hurts}{hurt};"
+          f" {words[2]} in {len(rows) - helps - hurts}"), tuple(estimates)
 
 
-def _best_text(row: Mapping[str, Any], effects: Sequence[Mapping[str, Any]]) -> str:
+def _best(row: Mapping[str, Any], effects: Sequence[Mapping[str, Any]]):
   if row["best"] is None:
-    return f"lr {row['learning_rate']:g}: none (every slope diverged in some seed)"
-  estimate = summary.format_estimate("test_accuracy", row["mean"], row["half_width"])
-  gain = next((f", {_points(e)} vs slope 0" for e in effects if e["slope"] == row["best"] and all(
-      e[k] == row[k] for k in ("dataset", "learning_rate", "family"))), "")
+    return f"lr {row['learning_rate']:g}: none (every slope diverged in some seed)", ()
+  mean, half = row["mean"], row["half_width"]
+  estimates = [Estimate(mean, mean - half, mean + half, "percent")]
+  gain = next((e for e in effects if e["slope"] == row["best"] and all(
+      e[k] == row[k] for k in ("dataset", "learning_rate", "family"))), None)
+  if gain is not None and gain["pairs"]:
+    estimates.append(difference(gain))
   tied = ", ".join(f"{slope:g}" for slope in row["tied"])
-  return f"lr {row['learning_rate']:g}: {row['best']:g} ({estimate}{gain}; within noise: {tied})"
+  return (f"lr {row['learning_rate']:g}: {row['best']:g} ({{}}{', {} vs slope 0' if len(estimates) > 1 else ''};"
+          f" within noise: {tied})"), tuple(estimates)
 
 
 def _dependence(found: Sequence[Mapping[str, Any]]) -> str:
@@ -344,10 +333,10 @@ def _dependence(found: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _family_named(settings: Settings, name: str) -> str | None:
-  return next((spec for spec in settings.activations if activations.parse_spec(spec)[0] == name), None)
+  return next((spec for spec in settings.families if activations.parse_spec(spec)[0] == name), None)
 
 
-def _in_short(effects: Sequence[Mapping[str, Any]], dataset: str, seeds: int) -> str:
+def _in_short(effects: Sequence[Mapping[str, Any]], dataset: str, seeds: int) -> Answer:
   """Per dataset: how often a slope helped or hurt, per slope, and the diverged runs per cell."""
   mine = [r for r in effects if r["dataset"] == dataset]
   count = lambda rows, key: sum(r["verdict"] == key for r in rows)  # noqa: E731
@@ -358,136 +347,155 @@ def _in_short(effects: Sequence[Mapping[str, Any]], dataset: str, seeds: int) ->
                           for r in mine if r["baseline_diverged"])
   failing.update(dict.fromkeys(f"{r['family']} lr {r['learning_rate']:g} slope {r['slope']:g}: {r['diverged']}"
                                for r in mine if r["diverged"]))
-  return (f"- **{dataset} in short**: of {len(mine)} (activation, learning rate, slope) cells, a nonzero slope"
-          f" helped in {count(mine, 'helps')} and hurt in {count(mine, 'hurts')} ({by_divergence} of them by"
-          f" diverged runs; by chance alone about {(1 - CONFIDENCE) * (len(mine) - by_divergence):.1f} of the others"
-          f" would show an effect at 95%); helped/hurt per slope: {per_slope}. Diverged runs per cell (of {seeds}): "
-          + ("; ".join(failing) or "none") + ".")
+  return Answer(
+      f"{dataset} in short: of {len(mine)} (activation, learning rate, slope) cells, a nonzero slope"
+      f" helped in {count(mine, 'helps')} and hurt in {count(mine, 'hurts')} ({by_divergence} of them by"
+      f" diverged runs; by chance alone about {(1 - CONFIDENCE) * (len(mine) - by_divergence):.1f} of the"
+      f" others would show an effect at 95%); helped/hurt per slope: {per_slope}. Diverged runs per cell"
+      f" (of {seeds}): " + ("; ".join(failing) or "none") + ".", topic=dataset, headline=True)
 
 
-def _exactness(settings: Settings, runs: Sequence[Mapping[str, Any]]) -> str:
+def _exactness(settings: Settings, runs: Sequence[Mapping[str, Any]]) -> Answer:
   """Whether slope 0 reproduced relu, and whether the swept activations agree with each other there."""
-  counts = {family: exact_matches(runs, family) for family in settings.activations}
-  text = "- **Slope 0 is ReLU**: reproduced relu exactly (" + ", ".join(EXACT_COLUMNS) + ") in " + "; ".join(
+  counts = {family: exact_matches(runs, family) for family in settings.families}
+  text = "Slope 0 is ReLU: reproduced relu exactly (" + ", ".join(EXACT_COLUMNS) + ") in " + "; ".join(
       f"{equal} of {pairs} runs for {family}" for family, (equal, pairs) in counts.items()) + "."
-  first, *others = settings.activations
+  first, *others = settings.families
   mutual = [exact_matches(runs, other, reference=first) for other in others]
-  if not mutual:
-    return text
   agree = all(equal == pairs for equal, pairs in mutual)
-  text += (f" At slope 0 the swept activations agree with each other in every run" if agree else
-           " At slope 0 the swept activations do not all agree with each other") + "."
-  if agree and any(equal < pairs for equal, pairs in counts.values()):
+  if mutual:
+    text += (" At slope 0 the swept activations agree with each other in every run." if agree else
+             " At slope 0 the swept activations do not all agree with each other.")
+  if mutual and agree and any(equal < pairs for equal, pairs in counts.values()):
     text += (" So the runs that differ from relu differ by the one thing the sweep's programs share and relu's"
              " does not: the derivative at a pre-activation of exactly 0 (1 for the sweep, 0 for relu), which"
              " float32 training meets now and then.")
-  return text
+  exact = all(equal == pairs for equal, pairs in counts.values())
+  return Answer(text, topic="Slope 0 is ReLU", verdict="held" if exact else "did not hold")
 
 
-def _answer(settings: Settings, runs, effects, best, versus) -> list[str]:
+def _dataset_answers(settings: Settings, dataset: str, effects, best, versus) -> list[Answer]:
   necro, leaky = _family_named(settings, "necro_relu"), _family_named(settings, "leaky_relu")
-  lines = []
-  for dataset in settings.datasets:
-    lines.append(_in_short(effects, dataset, settings.seeds))
-    for family in settings.activations:
-      mine = [r for r in effects if (r["dataset"], r["family"]) == (dataset, family)]
-      lines.append(f"- **{dataset}, {family}** vs slope 0 (ReLU), paired by seed: "
-                   + _verdicts(mine, settings.seeds, ("helps", "hurts", "no clear effect")) + ".")
-    for family in settings.activations:
-      mine = [r for r in best if (r["dataset"], r["family"]) == (dataset, family)]
-      lines.append(f"- **{dataset}, {family}**, best slope per learning rate: "
-                   + "; ".join(_best_text(r, effects) for r in mine) + ". "
-                   + _dependence([r for r in mine if r["best"] is not None]))
-    if necro and leaky:
-      mine = [r for r in versus if r["dataset"] == dataset]
-      lines.append(
-          f"- **{dataset}, forward vs backward**: {necro} minus {leaky} at the same slope (the same derivative"
-          " below zero; ReLU's forward vs the leaky one), paired by seed: "
-          + _verdicts(mine, settings.seeds, ("better", "worse", "no clear difference"))
-          + f". Diverged runs: {sum(r['diverged'] for r in mine)} vs {sum(r['baseline_diverged'] for r in mine)}.")
-  if not (necro and leaky):
-    lines.append("- Forward vs backward: not measured (it needs necro_relu and leaky_relu among the activations).")
-  if settings.relu_reference:
-    lines.append(_exactness(settings, runs))
-  return lines
+  seeds, answers = settings.base.seeds, [_in_short(effects, dataset, settings.base.seeds)]
+  for family in settings.families:
+    text, found = _verdicts([r for r in effects if (r["dataset"], r["family"]) == (dataset, family)],
+                            seeds, ("helps", "hurts", "no clear effect"))
+    answers.append(Answer(f"{family} vs slope 0 (ReLU), paired by seed: {text}.", found, topic=dataset))
+  for family in settings.families:
+    mine = [r for r in best if (r["dataset"], r["family"]) == (dataset, family)]
+    cells = [_best(r, effects) for r in mine]
+    answers.append(Answer(
+        f"{family}, best slope per learning rate: " + "; ".join(text for text, _ in cells) + ". "
+        + _dependence([r for r in mine if r["best"] is not None]),
+        tuple(e for _, found in cells for e in found), topic=dataset))
+  if necro and leaky:
+    mine = [r for r in versus if r["dataset"] == dataset]
+    text, found = _verdicts(mine, seeds, ("better", "worse", "no clear difference"))
+    answers.append(Answer(
+        f"Forward vs backward: {necro} minus {leaky} at the same slope (the same derivative below zero;"
+        f" ReLU's forward vs the leaky one), paired by seed: {text}. Diverged runs:"
+        f" {sum(r['diverged'] for r in mine)} vs {sum(r['baseline_diverged'] for r in mine)}.",
+        found, topic=dataset))
+  return answers
 
 
-def _accuracy_table(runs: Sequence[Mapping[str, Any]], settings: Settings, dataset: str) -> list[str]:
+def _accuracy_table(runs: Sequence[Mapping[str, Any]], settings: Settings, dataset: str) -> pd.DataFrame:
   """Test accuracy per slope (columns) for each learning rate and activation (rows)."""
-  lines = ["| learning rate | activation | " + " | ".join(f"{s:g}" for s in settings.slopes) + " |",
-           "|---|---|" + "---:|" * len(settings.slopes)]
-  for rate in settings.learning_rates:
-    for family in settings.activations:
-      cells = []
+  rows = []
+  for rate in settings.base.learning_rates:
+    for family in settings.families:
+      row = {"learning rate": rate, "activation": family}
       for slope in settings.slopes:
-        where = {"dataset": dataset, "learning_rate": rate, "family": family, SLOPE: slope}
-        healthy, diverged = _accuracy_by_seed(runs, **where)
-        estimate = summary.format_estimate("test_accuracy", *mean_confidence_interval(list(healthy.values())))
-        cells.append(estimate + (f" ({diverged} div.)" if diverged else ""))
-      lines.append(f"| {rate:g} | {family} | " + " | ".join(cells) + " |")
-  return lines
+        healthy, diverged = _accuracy_by_seed(runs, dataset=dataset, learning_rate=rate, family=family,
+                                              **{SLOPE: slope})
+        estimate = Estimate.of_mean(list(healthy.values()), "test_accuracy")
+        row[f"{slope:g}"] = f"{estimate.text()} ({diverged} div.)" if diverged else estimate
+      rows.append(row)
+  return pd.DataFrame(rows)
 
 
-def _comparison_table(rows: Sequence[Mapping[str, Any]], by: Sequence[str]) -> list[str]:
-  lines = ["| " + " | ".join(by) + " | pairs | difference [95% CI] | p | diverged | baseline diverged | verdict |",
-           "|" + "---|" * len(by) + "---:|---:|---:|---:|---:|---|"]
-  for row in rows:
-    p = "-" if math.isnan(row["p"]) else f"{row['p']:.3g}"
-    lines.append("| " + " | ".join(f"{row[k]:g}" if isinstance(row[k], float) else str(row[k]) for k in by)
-                 + f" | {row['pairs']} | {_points(row)} | {p} | {row['diverged']} | {row['baseline_diverged']}"
-                 f" | {row['verdict']} |")
-  return lines
+def _comparison_table(rows: Sequence[Mapping[str, Any]], by: Sequence[str]) -> pd.DataFrame:
+  return pd.DataFrame([{**{key: row[key] for key in by}, "pairs": row["pairs"],
+                        "difference": difference(row) if row["pairs"] else "no pair without divergence",
+                        "p": "-" if math.isnan(row["p"]) else f"{row['p']:.3g}", "diverged": row["diverged"],
+                        "baseline diverged": row["baseline_diverged"], "verdict": row["verdict"]}
+                       for row in rows])
 
 
-def _summary(settings: Settings, command: str, trained: experiment.Trained, effects, best, versus,
-             seconds: float) -> str:
+def derived(settings: Settings, runs: Sequence[Mapping[str, Any]]):
+  """The slope effects, the best slopes and necro_relu minus leaky_relu (the study's CSV files)."""
   necro, leaky = _family_named(settings, "necro_relu"), _family_named(settings, "leaky_relu")
-  lines = [f"# {NAME}: where does the surrogate's negative slope help or hurt, and does the best slope"
-           " depend on the learning rate?", "", "## Answer", "",
-           *_answer(settings, trained.runs, effects, best, versus), "",
-           "*Helps* / *hurts*: fewer / more diverged runs than at slope 0 (same activation, learning rate"
-           " and seeds), else a paired difference in test accuracy whose 95% Student t interval over seeds"
-           " excludes 0 (diverged runs are left out of the pairs and counted). *Within noise* of the best:"
-           " slopes without divergence whose paired difference from the best includes 0. With"
-           f" {settings.seeds} seeds an interval is ± {stats.t.ppf((1 + CONFIDENCE) / 2, max(settings.seeds - 1, 1)):.2f}"
-           " standard errors: only large effects are resolved; 'no clear effect' means not resolved, not absent.",
-           ""]
-  for dataset in settings.datasets:
-    lines += [f"## Test accuracy per slope: {dataset}", "", *_accuracy_table(trained.runs, settings, dataset), ""]
-  lines += ["## Each slope against slope 0 (paired by seed)", "",
-            *_comparison_table(effects, ["dataset", "learning_rate", "family", "slope"]), ""]
+  versus = forward_backward(runs, necro, leaky) if necro and leaky else []
+  return slope_effects(runs), best_slopes(runs), versus
+
+
+def _tables(settings: Settings, found: tables.Tables, effects, versus) -> list[Table]:
+  runs = records(found.runs)
+  necro, leaky = _family_named(settings, "necro_relu"), _family_named(settings, "leaky_relu")
+  built = [Table(f"Test accuracy per slope: {dataset}", _accuracy_table(runs, settings, dataset))
+           for dataset in settings.datasets]
+  built.append(Table("Each slope against slope 0 (paired by seed)",
+                     _comparison_table(effects, ["dataset", "learning_rate", "family", "slope"])))
   if versus:
-    lines += [f"## {necro} minus {leaky} at the same slope (paired by seed)", "",
-              *_comparison_table(versus, ["dataset", "learning_rate", "slope"]), ""]
-  lines += ["## Every cell: accuracy and units", "",
-            summary.grouped_table(trained.runs, ["dataset", "learning_rate", "family", SLOPE],
-                                  ["test_accuracy", "dead_fraction", "inactive_fraction"]), "",
-            "## What is not tested", "",
-            "- Only MLPs and one optimizer: CNNs and SGD are left to the other studies.",
-            "- At slope 1, leaky_relu is the identity: the network is linear, so its accuracy is a linear"
-            " model's. necro_relu at slope 1 is ReLU forward with a straight-through (identity) backward.",
-            "- Slope 0 matches ReLU except where a pre-activation is exactly 0 or subnormal (XLA's CPU flushes"
-            " those to 0; the sweep's derivative there is 1, relu's 0): the exact-match count above says"
-            " whether that ever mattered.", "",
-            f"Plot: `{PLOT}` (test accuracy vs slope, symlog x axis with 0 shown; a panel per dataset and"
-            " learning rate; bands are 95% t intervals; crosses mark cells with diverged runs; the dashed line"
-            " is relu). Data: `runs.csv` (its `family` column), `slope_effects.csv`, `best_slopes.csv`,"
-            " `forward_backward.csv`, `history.csv`, `layers.csv`.", ""]
-  lines += reproduce_lines(NAME, settings, command, seconds, trained.grids)
-  return "\n".join(lines)
+    built.append(Table(f"{necro} minus {leaky} at the same slope (paired by seed)",
+                       _comparison_table(versus, ["dataset", "learning_rate", "slope"])))
+  built.append(Table("Every cell: accuracy and units", tables.grouped_estimates(
+      found.runs, ["dataset", "learning_rate", "family", SLOPE],
+      ["test_accuracy", "dead_fraction", "inactive_fraction"])))
+  return built
 
 
-def _plots(settings: Settings, runs: Sequence[Mapping[str, Any]], folder: pathlib.Path) -> None:
-  rows, columns, slopes = len(settings.datasets), len(settings.learning_rates), sorted(settings.slopes)
+def _notes(settings: Settings) -> tuple[str, ...]:
+  seeds = settings.base.seeds
+  return (
+      "Helps / hurts: fewer / more diverged runs than at slope 0 (same activation, learning rate and"
+      " seeds), else a paired difference in test accuracy whose 95% Student t interval over seeds"
+      " excludes 0 (diverged runs are left out of the pairs and counted). Within noise of the best:"
+      " slopes without divergence whose paired difference from the best includes 0. With"
+      f" {seeds} seeds an interval is ± {stats.t.ppf((1 + CONFIDENCE) / 2, max(seeds - 1, 1)):.2f}"
+      " standard errors: only large effects are resolved; 'no clear effect' means not resolved, not absent.",
+      "Not tested: only MLPs and one optimizer (CNNs and SGD are left to the other studies).",
+      "At slope 1, leaky_relu is the identity: the network is linear, so its accuracy is a linear model's."
+      " necro_relu at slope 1 is ReLU forward with a straight-through (identity) backward.",
+      "Slope 0 matches ReLU except where a pre-activation is exactly 0 or subnormal (XLA's CPU flushes"
+      " those to 0; the sweep's derivative there is 1, relu's 0): the exact-match count says whether that"
+      " ever mattered.",
+  )
+
+
+def analyse(settings: Settings, found: tables.Tables) -> Findings:
+  """Each slope against slope 0, the best slope per rate, forward vs backward, slope 0 = ReLU."""
+  runs = records(found.runs)
+  effects, best, versus = derived(settings, runs)
+  answers = [a for dataset in settings.datasets for a in _dataset_answers(settings, dataset, effects, best, versus)]
+  if not (_family_named(settings, "necro_relu") and _family_named(settings, "leaky_relu")):
+    answers.append(Answer("Forward vs backward: not measured (it needs necro_relu and leaky_relu among"
+                          " the families)."))
+  if settings.relu_reference:
+    answers.append(_exactness(settings, runs))
+  best_rows = [{**r, "tied": " ".join(f"{s:g}" for s in r["tied"])} for r in best]
+  return Findings(
+      question="where does the surrogate's negative slope help or hurt, and does the best slope depend"
+      " on the learning rate?",
+      answers=tuple(answers), tables=tuple(_tables(settings, found, effects, versus)),
+      notes=_notes(settings), plots=(PLOT,),
+      data={"slope_effects": pd.DataFrame(effects), "forward_backward": pd.DataFrame(versus),
+            "best_slopes": pd.DataFrame(best_rows)},
+  )
+
+
+def _plots(settings: Settings, found: tables.Tables, folder: pathlib.Path) -> None:
+  runs = records(found.runs)
+  rows, columns, slopes = len(settings.datasets), len(settings.base.learning_rates), sorted(settings.slopes)
   figure = plots.new_figure(3.6 * columns, 3.0 * rows + 0.6)
   any_failed = False
-  for index, (dataset, rate) in enumerate((d, r) for d in settings.datasets for r in settings.learning_rates):
+  for index, (dataset, rate) in enumerate((d, r) for d in settings.datasets for r in settings.base.learning_rates):
     axis = figure.add_subplot(rows, columns, index + 1)
     where = {"dataset": dataset, "learning_rate": rate}
     reference = list(_accuracy_by_seed(runs, **where, family=REFERENCE)[0].values())
     if reference:
       axis.axhline(100 * np.mean(reference), color="0.3", linestyle="--", linewidth=1, label=REFERENCE)
-    for number, family in enumerate(settings.activations):
+    for number, family in enumerate(settings.families):
       cells = [_accuracy_by_seed(runs, **where, family=family, **{SLOPE: s}) for s in slopes]
       estimates = 100 * np.array([mean_confidence_interval(list(c[0].values())) for c in cells])
       means, halves = estimates[:, 0], np.nan_to_num(estimates[:, 1])
@@ -501,7 +509,7 @@ def _plots(settings: Settings, runs: Sequence[Mapping[str, Any]], folder: pathli
     axis.set_xscale("symlog", linthresh=min([s for s in slopes if s > 0] or [1.0]))
     axis.set_xticks(slopes, [f"{s:g}" for s in slopes], fontsize=7)
     axis.minorticks_off()
-    axis.set(title=f"{dataset}, {settings.optimizer} lr {rate:g}", xlabel="negative slope",
+    axis.set(title=f"{dataset}, {settings.base.optimizer} lr {rate:g}", xlabel="negative slope",
              ylabel="test accuracy (%)")
     axis.title.set_fontsize(9)
     axis.grid(alpha=0.3)
@@ -513,42 +521,10 @@ def _plots(settings: Settings, runs: Sequence[Mapping[str, Any]], folder: pathli
   plots.save_figure(figure, folder, PLOT)
 
 
-def run(
-    settings: Settings, *, out: str | pathlib.Path | None = None, quiet: bool = False, command: str = "",
-) -> Outcome:
-  """Trains every dataset x activation x slope x learning rate x seed and reports the slope's effect.
-
-  Writes the engine's files, ``slope_effects.csv``, ``best_slopes.csv``,
-  ``forward_backward.csv``, ``summary.md`` and ``accuracy_vs_slope.png`` into
-  ``out`` (default ``results/slope-sweep-<timestamp>``). Rerunning with the same
-  folder resumes; ``tests/test_study_slope_sweep.py`` runs it at tiny settings.
-  """
-  started = time.perf_counter()
-  prepared = experiment.prepare_parts(parts(settings), settings_record(NAME, settings), out, name=NAME)
-  trained = experiment.train_pending(prepared, quiet=quiet, run_columns=family_column(settings))
-  necro, leaky = _family_named(settings, "necro_relu"), _family_named(settings, "leaky_relu")
-  effects, best = slope_effects(trained.runs), best_slopes(trained.runs)
-  versus = forward_backward(trained.runs, necro, leaky) if necro and leaky else []
-  report = _summary(settings, command, trained, effects, best, versus, time.perf_counter() - started)
-  experiment.write_outputs(trained.out, {
-      "slope_effects.csv": results.csv_text(effects),
-      "forward_backward.csv": results.csv_text(versus),
-      "best_slopes.csv": results.csv_text(
-          [{**r, "tied": " ".join(f"{s:g}" for s in r["tied"])} for r in best]),
-      "summary.md": report,
-  }, lambda folder: _plots(settings, trained.runs, folder))
-  experiment.say(report, quiet)
-  return Outcome(trained.out, trained.runs, effects, best, versus, report)
-
-
-def command(
-    settings: Annotated[Settings, tyro.conf.arg(name="")], out: str = "", quiet: bool = False
-) -> int:
-  """Slope sweep: necro_relu vs leaky_relu vs windowed_necro_relu at negative slopes 0..1 and several learning rates.
-
-  Args:
-    settings: the study.
-    out: output folder; empty means results/slope-sweep-<timestamp>. Rerunning with the same folder resumes.
-    quiet: no progress bar.
-  """
-  return run_from_command_line(run, settings, out, quiet)
+STUDY = Study(
+    name="slope-sweep",
+    question="Slope sweep: necro_relu vs leaky_relu vs windowed_necro_relu at negative slopes 0..1 and"
+    " several learning rates.",
+    settings=Settings, parts=parts, analyse=analyse, validate=validate, plots=_plots,
+    run_columns=family_column, owns=("dataset", "model", "activations"),
+)
