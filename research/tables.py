@@ -12,6 +12,7 @@ Examples:
 
 from __future__ import annotations
 
+import math
 import os
 import pathlib
 from collections.abc import Mapping, Sequence
@@ -89,3 +90,16 @@ def grouped_estimates(rows: pd.DataFrame, by: Sequence[str], columns: Sequence[s
           pd.to_numeric(kept[column], errors="coerce").dropna() if column in kept else [], column)
     found.append(row)
   return pd.DataFrame(found)
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+  """Rows as dicts with missing values as ``None``, as :class:`research.results.ResultsFolder` reads them.
+
+  For analyses that match rows one by one (a paired cell, a threshold rule).
+
+  Examples:
+    >>> records(pd.DataFrame({"seed": [0, 1], "gradient_norm": [0.5, None]}))
+    [{'seed': 0, 'gradient_norm': 0.5}, {'seed': 1, 'gradient_norm': None}]
+  """
+  return [{key: (None if isinstance(value, float) and math.isnan(value) else value)
+           for key, value in row.items()} for row in frame.to_dict("records")]

@@ -8,7 +8,8 @@ import math
 
 import pytest
 
-from research import cli
+from research import cli, tables
+from research.config import Config
 from research.studies import init
 
 pytestmark = pytest.mark.standard_promotion  # trains with optax
@@ -23,14 +24,18 @@ def _rows(path):
 def tiny(tmp_path_factory):
   # Narrow and deep enough that He kernels leave about 10% of the units inactive
   # at init. Seeds cost almost nothing here (compiling does), so 16 of them.
-  settings = init.Settings(
-      activations=("relu", "necro_relu"), inits=("he_normal",), bias_inits=(0.1,), depths=(3,),
-      dataset="xor(num_train=256, num_test=64)", width=4, seeds=16, steps=2, eval_every=2)
-  return settings, init.run(settings, out=tmp_path_factory.mktemp("init"), quiet=True)
+  settings = init.Settings(inits=("he_normal",), bias_inits=(0.1,), depths=(3,), base=Config(
+      activations=("relu", "necro_relu"), dataset="xor(num_train=256, num_test=64)", width=4,
+      seeds=16, steps=2, eval_every=2))
+  return settings, init.STUDY.run(settings, out=tmp_path_factory.mktemp("init"), quiet=True)
+
+
+def _history(outcome):
+  return tables.records(outcome.tables.history)
 
 
 def _at_init(outcome, initialisation, name="relu"):
-  return {r["seed"]: r["inactive_fraction"] for r in outcome.history
+  return {r["seed"]: r["inactive_fraction"] for r in _history(outcome)
           if r["step"] == 0 and r["initialisation"] == initialisation and r["name"] == name}
 
 
@@ -49,12 +54,12 @@ def test_relu_and_necro_relu_have_the_same_inactive_units_at_step_0(tiny):
   _, outcome = tiny
   for initialisation in ("he_normal", "he_normal + bias 0.1"):
     assert _at_init(outcome, initialisation, "relu") == _at_init(outcome, initialisation, "necro_relu")
-  assert init.step_zero_pairs(outcome.history, "relu", "necro_relu") == (32, 32)
+  assert init.step_zero_pairs(_history(outcome), "relu", "necro_relu") == (32, 32)
 
 
 def test_the_study_writes_its_files_and_the_summary_answers(tiny):
   settings, outcome = tiny
-  for name in ("summary.md", "best.csv", "spread.csv", "init_accuracy.png", "init_inactive.png",
+  for name in ("summary.md", "findings.json", "best.csv", "spread.csv", "init_accuracy.png", "init_inactive.png",
                "runs.csv", "history.csv", "layers.csv", "grids.csv"):
     assert (outcome.out / name).exists(), name
   runs = _rows(outcome.out / "runs.csv")
@@ -64,7 +69,11 @@ def test_the_study_writes_its_files_and_the_summary_answers(tiny):
   best = _rows(outcome.out / "best.csv")
   assert [(r["activation"], r["depth"]) for r in best] == [("relu", "3"), ("necro_relu", "3")]
   assert all(r["best"] in r["tied"] for r in best)
-  assert len(outcome.spreads) == 2 and outcome.spreads[0]["difference"] == 0.0  # relu against itself
+  spread = outcome.findings.data["spread"]
+  assert len(spread) == 2 and spread["difference"][0] == 0.0  # relu against itself
+  headlines = [answer.render() for answer in outcome.findings.headlines]
+  assert headlines[0].startswith("\"The init must match the activation\"")
+  assert headlines[1].startswith("Does necro_relu make the init matter less than relu (all inits)?")
   assert init.direction(0.0, 0.0) == "no difference"
   text = outcome.summary
   assert text.startswith("# init: ") and text.index("## Answer") < text.index("## Test accuracy")
@@ -157,12 +166,15 @@ def test_help_lists_the_flags(capsys, monkeypatch):
   assert exit_info.value.code == 0
   text = capsys.readouterr().out
   for field in dataclasses.fields(init.Settings):
-    assert f"--{field.name.replace('_', '-')}" in text, field.name
+    if field.name != "base":
+      assert f"--{field.name.replace('_', '-')}" in text, field.name
+  assert "--base.activations" in text
 
 
 @pytest.mark.parametrize("flags,message", [
     (["--inits", "he"], "Choose from: lecun_normal"),
-    (["--activations", "relu,nekro_relu"], "Did you mean 'necro_relu'"),
+    (["--base.activations", "relu,nekro_relu"], "Did you mean 'necro_relu'"),
+    (["--base.bias-init", "0.5"], "base.bias_init is set per part by the init study"),
     (["--bias-kernel-init", "rai"], "draws its own biases"),
 ])
 def test_a_bad_flag_fails_in_one_line_before_anything_runs(flags, message, capsys, tmp_path, monkeypatch):

@@ -34,21 +34,20 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
-import time
 from collections.abc import Sequence
 from typing import Annotated, Any
 
 import numpy as np
-import tyro
+import pandas as pd
 
 import activations
 from research import config as config_lib
-from research import experiment, models, plots, results, summary
+from research import experiment, models, plots, tables
 from research.config import Config
+from research.findings import Answer, Estimate, Findings, Table
 from research.statistics import mean_confidence_interval, paired_comparison
-from research.studies import reproduce_lines, run_from_command_line, settings_record
+from research.study import Study
 
-NAME = "init"
 CHANCE = 0.1  # MNIST-1D has 10 balanced classes
 SCALED_DRAWS = ("he_normal", "xavier_normal", "lecun_normal")  # one truncated-normal draw, scaled per layer
 
@@ -60,22 +59,13 @@ Names = Annotated[tuple[str, ...], config_lib.comma_separated(str, "NAME,NAME,..
 class Settings:
   """Accuracy and inactive units per initialisation, activation and depth."""
 
-  activations: config_lib.Specs = (
-      "relu", "leaky_relu(negative_slope=0.01)", "necro_relu(negative_slope=0.1)",
-  )  # comma-separated registry specs
   inits: Names = ("he_normal", "xavier_normal", "lecun_normal", "normal_002", "rai")  # kernel initialisers with zero biases (rai draws its own)
   bias_inits: config_lib.Floats = (0.01, 0.1)  # positive constant biases, each with bias_kernel_init's kernels
   bias_kernel_init: models.Initializer = "he_normal"  # kernels of the positive-bias runs (same draws as this init at zero bias)
   depths: Ints = (2, 5, 10, 20)  # hidden layers; each (depth, initialisation) is one engine part
-  dataset: str = "mnist1d"  # research.data spec
-  width: int = 64  # hidden units per layer
-  seeds: int = 4  # runs per configuration: seeds 0..N-1 (4 costs what 3 does on 2 devices)
-  learning_rates: config_lib.Floats = (3e-3,)  # reaches the MLP's plateau in 1000 steps (1e-3 does not); 1e-2 kills more units (claim 1)
-  optimizer: config_lib.Optimizer = "adam"  # optax optimizer
-  steps: int = 1000  # optimizer steps per run
-  batch_size: int = 100  # examples per step
-  eval_every: int = 500  # steps between evaluations
-  batching: config_lib.Batching = "auto"  # map (each run as if alone), vmap (batched), auto (map on CPU)
+  base: Config = Config(  # the engine's settings: width-64 MLPs, 4 seeds (costs what 3 do on 2 devices), Adam at 3e-3 (reaches the plateau in 1000 steps; 1e-2 kills more units)
+      activations=("relu", "leaky_relu(negative_slope=0.01)", "necro_relu(negative_slope=0.1)"),
+      width=64, seeds=4, learning_rates=(3e-3,), steps=1000, eval_every=500)
 
 
 def label(init: str, bias: float = 0.0) -> str:
@@ -130,27 +120,10 @@ def validate(settings: Settings) -> None:
 def parts(settings: Settings) -> list[experiment.Part]:
   """One engine part per (depth, initialisation), holding every activation."""
   return [
-      experiment.Part({"depth": depth, "initialisation": name, "kernel_init": init, "bias_init": bias}, Config(
-          dataset=settings.dataset, model="mlp", width=settings.width, depth=depth,
-          activations=settings.activations, seeds=settings.seeds, learning_rates=settings.learning_rates,
-          optimizer=settings.optimizer, steps=settings.steps, batch_size=settings.batch_size,
-          eval_every=settings.eval_every, init=init, bias_init=bias, batching=settings.batching,
-      ))
+      experiment.Part({"depth": depth, "initialisation": name, "kernel_init": init, "bias_init": bias},
+                      dataclasses.replace(settings.base, model="mlp", depth=depth, init=init, bias_init=bias))
       for depth in sorted(settings.depths) for name, init, bias in initialisations(settings)
   ]
-
-
-@dataclasses.dataclass(frozen=True)
-class Outcome:
-  """What :func:`run` returns, besides writing it to ``out``."""
-
-  out: pathlib.Path  # the results folder
-  runs: list[dict[str, Any]]  # runs.csv rows
-  history: list[dict[str, Any]]  # history.csv rows (step 0 is the initialisation)
-  layers: list[dict[str, Any]]  # layers.csv rows
-  best: list[dict[str, Any]]  # best.csv rows: the best init per activation and depth
-  spreads: list[dict[str, Any]]  # spread.csv rows: accuracy spread across inits
-  summary: str  # summary.md
 
 
 def by_seed(rows: Sequence[dict[str, Any]], metric: str, **where: Any) -> dict[int, float]:
@@ -270,62 +243,74 @@ def direction(mean: float, half_width: float, below: str = "lower", above: str =
   return "not distinguishable from 0"
 
 
-def _points(mean: float, half: float) -> str:
+def _estimate(column: str, values: dict[int, float]) -> Estimate:
+  """``values`` by seed as an estimate (a percentage for a fraction)."""
+  return Estimate.of_mean(list(values.values()), column)
+
+
+def _points(mean: float, half: float, n: int = 0) -> Estimate:
   """A difference of fractions in percentage points."""
-  return f"{100 * mean:+.1f} ± {100 * half:.1f} points" if math.isfinite(half) else f"{100 * mean:+.1f} points"
-
-
-def _estimate(column: str, values: dict[int, float] | tuple[float, float]) -> str:
-  """``values`` by seed, or an estimate ``(mean, half width)``, as ``66.4% ± 1.2``."""
-  estimate = mean_confidence_interval(list(values.values())) if isinstance(values, dict) else values
-  return "-" if isinstance(values, dict) and not values else summary.format_estimate(column, *estimate)
+  return Estimate(mean, mean - half, mean + half, "points", n)
 
 
 def _find(names: Sequence[str], registry_name: str) -> str | None:
   return next((a for a in names if activations.parse_spec(a)[0] == registry_name), None)
 
 
-def _best_lines(best: Sequence[dict[str, Any]], depths: Sequence[int]) -> list[str]:
-  lines = []
+MATCH = "Does the init have to match the activation?"
+SPREAD = "Does NecroReLU make the init matter less?"
+DETAILS = "Small inits, positive biases, inactive units"
+
+
+def _best_answers(best: Sequence[dict[str, Any]], depths: Sequence[int]) -> list[Answer]:
+  answers = []
   for depth in depths:
-    cells = [f"{row['activation']}: {row['best']} {_estimate('test_accuracy', (row['mean'], row['half_width']))}"
-             f" (tied: {', '.join(n for n in row['tied'] if n != row['best']) or 'none'})"
-             for row in best if row["depth"] == depth]
-    lines.append(f"- Best init at depth {depth} (highest mean test accuracy; tied: the 95% interval of the"
-                 " paired difference with the best contains 0): " + "; ".join(cells) + ".")
+    rows = [row for row in best if row["depth"] == depth]
+    answers.append(Answer(
+        f"Best init at depth {depth} (highest mean test accuracy; tied: the 95% interval of the paired"
+        " difference with the best contains 0): " + "; ".join(
+            f"{row['activation']}: {row['best']} {{}} (tied: {', '.join(n for n in row['tied'] if n != row['best']) or 'none'})"
+            for row in rows) + ".",
+        tuple(Estimate(r["mean"], r["mean"] - r["half_width"], r["mean"] + r["half_width"], "percent") for r in rows),
+        topic=MATCH))
   same = [str(d) for d in depths if len({row["best"] for row in best if row["depth"] == d}) == 1]
-  lines.append(f"- The best init (highest mean) is the same for every activation at depth(s) {', '.join(same)}"
-               if same else "- The best init (highest mean) differs between activations at every depth")
-  lines[-1] += "; see below whether the differences are more than noise."
+  answers.append(Answer(
+      (f"The best init (highest mean) is the same for every activation at depth(s) {', '.join(same)}" if same
+       else "The best init (highest mean) differs between activations at every depth")
+      + "; see below whether the differences are more than noise.", topic=MATCH))
   unmatched = [d for d in depths if not common_best(best, d)]
   verdict = (f"held at depth(s) {', '.join(map(str, unmatched))}, where no init is tied-best for every activation"
              if unmatched else "not supported at any depth")
   shared = "".join(f" At depth {d}, tied-best for every activation: {', '.join(common_best(best, d))}."
                    for d in depths if common_best(best, d))
-  lines.append(f"- \"The init must match the activation\", between these activations: {verdict}.{shared}")
-  return lines
+  answers.append(Answer(f"\"The init must match the activation\", between these activations: {verdict}.{shared}",
+                        topic=MATCH, headline=True, verdict="held" if unmatched else "did not hold"))
+  return answers
 
 
-def _spread_lines(spread_rows: Sequence[dict[str, Any]], baseline: str) -> list[str]:
-  lines = []
+def _spread_answer(spread_rows: Sequence[dict[str, Any]], baseline: str, group: str, activation: str) -> Answer:
+  base = {r["depth"]: r for r in spread_rows if r["activation"] == baseline and r["inits"] == group}
+  mine = [r for r in spread_rows if r["activation"] == activation and r["inits"] == group]
+  verdicts = {r["depth"]: direction(r["difference"], r["difference_half_width"], "smaller", "larger") for r in mine}
+  cells = [f"depth {r['depth']}: {100 * r['spread']:.1f} vs {100 * base[r['depth']]['spread']:.1f} points,"
+           f" difference {{}} ({verdicts[r['depth']]}"
+           + (f"; {r['diverged'] + base[r['depth']]['diverged']} diverged run(s) left out"
+              if r["diverged"] + base[r["depth"]]["diverged"] else "") + ")" for r in mine]
+  smaller = [str(d) for d, verdict in verdicts.items() if verdict == "smaller"]
+  return Answer(
+      f"Does {activation} make the init matter less than {baseline} ({group})? Standard deviation of test"
+      " accuracy across inits (at each seed, mean over seeds), paired by seed: " + "; ".join(cells)
+      + (f". Smaller at depth(s) {', '.join(smaller)}." if smaller else ". Never smaller with 95% confidence: not supported."),
+      tuple(_points(r["difference"], r["difference_half_width"], r["seeds"]) for r in mine),
+      topic=SPREAD, headline=True, verdict="held" if smaller else "did not hold")
+
+
+def _spread_answers(spread_rows: Sequence[dict[str, Any]], baseline: str) -> list[Answer]:
   others = [a for a in dict.fromkeys(r["activation"] for r in spread_rows) if a != baseline]
   asked = [_find(others, "necro_relu")] if _find(others, "necro_relu") else others  # the question is NecroReLU's
-  for (group, activation) in dict.fromkeys((r["inits"], r["activation"]) for r in spread_rows):
-    if activation not in asked:
-      continue
-    base = {r["depth"]: r for r in spread_rows if r["activation"] == baseline and r["inits"] == group}
-    mine = [r for r in spread_rows if r["activation"] == activation and r["inits"] == group]
-    verdicts = {r["depth"]: direction(r["difference"], r["difference_half_width"], "smaller", "larger") for r in mine}
-    cells = [f"depth {r['depth']}: {100 * r['spread']:.1f} vs {100 * base[r['depth']]['spread']:.1f} points,"
-             f" difference {_points(r['difference'], r['difference_half_width'])} ({verdicts[r['depth']]}"
-             + (f"; {r['diverged'] + base[r['depth']]['diverged']} diverged run(s) left out" if
-                r["diverged"] + base[r["depth"]]["diverged"] else "") + ")" for r in mine]
-    smaller = [str(d) for d, verdict in verdicts.items() if verdict == "smaller"]
-    lines.append(f"- Does {activation} make the init matter less than {baseline} ({group})? Standard deviation"
-                 " of test accuracy across inits (at each seed, mean over seeds), paired by seed: " + "; ".join(cells)
-                 + (f". Smaller at depth(s) {', '.join(smaller)}." if smaller
-                    else ". Never smaller with 95% confidence: not supported."))
-  return lines
+  return [_spread_answer(spread_rows, baseline, group, activation)
+          for group, activation in dict.fromkeys((r["inits"], r["activation"]) for r in spread_rows)
+          if activation in asked]
 
 
 def _first_gradient(layers: Sequence[dict[str, Any]], **where: Any) -> list[float]:
@@ -335,59 +320,65 @@ def _first_gradient(layers: Sequence[dict[str, Any]], **where: Any) -> list[floa
           and all(r.get(k) == v for k, v in where.items())]
 
 
-def _small_init_line(runs, layers, names, depths: Sequence[int], width: int, baseline: str) -> list[str]:
+def _small_init_answers(runs, layers, names, depths: Sequence[int], width: int, baseline: str) -> list[Answer]:
   if "normal_002" not in names:
     return []
-  deepest = max(depths)
-  cells = [f"{a} {_estimate('test_accuracy', by_seed(runs, 'test_accuracy', activation=a, depth=deepest, initialisation='normal_002'))}"
-           for a in dict.fromkeys(r["activation"] for r in runs)]
-  trend = [f"{d}: {_estimate('test_accuracy', by_seed(runs, 'test_accuracy', activation=baseline, depth=d, initialisation='normal_002'))}"
-           for d in depths]
+  deepest, activation_names = max(depths), list(dict.fromkeys(r["activation"] for r in runs))
+  at_deepest = [by_seed(runs, "test_accuracy", activation=a, depth=deepest, initialisation="normal_002")
+                for a in activation_names]
+  trend = [by_seed(runs, "test_accuracy", activation=baseline, depth=d, initialisation="normal_002") for d in depths]
   gradients = _first_gradient(layers, depth=deepest, initialisation="normal_002")
   finite = [g for g in gradients if math.isfinite(g)]
   he = [g for g in _first_gradient(layers, depth=deepest, initialisation="he_normal") if math.isfinite(g)]
   gain = 0.02 * math.sqrt(width / 2)  # a ReLU layer's factor on the signal's scale: sqrt(fan_in / 2) x std
-  upper = [sum(mean_confidence_interval(list(v.values()))) for v in
-           (by_seed(runs, "test_accuracy", activation=a, depth=deepest, initialisation="normal_002")
-            for a in dict.fromkeys(r["activation"] for r in runs)) if len(v) > 1]
+  upper = [sum(mean_confidence_interval(list(v.values()))) for v in at_deepest if len(v) > 1]
   verdict = ("at chance for every activation (each upper 95% bound below chance + 5 points)"
              if upper and max(upper) < CHANCE + 0.05 else "above chance for some activation")
-  return [f"- N(0, 0.02) at depth {deepest}: {verdict}; test accuracy (chance {CHANCE:.0%}) " + "; ".join(cells)
-          + f"; {baseline}'s by depth, {', '.join(trend)}. Each layer multiplies the signal's scale by about"
-          f" {gain:.2f}, {gain ** deepest:.0e} over {deepest} layers. The first layer's gradient norm at init is"
-          + (f" 10^{np.mean(finite):.1f} (mean log10 over {len(finite)} runs)" if finite else " not finite")
-          + (f", exactly 0 in {len(gradients) - len(finite)} of {len(gradients)} runs" if len(finite) < len(gradients) else "")
-          + (f"; he_normal's is 10^{np.mean(he):.1f}" if he else "") + "."]
+  return [Answer(
+      f"N(0, 0.02) at depth {deepest}: {verdict}; test accuracy (chance {CHANCE:.0%}) "
+      + "; ".join(f"{a} {{}}" for a in activation_names)
+      + f"; {baseline}'s by depth, " + ", ".join(f"{d}: {{}}" for d in depths) + ". Each layer multiplies the"
+      f" signal's scale by about {gain:.2f}, {gain ** deepest:.0e} over {deepest} layers. The first layer's"
+      " gradient norm at init is"
+      + (f" 10^{np.mean(finite):.1f} (mean log10 over {len(finite)} runs)" if finite else " not finite")
+      + (f", exactly 0 in {len(gradients) - len(finite)} of {len(gradients)} runs" if len(finite) < len(gradients) else "")
+      + (f"; he_normal's is 10^{np.mean(he):.1f}" if he else "") + ".",
+      tuple(_estimate("test_accuracy", v) for v in (*at_deepest, *trend)), topic=DETAILS)]
 
 
-def _bias_lines(runs, history, settings: Settings, baseline: str) -> list[str]:
+def _bias_depth(runs, history, settings: Settings, baseline: str, depth: int, verdicts: dict) -> Answer:
   zero = label(settings.bias_kernel_init)
-  if not settings.bias_inits or zero not in settings.inits:
+  texts, estimates = [], []
+  for when, rows in (("at init", [r for r in history if r["step"] == 0]), ("after training", runs)):
+    where = {"activation": baseline, "depth": depth}
+    reference = by_seed(rows, "inactive_fraction", initialisation=zero, **where)
+    cells, estimates = [f"{zero} {{}}"], estimates + [_estimate("inactive_fraction", reference)]
+    for bias in settings.bias_inits:
+      biased = by_seed(rows, "inactive_fraction", initialisation=label(zero, bias), **where)
+      gap = paired_comparison(biased, reference)
+      found = direction(gap.mean_difference, gap.half_width)
+      verdicts[when].setdefault(found, []).append(f"{bias:g} at depth {depth}")
+      cells.append(f"bias {bias:g} {{}} ({{}}, {found})")
+      estimates += [_estimate("inactive_fraction", biased), Estimate.of_difference(gap, "inactive_fraction")]
+    texts.append(f"{when} " + ", ".join(cells))
+  return Answer(f"Positive bias, {baseline} at depth {depth}, inactive units: " + "; ".join(texts) + ".",
+                tuple(estimates), topic=DETAILS)
+
+
+def _bias_answers(runs, history, settings: Settings, baseline: str) -> list[Answer]:
+  if not settings.bias_inits or label(settings.bias_kernel_init) not in settings.inits:
     return []
-  lines, verdicts = [], {"at init": {}, "after training": {}}
-  for depth in sorted(settings.depths):
-    texts = []
-    for when, rows in (("at init", [r for r in history if r["step"] == 0]), ("after training", runs)):
-      where = {"activation": baseline, "depth": depth}
-      reference = by_seed(rows, "inactive_fraction", initialisation=zero, **where)
-      cells = [f"{zero} {_estimate('inactive_fraction', reference)}"]
-      for bias in settings.bias_inits:
-        biased = by_seed(rows, "inactive_fraction", initialisation=label(zero, bias), **where)
-        gap = paired_comparison(biased, reference)
-        verdicts[when].setdefault(direction(gap.mean_difference, gap.half_width), []).append(f"{bias:g} at depth {depth}")
-        cells.append(f"bias {bias:g} {_estimate('inactive_fraction', biased)} ({_points(gap.mean_difference, gap.half_width)},"
-                     f" {direction(gap.mean_difference, gap.half_width)})")
-      texts.append(f"{when} " + ", ".join(cells))
-    lines.append(f"- Positive bias, {baseline} at depth {depth}, inactive units: " + "; ".join(texts) + ".")
+  verdicts: dict[str, dict[str, list[str]]] = {"at init": {}, "after training": {}}
+  answers = [_bias_depth(runs, history, settings, baseline, depth, verdicts) for depth in sorted(settings.depths)]
   summaries = []
   for when, found in verdicts.items():
     changes = [f"{word} with bias " + ", ".join(found[word]) for word in ("lower", "higher") if word in found]
     if changes:
       summaries.append(f"{when.capitalize()}: " + "; ".join(changes))
-  lines.insert(0, f"- Does a positive bias lower {baseline}'s inactive units (paired with zero bias, same kernels)? "
-               + ("; ".join(summaries) + "; no detectable change in the other cases (below)." if summaries
-                  else "No detectable change at any depth, at init or after training (below)."))
-  return lines
+  return [Answer(f"Does a positive bias lower {baseline}'s inactive units (paired with zero bias, same kernels)? "
+                 + ("; ".join(summaries) + "; no detectable change in the other cases (below)." if summaries
+                    else "No detectable change at any depth, at init or after training (below)."),
+                 topic=DETAILS), *answers]
 
 
 def step_zero_pairs(history: Sequence[dict[str, Any]], first: str, second: str, column: str = "name") -> tuple[int, int]:
@@ -414,98 +405,114 @@ def step_zero_pairs(history: Sequence[dict[str, Any]], first: str, second: str, 
   return sum(firsts[k] == seconds[k] for k in both), len(both)
 
 
-def _diverged_line(runs: Sequence[dict[str, Any]]) -> str:
+def _diverged_answer(runs: Sequence[dict[str, Any]], factor: float) -> Answer:
   counts: dict[tuple, list[int]] = {}
   for row in runs:
     counts.setdefault((row["depth"], row["initialisation"], row["activation"]), []).append(bool(row.get("diverged")))
   cells = [f"{activation} with {name} at depth {depth}: {sum(flags)} of {len(flags)}"
            for (depth, name, activation), flags in counts.items() if any(flags)]
-  return (f"- Diverged runs (training loss non-finite or above {Config().divergence_factor:g} times its initial"
-          " value; left out of every mean): "
-          + ("; ".join(cells) if cells else "none") + ".")
+  return Answer(f"Diverged runs (training loss non-finite or above {factor:g} times its initial value; left out"
+                " of every mean): " + ("; ".join(cells) if cells else "none") + ".", topic=DETAILS)
 
 
-def _equal_at_init_lines(history, names: Sequence[str], relu: str | None, necro: str | None) -> list[str]:
-  lines = []
+def _equal_at_init_answers(history, names: Sequence[str], relu: str | None, necro: str | None) -> list[Answer]:
+  answers = []
   if relu and necro:
     equal, pairs = step_zero_pairs(history, "relu", "necro_relu")
-    lines.append(f"- relu and necro_relu at step 0 (same init, seed and forward pass): inactive fraction equal in"
-                 f" {equal} of {pairs} (depth, init, seed) pairs; only their backward passes differ.")
+    answers.append(Answer(f"relu and necro_relu at step 0 (same init, seed and forward pass): inactive fraction"
+                          f" equal in {equal} of {pairs} (depth, init, seed) pairs; only their backward passes"
+                          " differ.", topic=DETAILS, verdict="held" if equal == pairs else "did not hold"))
   scaled = [name for name in SCALED_DRAWS if name in names]
   if len(scaled) > 1:
     counts = [step_zero_pairs(history, scaled[0], other, "initialisation") for other in scaled[1:]]
     equal, pairs = sum(c[0] for c in counts), sum(c[1] for c in counts)
-    lines.append(f"- {', '.join(scaled)} at zero bias scale one truncated-normal draw per layer differently, and a"
-                 " zero-bias (leaky) ReLU network is positively homogeneous: their inactive fractions at init are"
-                 f" equal in {equal} of {pairs} (depth, activation, seed) pairs"
-                 + ("; any difference between them comes from training." if equal == pairs else "."))
-  return lines
+    answers.append(Answer(
+        f"{', '.join(scaled)} at zero bias scale one truncated-normal draw per layer differently, and a"
+        " zero-bias (leaky) ReLU network is positively homogeneous: their inactive fractions at init are"
+        f" equal in {equal} of {pairs} (depth, activation, seed) pairs"
+        + ("; any difference between them comes from training." if equal == pairs else "."), topic=DETAILS))
+  return answers
 
 
-def _inactive_line(runs, history, names, activation: str, depth: int) -> str:
+def _inactive_answer(runs, history, names, activation: str, depth: int) -> Answer:
   at_init = [r for r in history if r["step"] == 0]
   where = {"activation": activation, "depth": depth}
-  cells = [f"{name} {_estimate('inactive_fraction', by_seed(at_init, 'inactive_fraction', initialisation=name, **where))}"
-           f" -> {_estimate('inactive_fraction', by_seed(runs, 'inactive_fraction', initialisation=name, **where))}"
-           for name in names]
-  return f"- {activation}, depth {depth}, inactive units at init -> after training: " + "; ".join(cells) + "."
+  estimates = [estimate for name in names for estimate in (
+      _estimate("inactive_fraction", by_seed(at_init, "inactive_fraction", initialisation=name, **where)),
+      _estimate("inactive_fraction", by_seed(runs, "inactive_fraction", initialisation=name, **where)))]
+  return Answer(f"{activation}, depth {depth}, inactive units at init -> after training: "
+                + "; ".join(f"{name} {{}} -> {{}}" for name in names) + ".", tuple(estimates), topic=DETAILS)
 
 
-def _summary(settings: Settings, command: str, trained: experiment.Trained, best, spread_rows, seconds: float) -> str:
+def _spread_table(spread_rows: Sequence[dict[str, Any]], baseline: str) -> pd.DataFrame:
+  return pd.DataFrame([{
+      "inits": row["inits"], "depth": row["depth"], "activation": row["activation"], "seeds": row["seeds"],
+      "range of means": f"{100 * row['range_of_means']:.1f} points",
+      "std across inits": Estimate(row["spread"], row["spread"] - row["spread_half_width"],
+                                   row["spread"] + row["spread_half_width"], "percent", row["seeds"]),
+      "difference": "-" if row["activation"] == baseline else _points(
+          row["difference"], row["difference_half_width"], row["seeds"]),
+  } for row in spread_rows])
+
+
+def derived(settings: Settings, runs: Sequence[dict[str, Any]]):
+  """The best inits and the spreads across inits (``best.csv``, ``spread.csv``), and the baseline."""
   names = [name for name, _, _ in initialisations(settings)]
-  activation_names = list(dict.fromkeys(r["activation"] for r in trained.runs))
+  activation_names = list(dict.fromkeys(r["activation"] for r in runs))
+  baseline = _find(activation_names, "relu") or activation_names[0]
+  spread_rows = spreads(runs, names, baseline)
+  if "normal_002" in names and len(names) > 2:  # its signal vanishes whatever the backward pass
+    spread_rows += spreads(runs, [n for n in names if n != "normal_002"], baseline, "inits but normal_002")
+  return best_inits(runs, names), spread_rows, baseline
+
+
+NOTES = (
+    "Paired differences are by seed. Inactive: z <= 0 on every training example (mean over hidden layers);"
+    " dead: backward derivative 0 on every training example (for relu the same units; leaky_relu and"
+    " necro_relu never have dead units).",
+    "Spread: range is the best minus the worst per-init mean; std is the standard deviation of test"
+    " accuracy across the inits at each seed, mean over seeds; difference: minus the baseline's, paired by"
+    " seed. Seeds with a diverged run are left out.",
+    "Not tested: LeakyReLU's own He gain, sqrt(2 / (1 + a^2)), differs from ReLU's by 0.005% at a = 0.01,"
+    " so the two cannot be told apart here; activations with another forward pass (tanh, sigmoid, SELU),"
+    " which the gradient-flow study pairs with their usual inits; xavier_normal and lecun_normal differ only"
+    " in the first and output layers here (square hidden layers); one learning rate and step count: a high"
+    " rate kills units by itself (claim 1), which would mix with the init's effect.",
+)
+
+
+def analyse(settings: Settings, found: tables.Tables) -> Findings:
+  """Best inits, the spread across inits (NecroReLU vs ReLU), small inits, positive biases."""
+  runs, history, layers = (tables.records(frame) for frame in (found.runs, found.history, found.layers))
+  names = [name for name, _, _ in initialisations(settings)]
+  activation_names = list(dict.fromkeys(r["activation"] for r in runs))
   relu, necro = _find(activation_names, "relu"), _find(activation_names, "necro_relu")
-  baseline = relu or activation_names[0]
-  depths, deepest = sorted(settings.depths), max(settings.depths)
-  lines = [f"# {NAME}: does the initialisation have to match the activation, and does NecroReLU make it matter less?",
-           "", "## Answer", ""]
-  lines += _best_lines(best, depths)
-  lines += _spread_lines(spread_rows, baseline)
-  lines += _small_init_line(trained.runs, trained.layers, names, depths, settings.width, baseline)
-  lines += _bias_lines(trained.runs, trained.history, settings, baseline)
-  lines.append(_diverged_line(trained.runs))
-  lines += [_inactive_line(trained.runs, trained.history, names, activation, deepest)
-            for activation in dict.fromkeys(a for a in (relu, necro) if a)]
-  lines += _equal_at_init_lines(trained.history, names, relu, necro)
-  lines += ["", "± is a 95% Student t interval over seeds; paired differences are by seed. Inactive: z <= 0 on"
-            " every training example (mean over hidden layers); dead: backward derivative 0 on every training"
-            " example (for relu the same units; leaky_relu and necro_relu never have dead units).", "",
-            "## Test accuracy, inactive and dead units after training", "",
-            summary.grouped_table(trained.runs, ["depth", "initialisation", "activation"],
-                                  ["test_accuracy", "inactive_fraction", "dead_fraction"]), "",
-            "## Inactive units at initialisation (step 0)", "",
-            summary.grouped_table([r for r in trained.history if r["step"] == 0], ["depth", "initialisation", "activation"],
-                                  ["inactive_fraction"]), "",
-            "## Spread of test accuracy across inits", "",
-            "Range: best minus worst per-init mean. Std: standard deviation of test accuracy across the inits at"
-            f" each seed, mean over seeds ± 95% t; difference: minus {baseline}'s, paired by seed. Seeds with a"
-            " diverged run are left out.", "",
-            "| inits | depth | activation | seeds | range of means | std across inits | difference |",
-            "|---|---:|---|---:|---:|---:|---:|"]
-  for row in spread_rows:
-    difference = "-" if row["activation"] == baseline else _points(row["difference"], row["difference_half_width"])
-    lines.append(f"| {row['inits']} | {row['depth']} | {row['activation']} | {row['seeds']} |"
-                 f" {100 * row['range_of_means']:.1f} points |"
-                 f" {_points(row['spread'], row['spread_half_width']).lstrip('+')} | {difference} |")
-  lines += ["", "## Not tested", "",
-            "- LeakyReLU's own He gain, sqrt(2 / (1 + a^2)), differs from ReLU's by 0.005% at a = 0.01: the"
-            " engine's he_normal is ReLU's, and at this slope the two cannot be told apart; the claim's \"LeakyReLU"
-            " wants a different gain\" matters only at large slopes.",
-            "- Activations with another forward pass (tanh, sigmoid, SELU), where the classic pairings come from"
-            " (Xavier for tanh, LeCun for SELU): the three here share (nearly) ReLU's forward pass, so theory expects"
-            " one best init for all; the gradient-flow study pairs the others with their usual inits.",
-            f"- xavier_normal and lecun_normal differ only in the first and output layers here (fan_avg = fan_in"
-            f" for the {settings.width} x {settings.width} hidden layers).",
-            f"- One learning rate ({', '.join(map(str, settings.learning_rates))}, {settings.optimizer}) and"
-            f" {settings.steps} steps: a high rate kills units by itself (claim 1), which would mix with the init's"
-            " effect.", "",
-            f"Setup: MLP of width {settings.width} on `{settings.dataset}`, batch {settings.batch_size}; positive"
-            f" biases use {settings.bias_kernel_init} kernels (the same draws as its zero-bias runs at each seed).", "",
-            "Plots: `init_accuracy.png` (accuracy vs depth per init, a panel per activation), `init_inactive.png`"
-            " (inactive units at init and after training). Data: `runs.csv`, `history.csv`, `layers.csv`,"
-            " `best.csv`, `spread.csv`.", ""]
-  lines += reproduce_lines(NAME, settings, command, seconds, trained.grids)
-  return "\n".join(lines)
+  best, spread_rows, baseline = derived(settings, runs)
+  depths = sorted(settings.depths)
+  at_init = found.history[found.history["step"] == 0]
+  return Findings(
+      question="does the initialisation have to match the activation, and does NecroReLU make it matter less?",
+      answers=(*_best_answers(best, depths), *_spread_answers(spread_rows, baseline),
+               *_small_init_answers(runs, layers, names, depths, settings.base.width, baseline),
+               *_bias_answers(runs, history, settings, baseline),
+               _diverged_answer(runs, settings.base.divergence_factor),
+               *(_inactive_answer(runs, history, names, a, max(depths)) for a in dict.fromkeys(x for x in (relu, necro) if x)),
+               *_equal_at_init_answers(history, names, relu, necro)),
+      tables=(
+          Table("Test accuracy, inactive and dead units after training", tables.grouped_estimates(
+              found.runs, ["depth", "initialisation", "activation"],
+              ["test_accuracy", "inactive_fraction", "dead_fraction"])),
+          Table("Inactive units at initialisation (step 0)", tables.grouped_estimates(
+              at_init, ["depth", "initialisation", "activation"], ["inactive_fraction"])),
+          Table("Spread of test accuracy across inits", _spread_table(spread_rows, baseline)),
+      ),
+      notes=(*NOTES, f"Setup: MLP of width {settings.base.width} on `{settings.base.dataset}`, batch"
+             f" {settings.base.batch_size}; positive biases use {settings.bias_kernel_init} kernels (the same"
+             " draws as its zero-bias runs at each seed)."),
+      plots=("init_accuracy.png", "init_inactive.png"),
+      data={"best": pd.DataFrame([{**row, "tied": " ".join(row["tied"])} for row in best]),
+            "spread": pd.DataFrame(spread_rows)},
+  )
 
 
 def _by_depth(rows, metric: str, depths, **where) -> tuple[np.ndarray, np.ndarray]:
@@ -514,15 +521,16 @@ def _by_depth(rows, metric: str, depths, **where) -> tuple[np.ndarray, np.ndarra
   return 100 * np.array([e[0] for e in estimates]), 100 * np.nan_to_num(np.array([e[1] for e in estimates]))
 
 
-def _plots(settings: Settings, trained: experiment.Trained, folder: pathlib.Path) -> None:
+def _plots(settings: Settings, found: tables.Tables, folder: pathlib.Path) -> None:
+  runs, history = tables.records(found.runs), tables.records(found.history)
   names = [name for name, _, _ in initialisations(settings)]
-  activation_names = list(dict.fromkeys(r["activation"] for r in trained.runs))
+  activation_names = list(dict.fromkeys(r["activation"] for r in runs))
   depths = sorted(settings.depths)
-  at_init = [r for r in trained.history if r["step"] == 0]
+  at_init = [r for r in history if r["step"] == 0]
   for filename, title, series in (
-      ("init_accuracy.png", "test accuracy (%)", ((trained.runs, "test_accuracy", "-"),)),
+      ("init_accuracy.png", "test accuracy (%)", ((runs, "test_accuracy", "-"),)),
       ("init_inactive.png", "inactive units (%): at init dashed, after training solid",
-       ((at_init, "inactive_fraction", "--"), (trained.runs, "inactive_fraction", "-")))):
+       ((at_init, "inactive_fraction", "--"), (runs, "inactive_fraction", "-")))):
     figure = plots.new_figure(4.2 * len(activation_names), 4.6)
     for index, activation in enumerate(activation_names):
       axis = figure.add_subplot(1, len(activation_names), index + 1)
@@ -543,46 +551,9 @@ def _plots(settings: Settings, trained: experiment.Trained, folder: pathlib.Path
     plots.save_figure(figure, folder, filename)
 
 
-def run(
-    settings: Settings, *, out: str | pathlib.Path | None = None, quiet: bool = False,
-    command: str = "",
-) -> Outcome:
-  """Trains every depth x initialisation x activation x seed and reports.
-
-  Writes the engine's files, ``best.csv``, ``spread.csv``, ``summary.md``,
-  ``init_accuracy.png`` and ``init_inactive.png`` into ``out`` (default
-  ``results/init-<timestamp>``). Rerunning with the same folder resumes;
-  ``tests/test_study_init.py`` runs it at tiny settings.
-  """
-  validate(settings)
-  started = time.perf_counter()
-  prepared = experiment.prepare_parts(parts(settings), settings_record(NAME, settings), out, name=NAME)
-  trained = experiment.train_pending(prepared, quiet=quiet)
-  names = [name for name, _, _ in initialisations(settings)]
-  activation_names = list(dict.fromkeys(r["activation"] for r in trained.runs))
-  best = best_inits(trained.runs, names)
-  baseline = _find(activation_names, "relu") or activation_names[0]
-  spread_rows = spreads(trained.runs, names, baseline)
-  if "normal_002" in names and len(names) > 2:  # its signal vanishes whatever the backward pass (see the summary)
-    spread_rows += spreads(trained.runs, [n for n in names if n != "normal_002"], baseline, "inits but normal_002")
-  report = _summary(settings, command, trained, best, spread_rows, time.perf_counter() - started)
-  experiment.write_outputs(trained.out, {
-      "best.csv": results.csv_text([{**row, "tied": " ".join(row["tied"])} for row in best]),
-      "spread.csv": results.csv_text(spread_rows),
-      "summary.md": report,
-  }, lambda folder: _plots(settings, trained, folder))
-  experiment.say(report, quiet)
-  return Outcome(trained.out, trained.runs, trained.history, trained.layers, best, spread_rows, report)
-
-
-def command(
-    settings: Annotated[Settings, tyro.conf.arg(name="")], out: str = "", quiet: bool = False
-) -> int:
-  """Initialisation: He, Xavier, LeCun, N(0, 0.02), positive bias, RAI per activation and depth.
-
-  Args:
-    settings: the study.
-    out: output folder; empty means results/init-<timestamp>. Rerunning with the same folder resumes.
-    quiet: no progress bar.
-  """
-  return run_from_command_line(run, settings, out, quiet)
+STUDY = Study(
+    name="init",
+    question="Initialisation: He, Xavier, LeCun, N(0, 0.02), positive bias, RAI per activation and depth.",
+    settings=Settings, parts=parts, analyse=analyse, validate=validate, plots=_plots,
+    owns=("model", "depth", "init", "bias_init"),
+)

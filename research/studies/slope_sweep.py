@@ -67,12 +67,6 @@ class Settings:
       learning_rates=(1e-3, 1e-2, 3e-2), seeds=3, steps=1500, eval_every=500)
 
 
-def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-  """Rows as dicts, missing values as ``None``: what the cell helpers below match on."""
-  return [{key: (None if isinstance(value, float) and math.isnan(value) else value)
-           for key, value in row.items()} for row in frame.to_dict("records")]
-
-
 def swept_spec(spec: str, slopes: Sequence[float]) -> str:
   """``spec`` with its negative slope swept over ``slopes`` (one grid, one program).
 
@@ -260,7 +254,7 @@ def exact_matches(runs: Sequence[Mapping[str, Any]] | pd.DataFrame, family: str,
     >>> exact_matches(rows, "necro_relu")
     (1, 1)
   """
-  runs = records(runs) if isinstance(runs, pd.DataFrame) else runs
+  runs = tables.records(runs) if isinstance(runs, pd.DataFrame) else runs
 
   def key(row: Mapping[str, Any]) -> tuple:
     return row["dataset"], row["learning_rate"], row["seed"]
@@ -430,7 +424,7 @@ def derived(settings: Settings, runs: Sequence[Mapping[str, Any]]):
 
 
 def _tables(settings: Settings, found: tables.Tables, effects, versus) -> list[Table]:
-  runs = records(found.runs)
+  runs = tables.records(found.runs)
   necro, leaky = _family_named(settings, "necro_relu"), _family_named(settings, "leaky_relu")
   built = [Table(f"Test accuracy per slope: {dataset}", _accuracy_table(runs, settings, dataset))
            for dataset in settings.datasets]
@@ -465,7 +459,7 @@ def _notes(settings: Settings) -> tuple[str, ...]:
 
 def analyse(settings: Settings, found: tables.Tables) -> Findings:
   """Each slope against slope 0, the best slope per rate, forward vs backward, slope 0 = ReLU."""
-  runs = records(found.runs)
+  runs = tables.records(found.runs)
   effects, best, versus = derived(settings, runs)
   answers = [a for dataset in settings.datasets for a in _dataset_answers(settings, dataset, effects, best, versus)]
   if not (_family_named(settings, "necro_relu") and _family_named(settings, "leaky_relu")):
@@ -485,7 +479,7 @@ def analyse(settings: Settings, found: tables.Tables) -> Findings:
 
 
 def _plots(settings: Settings, found: tables.Tables, folder: pathlib.Path) -> None:
-  runs = records(found.runs)
+  runs = tables.records(found.runs)
   rows, columns, slopes = len(settings.datasets), len(settings.base.learning_rates), sorted(settings.slopes)
   figure = plots.new_figure(3.6 * columns, 3.0 * rows + 0.6)
   any_failed = False

@@ -415,7 +415,7 @@ def _sensitivity_answer(runs: pd.DataFrame, settings: Settings, shift: float = 0
   for dataset, threshold in zip(settings.datasets, settings.thresholds):
     for moved_to in (threshold - shift, threshold + shift):
       moved = runs[runs["dataset"] == dataset].copy()
-      moved["solved"] = [solved(row, moved_to) for row in tables_records(moved)]
+      moved["solved"] = [solved(row, moved_to) for row in tables.records(moved)]
       text = f"{dataset} at {moved_to:g}: {_ABS_READING[_direction(*paired(moved, absolute, relu))]}"
       if mixed is not None:
         better, *result = _mixed_against_better(moved, relu, absolute, mixed, dataset)
@@ -424,12 +424,6 @@ def _sensitivity_answer(runs: pd.DataFrame, settings: Settings, shift: float = 0
   return [Answer(f"Threshold sensitivity (each threshold {shift:g} lower and higher; abs vs relu, mixed vs"
                  " the better of the two, exact McNemar at the 5% level): " + "; ".join(cells) + ".",
                  topic="How solving is judged")]
-
-
-def tables_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-  """Rows as dicts with missing values as ``None`` (what :func:`solved` reads)."""
-  return [{key: (None if isinstance(value, float) and math.isnan(value) else value)
-           for key, value in row.items()} for row in frame.to_dict("records")]
 
 
 def _count_table(counts: pd.DataFrame, settings: Settings) -> pd.DataFrame:
