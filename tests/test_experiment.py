@@ -8,6 +8,7 @@ import os
 import pathlib
 import subprocess
 import sys
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +18,7 @@ import pytest
 from flax import nnx
 
 import research
-from research import experiment, grid, programs, results, train
+from research import experiment, grid, programs, results, tables, train
 from research.config import OPTIMIZERS, SCHEDULES, Config
 from research.data import Dataset, load
 
@@ -43,6 +44,21 @@ EXPECTED_FILES = {
 KEYS = ("run_id", "activation", "name", "grid", "seed", "learning_rate")
 
 
+class _Rows(NamedTuple):
+  """A comparison's tables as row lists, as the folder reads them (missing values None)."""
+
+  out: pathlib.Path
+  runs: list
+  history: list
+  layers: list
+  summary: str
+
+
+def _rows(result) -> _Rows:
+  return _Rows(result.out, tables.records(result.runs), tables.records(result.history),
+               tables.records(result.layers), result.summary)
+
+
 def _with(config: Config, **changes) -> Config:
   return Config(**{**config.__dict__, **changes})
 
@@ -50,7 +66,7 @@ def _with(config: Config, **changes) -> Config:
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
   out = tmp_path_factory.mktemp("compare")
-  return research.compare(TINY, out=out, quiet=True)
+  return _rows(research.compare(TINY, out=out, quiet=True))
 
 
 def _header(path: pathlib.Path) -> list[str]:
@@ -131,7 +147,7 @@ def test_same_seed_shares_initialisation_across_activations(tiny_run):
 def test_rerun_resumes_and_skips_finished_runs(tiny_run, monkeypatch):
   calls = []
   monkeypatch.setattr(programs, "train_grids", lambda *a, **k: calls.append(a))
-  again = research.compare(TINY, out=tiny_run.out, quiet=True)
+  again = _rows(research.compare(TINY, out=tiny_run.out, quiet=True))
   assert calls == []  # nothing left to train
   assert again.runs == tiny_run.runs
 
@@ -186,7 +202,7 @@ def test_interrupted_sweep_keeps_finished_grids_and_resumes(tmp_path, monkeypatc
     return real(config, dataset, batch, **kwargs)
 
   monkeypatch.setattr(programs, "train_grids", records)
-  complete = research.compare(config, out=tmp_path, quiet=True)
+  complete = _rows(research.compare(config, out=tmp_path, quiet=True))
   assert len(resumed_grids) == 1 and not set(resumed_grids[0]) & finished
   assert len(complete.runs) == 6
 
@@ -196,7 +212,7 @@ def test_damaged_history_is_found_dropped_and_retrained(tmp_path, damage):
   # Regression: a history.csv cut inside a row, a row with a missing field or
   # a hand-edited value was read silently (or crashed later with a traceback).
   config = _with(TINY, activations=("relu",), steps=20)
-  first = research.compare(config, out=tmp_path, quiet=True)
+  first = _rows(research.compare(config, out=tmp_path, quiet=True))
   path = tmp_path / "history.csv"
   lines = path.read_text().splitlines(keepends=True)
   damaged_line = len(lines) if damage == "cut" else 2
@@ -216,7 +232,7 @@ def test_damaged_history_is_found_dropped_and_retrained(tmp_path, damage):
     assert (found.file, found.line) == ("history.csv", damaged_line)
     with pytest.raises(ValueError, match=rf"history.csv' is damaged: history.csv line {damaged_line}"):
       folder.history()
-  again = research.compare(config, out=tmp_path, quiet=True)
+  again = _rows(research.compare(config, out=tmp_path, quiet=True))
   # The damaged run was dropped and trained again, to the same numbers.
   assert sorted(again.runs, key=str) == sorted(first.runs, key=str)
   assert len(again.history) == len(first.history)

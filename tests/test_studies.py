@@ -18,8 +18,10 @@ NAMES = sorted(STUDIES)
 CONFIG_FIELDS = {field.name for field in dataclasses.fields(Config)}
 
 
-def test_every_declared_study_is_a_command():
-  assert STUDIES and set(cli.commands()) >= set(NAMES)
+def test_every_study_module_declares_a_study_and_is_a_command():
+  modules = [path.stem for path in pathlib.Path(studies_lib.__file__).parent.glob("[!_]*.py")]
+  assert len(STUDIES) == len(modules) == 8
+  assert set(cli.commands()) >= set(NAMES)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -9,30 +9,35 @@ import math
 
 import pytest
 
-from research import cli, devices
+from research import cli, devices, findings, tables
+from research.config import Config
 from research.studies import dying
-from research.summary import format_estimate
 
 pytestmark = pytest.mark.standard_promotion  # optax's adam mixes dtypes
 
 TINY = dying.Settings(
-    datasets=("digits",), optimizers=("sgd",), activations=("relu", "necro_relu"),
-    learning_rates=(0.01, 3.0), seeds=2, steps=60, eval_every=20, width=16,
+    datasets=("digits",), optimizers=("sgd",), rates=(0.01, 3.0),
+    base=Config(activations=("relu", "necro_relu"), seeds=2, steps=60, eval_every=20, width=16),
 )
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
   out = tmp_path_factory.mktemp("dying")
-  return dying.run(TINY, out=out, quiet=True, command="python -m research dying (test)")
+  return dying.STUDY.run(TINY, out=out, quiet=True, command="python -m research dying (test)")
+
+
+def _runs(study):
+  return tables.records(study.tables.runs)
 
 
 def test_writes_the_engine_files_the_summary_and_the_plots(study):
   for name in ("config.json", "runs.csv", "history.csv", "layers.csv", "grids.csv",
-               "summary.md", dying.DEAD_VS_RATE_PLOT, dying.ACCURACY_VS_RATE_PLOT):
+               "summary.md", "findings.json", dying.DEAD_VS_RATE_PLOT, dying.ACCURACY_VS_RATE_PLOT):
     assert (study.out / name).stat().st_size > 0, name
   config = json.loads((study.out / "config.json").read_text())
-  assert config["study"] == "dying" and config["learning_rates"] == [0.01, 3.0]
+  assert config["study"] == "dying" and config["rates"] == [0.01, 3.0]
+  assert config["base"]["steps"] == 60
 
 
 def test_rows_carry_dataset_and_optimizer(study):
@@ -49,7 +54,7 @@ def test_rows_carry_dataset_and_optimizer(study):
 
 def test_a_high_sgd_rate_makes_relu_lose_units(study):
   def mean_inactive(rate):
-    rows = [r for r in study.runs if r["activation"] == "relu" and r["learning_rate"] == rate]
+    rows = [r for r in _runs(study) if r["activation"] == "relu" and r["learning_rate"] == rate]
     assert rows and not any(r["diverged"] for r in rows)
     return sum(r["inactive_fraction"] for r in rows) / len(rows)
 
@@ -60,14 +65,15 @@ def test_summary_numbers_come_from_the_runs(study):
   text = study.summary
   assert devices.machine_description() in text
   assert "python -m research dying (test)" in text
-  relu_high = [r["dead_fraction"] for r in study.runs
+  relu_high = [r["dead_fraction"] for r in _runs(study)
                if r["activation"] == "relu" and r["learning_rate"] == 3.0]
-  from research.statistics import mean_confidence_interval
-  expected = format_estimate("dead_fraction", *mean_confidence_interval(relu_high))
+  expected = findings.Estimate.of_mean(relu_high, "dead_fraction").text()
   assert f"lr 3: {expected}" in text
-  diverged = sum(bool(r["diverged"]) for r in study.runs)
+  diverged = sum(bool(r["diverged"]) for r in _runs(study))
   assert (f"{diverged} of {len(study.runs)} runs diverged" in text) if diverged else (
       "No run diverged." in text)
+  headlines = [answer.render() for answer in study.findings.headlines]
+  assert headlines[0].startswith("CS231n's")
 
 
 def test_rerunning_resumes_without_training(study, monkeypatch):
@@ -75,7 +81,7 @@ def test_rerunning_resumes_without_training(study, monkeypatch):
     raise AssertionError("a finished run was trained again")
 
   monkeypatch.setattr(dying.experiment.programs, "train_grids", refuse)
-  again = dying.run(TINY, out=study.out, quiet=True)
+  again = dying.STUDY.run(TINY, out=study.out, quiet=True)
   assert len(again.runs) == len(study.runs)
 
 
@@ -87,7 +93,7 @@ def test_default_rates_span_stable_to_divergent_per_optimizer():
   assert dying.learning_rates(settings, "adam")[0] <= 1e-4
   assert dying.learning_rates(settings, "adam")[-1] >= 1e-1
   assert dying.learning_rates(settings, "sgd")[-1] >= 1.0
-  assert "windowed_necro_relu(negative_slope=0.1,window=3.0)" in settings.activations
+  assert "windowed_necro_relu(negative_slope=0.1,window=3.0)" in settings.base.activations
   keys = [part.keys for part in dying.parts(settings)]
   assert keys == [{"dataset": d, "optimizer": o}
                   for d in ("mnist1d", "mnist5k") for o in ("adam", "sgd")]
@@ -99,7 +105,9 @@ def test_help_lists_every_setting_and_the_command_flags(capsys):
   assert exit_info.value.code == 0
   text = " ".join(capsys.readouterr().out.replace("\u2502", " ").split())
   for field in dataclasses.fields(dying.Settings):
-    assert f"--{field.name.replace('_', '-')}" in text, field.name
+    if field.name != "base":
+      assert f"--{field.name.replace('_', '-')}" in text, field.name
+  assert "--base.steps" in text
   assert "--out" in text and "--quiet" in text
   assert "relu is the baseline" in text  # help comes from the field comments
   assert "each optimizer's defaults" in text
@@ -108,8 +116,9 @@ def test_help_lists_every_setting_and_the_command_flags(capsys):
 @pytest.mark.parametrize("flags, message", [
     (["--optimizers", "adma"], "Did you mean 'adam'?"),
     (["--datasets", "mnist2d"], "Choose from:"),
-    (["--activations", "rleu"], "Did you mean"),
-    (["--steps", "0"], "steps must be a positive integer"),
+    (["--base.activations", "rleu"], "Did you mean"),
+    (["--base.steps", "0"], "steps must be a positive integer"),
+    (["--base.optimizer", "sgd"], "base.optimizer is set per part by the dying study"),
 ])
 def test_a_bad_value_is_one_line_before_training(flags, message, tmp_path, capsys):
   out = tmp_path / "out"
@@ -166,8 +175,9 @@ def test_verdicts_are_computed_from_the_rows():
   runs += [row("leaky_relu", rate, s, 0.0) for rate in (0.001, 0.1) for s in range(2)]
   runs += [row("necro_relu", 0.001, s, 0.0) for s in range(2)]
   runs += [row("necro_relu", 0.1, s, None, diverged=True) for s in range(2)]
-  text = dying.summary_markdown(TINY, runs, [], {"machine": "test"})
-  assert "| d | adam | `leaky_relu` | 0.1 | 2 | 0 | 0.0% ± 0.0 |" in text
+  found = dying.analyse(TINY, tables.Tables.of(runs))
+  text = findings.to_markdown(found, name="dying")
+  assert "| d | adam | leaky_relu | 0.1 | 2 | 0 | 0.0% [0.0, 0.0] |" in text
   assert "`leaky_relu` at the rates where ReLU dies: prevents dying on d/adam." in text
   assert "`necro_relu` at the rates where ReLU dies: diverges more often than ReLU on d/adam (2/2 diverged, ReLU 0/2)." in text
   assert "CS231n's \"as much as 40% of your network can be dead\" at a high learning rate: held (worst ReLU mean dead fraction 45.0%)." in text

@@ -169,6 +169,7 @@ def measure(config: Config | None = None, *, rounds: int = 5, matmul_rounds: int
   compile_seconds = _CLOCK.wall_seconds()
   timed = _time_programs(config, dataset, rounds)
   runs = len(comparison.runs)
+  first_seed = comparison.runs[comparison.runs["seed"] == 0]
   flops = model_flops_per_step(config, dataset.input_shape[0], dataset.num_outputs) * config.steps * runs
   matmul = matmul_flops_per_second(rounds=matmul_rounds)
   total = data_seconds + job_seconds
@@ -192,5 +193,5 @@ def measure(config: Config | None = None, *, rounds: int = 5, matmul_rounds: int
       "training_flops_per_second": flops / timed["training"],
       "matmul": matmul,
       "matmul_fraction": flops / timed["training"] / matmul["flops_per_second"],
-      "test_accuracy": {row["name"]: row["test_accuracy"] for row in comparison.runs if row["seed"] == 0},
+      "test_accuracy": {name: float(value) for name, value in zip(first_seed["name"], first_seed["test_accuracy"])},
   }

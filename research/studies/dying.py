@@ -25,7 +25,7 @@ with a warm one.
 Command::
 
   python -m research dying --out results/dying
-  python -m research dying --datasets digits --optimizers sgd --steps 200 --seeds 2
+  python -m research dying --datasets digits --optimizers sgd --base.steps 200 --base.seeds 2
 """
 
 from __future__ import annotations
@@ -34,20 +34,17 @@ import dataclasses
 import math
 import os
 import pathlib
-import time
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, NamedTuple
+from typing import Any
 
-import tyro
+import pandas as pd
 
 from research import config as config_lib
-from research import devices, experiment, models, plots
+from research import experiment, plots, tables
 from research.config import Config, Floats, Specs
+from research.findings import Answer, Estimate, Findings, Table
 from research.statistics import mean_confidence_interval
-from research.summary import format_estimate, grouped_table
-from research.studies import run_from_command_line, settings_record
-
-NAME = "dying"
+from research.study import Study
 
 # Per optimizer, from stable to divergent (measured on MNIST-1D and MNIST-5k,
 # MLP 100-100: ReLU loses units at the top rates and some runs diverge).
@@ -74,41 +71,37 @@ class Settings:
 
   datasets: Specs = ("mnist1d", "mnist5k")  # comma-separated research.data specs, one part each
   optimizers: Specs = ("adam", "sgd")  # comma-separated optax optimizers (sgd, momentum, adam, adamw), one part each
-  activations: Specs = DEFAULT_ACTIVATIONS  # comma-separated registry specs; relu is the baseline
-  learning_rates: Floats = ()  # swept learning rates for every optimizer; empty: each optimizer's defaults (adam 1e-4..1e-1, sgd 0.01..3)
-  seeds: int = 3  # runs per configuration: seeds 0..N-1
-  steps: int = 1500  # optimizer steps per run
-  width: int = 100  # hidden units per layer
-  depth: int = 2  # hidden layers
-  model: models.ModelName = "mlp"  # mlp, cnn1d or cnn2d
-  batch_size: int = 100  # examples per step
-  eval_every: int = 100  # steps between evaluations (per-layer metrics on the whole training set)
-  init: models.Initializer = "lecun_normal"  # kernel initialiser
-  bias_init: float = 0.0  # constant bias initialisation
-  divergence_factor: float = 10.0  # a run diverges when its loss is non-finite or exceeds this multiple of its initial loss
+  rates: Floats = ()  # swept learning rates for every optimizer; empty: each optimizer's defaults (adam 1e-4..1e-1, sgd 0.01..3)
+  base: Config = Config(  # the engine's settings: MLP 100-100, 1500 steps, evaluated every 100; relu is the baseline activation
+      activations=DEFAULT_ACTIVATIONS, seeds=3, steps=1500, eval_every=100)
 
 
-class StudyResult(NamedTuple):
-  """What :func:`run` returns, besides writing it to ``out``."""
+def validate(settings: Settings) -> None:
+  """Raises a ``ValueError`` naming the first invalid setting and the valid values.
 
-  out: pathlib.Path
-  runs: list[dict[str, Any]]
-  history: list[dict[str, Any]]
-  layers: list[dict[str, Any]]
-  summary: str
+  Examples:
+    >>> validate(Settings(optimizers=()))
+    Traceback (most recent call last):
+    ...
+    ValueError: datasets and optimizers must each name at least one value.
+  """
+  if not settings.datasets or not settings.optimizers:
+    raise ValueError("datasets and optimizers must each name at least one value.")
+  for optimizer in settings.optimizers:
+    learning_rates(settings, optimizer)  # names the valid optimizers
 
 
 def learning_rates(settings: Settings, optimizer: str) -> tuple[float, ...]:
-  """The swept rates for ``optimizer``: ``settings.learning_rates`` or its defaults.
+  """The swept rates for ``optimizer``: ``settings.rates`` or its defaults.
 
   Examples:
     >>> learning_rates(Settings(), "adam")
     (0.0001, 0.001, 0.003, 0.01, 0.03, 0.1)
-    >>> learning_rates(Settings(learning_rates=(0.5,)), "sgd")
+    >>> learning_rates(Settings(rates=(0.5,)), "sgd")
     (0.5,)
   """
-  if settings.learning_rates:
-    return tuple(settings.learning_rates)
+  if settings.rates:
+    return tuple(settings.rates)
   if optimizer not in DEFAULT_LEARNING_RATES:
     config_lib.validate(Config(optimizer=optimizer))  # names the valid optimizers
   return DEFAULT_LEARNING_RATES[optimizer]
@@ -121,88 +114,15 @@ def parts(settings: Settings) -> list[experiment.Part]:
     >>> [part.keys for part in parts(Settings(datasets=("digits",)))]
     [{'dataset': 'digits', 'optimizer': 'adam'}, {'dataset': 'digits', 'optimizer': 'sgd'}]
   """
-  if not settings.datasets or not settings.optimizers:
-    raise ValueError("datasets and optimizers must each name at least one value.")
+  validate(settings)
   built = []
   for dataset in settings.datasets:
     for optimizer in settings.optimizers:
-      config = Config(
-          dataset=dataset, optimizer=optimizer, model=settings.model, width=settings.width,
-          depth=settings.depth, activations=settings.activations,
-          learning_rates=learning_rates(settings, optimizer), seeds=settings.seeds,
-          steps=settings.steps, batch_size=settings.batch_size,
-          eval_every=settings.eval_every, init=settings.init, bias_init=settings.bias_init,
-          divergence_factor=settings.divergence_factor,
-      )
+      config = dataclasses.replace(settings.base, dataset=dataset, optimizer=optimizer,
+                                   learning_rates=learning_rates(settings, optimizer))
       config_lib.validate(config)
       built.append(experiment.Part({"dataset": dataset, "optimizer": optimizer}, config))
   return built
-
-
-def run(
-    settings: Settings = Settings(),
-    *,
-    out: str | os.PathLike | None = None,
-    quiet: bool = False,
-    command: str = "",
-) -> StudyResult:
-  """Trains the study (resuming ``out`` if it holds finished runs), then reports.
-
-  Writes ``config.json``, ``runs.csv``, ``history.csv``, ``layers.csv``,
-  ``grids.csv`` (the engine's), then ``summary.md`` and the plots
-  :data:`DEAD_VS_RATE_PLOT`, :data:`ACCURACY_VS_RATE_PLOT` and, when a run
-  diverged, :data:`DIVERGENCE_PLOT`.
-
-  Examples:
-    >>> import tempfile
-    >>> result = run(Settings(datasets=("xor",), optimizers=("sgd",), activations=("relu",),
-    ...                       learning_rates=(0.1,), seeds=1, steps=10, eval_every=5, width=4),
-    ...              out=tempfile.mkdtemp(), quiet=True)
-    >>> [(row["dataset"], row["optimizer"], row["activation"]) for row in result.runs]
-    [('xor', 'sgd', 'relu')]
-  """
-  started = time.perf_counter()
-  prepared = experiment.prepare_parts(parts(settings), settings_record(NAME, settings), out, name=NAME)
-  to_train = sum(len(pending_runs) for _, _, pending_runs in prepared.pending)
-  total = sum(len(g.runs) for part_grids in prepared.grids for g in part_grids)
-  trained = experiment.train_pending(prepared, quiet=quiet)
-  context = {
-      "command": command or "research.studies.dying.run(...)",
-      "machine": devices.machine_description(),
-      "wall time of this invocation": f"{time.perf_counter() - started:.0f} s, training"
-          f" {to_train} of {total} runs (the others were already in the folder)",
-      "training seconds (all grids, summed over invocations)":
-          f"{sum(g['seconds'] for g in trained.grids):.0f}",
-      "load average at the end (1, 5, 15 min)": _load_average(),
-  }
-  report = summary_markdown(settings, trained.runs, trained.layers, context)
-  experiment.write_outputs(trained.out, {"summary.md": report},
-                           lambda folder: write_plots(folder, trained.runs, trained.layers))
-  return StudyResult(trained.out, trained.runs, trained.history, trained.layers, report)
-
-
-def command(
-    settings: Annotated[Settings, tyro.conf.arg(name="")], out: str = "", quiet: bool = False
-) -> int:
-  """Dying units against the learning rate, per dataset and optimizer, with remedies.
-
-  Args:
-    settings: the study.
-    out: output folder; empty means results/dying-<timestamp>. Rerunning with the same folder resumes.
-    quiet: no progress bar.
-  """
-
-  return run_from_command_line(run, settings, out, quiet)
-
-
-# --- the report ---------------------------------------------------------------
-
-
-def _load_average() -> str:
-  try:
-    return ", ".join(f"{value:.1f}" for value in os.getloadavg())
-  except OSError:
-    return "unknown"
 
 
 def _groups(runs: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
@@ -227,89 +147,25 @@ def _estimate(rows: Sequence[Mapping[str, Any]], column: str) -> tuple[float, fl
   return mean_confidence_interval(values)
 
 
-def _pct(column: str, rows: Sequence[Mapping[str, Any]]) -> str:
+def _pct(column: str, rows: Sequence[Mapping[str, Any]]) -> Estimate | str:
+  """The mean of ``column`` over the non-diverged rows, with its interval; text when none."""
   mean, half = _estimate(rows, column)
   if math.isnan(mean):
     return "- (every run diverged)"
-  return format_estimate(column, mean, half).replace("± nan", "(one run)")
+  kind = "percent" if column != "train_loss" else "number"
+  return Estimate(mean, mean - half, mean + half, kind, sum(not r.get("diverged") for r in rows))
+
+
+def _text(value: Estimate | str) -> str:
+  return value.text() if isinstance(value, Estimate) else value
 
 
 def _name(row: Mapping[str, Any]) -> str:
   return str(row.get("name") or str(row["activation"]).split("(")[0])
 
 
-def summary_markdown(
-    settings: Settings,
-    runs: Sequence[Mapping[str, Any]],
-    layers: Sequence[Mapping[str, Any]],
-    context: Mapping[str, Any],
-) -> str:
-  """The study's report: answers in words first, then the tables they come from.
-
-  Every number is computed from ``runs`` (runs.csv) and ``layers`` (layers.csv).
-  """
-  lines = [
-      "# Dying units against the learning rate, and the remedies",
-      "",
-      "Claim 1 of the research brief (CS231n: with too high a learning rate \"as much"
-      " as 40% of your network can be dead\"). A unit is *dead* when the activation's"
-      " backward derivative is 0 on every training example (it cannot learn),"
-      " *inactive* when its pre-activation is <= 0 on every training example; they"
-      " coincide for ReLU. Fractions are means over the hidden layers at the end of"
-      " training; intervals are 95% Student t over seeds; diverged runs are counted,"
-      " never averaged. PReLU is not compared: the engine's MLP has no learned-slope"
-      " activation (adding one means changing research/models.py).",
-      "",
-  ]
-  lines += [f"- {key}: {value}" for key, value in context.items()]
-  lines += ["", "Settings:", ""]
-  lines += [f"- `{key}`: {value}" for key, value in settings_record(NAME, settings).items()]
-  lines += [""]
-  baseline = [a for a in _activations(runs) if a == "relu"]
-  lines += ["## Answers", ""]
-  if baseline:
-    lines += ["### How much of a ReLU network dies as the learning rate grows", ""]
-    lines += _relu_answer(runs)
-    lines += ["", "### Does each remedy prevent it, and does it stay stable?", ""]
-    lines += _remedy_answer(runs)
-  lines += ["", "### Which activations stay stable, and the best each reaches", ""]
-  lines += _stability_answer(runs)
-  lines += ["", "### Which runs diverge, and why", ""]
-  lines += _divergence_answer(runs, layers)
-  if baseline:
-    lines += ["", "### What held and what did not", ""]
-    lines += _held(runs)
-  lines += ["", "## Tables", ""]
-  for dataset, optimizer in _groups(runs):
-    rows = _select(runs, dataset=dataset, optimizer=optimizer)
-    lines += [f"### {dataset}, {optimizer}: final metrics per activation and learning rate", ""]
-    lines.append(grouped_table(
-        rows, ["activation", "learning_rate"],
-        ["dead_fraction", "inactive_fraction", "test_accuracy", "train_loss"],
-    ))
-    lines.append("")
-  per_layer = _final_layer_rows(runs, layers, activation="relu")
-  if per_layer:
-    lines += ["### ReLU's dead fraction per layer (layer 1 nearest the input), end of training", ""]
-    lines.append(grouped_table(per_layer, ["dataset", "optimizer", "learning_rate", "layer"],
-                               ["dead_fraction", "preactivation_mean"]))
-    lines.append("")
-  lines += [
-      "## Plots", "",
-      f"- `{DEAD_VS_RATE_PLOT}`: final dead fraction (mean, 95% band) against the learning"
-      " rate, per dataset (rows) and optimizer (columns); a cross on top marks a rate where"
-      " runs of that activation diverged.",
-      f"- `{ACCURACY_VS_RATE_PLOT}`: the same for test accuracy.",
-      f"- `{DIVERGENCE_PLOT}`: where runs diverged, per-layer weight norm and mean"
-      " pre-activation against the step for every activation at the focus setting named"
-      " in its title, one line per seed; a diverging run's line stops at its divergence.",
-  ]
-  return "\n".join(lines) + "\n"
-
-
-def _relu_answer(runs: Sequence[Mapping[str, Any]]) -> list[str]:
-  lines = []
-  worst_overall = 0.0
+def _relu_answer(runs: Sequence[Mapping[str, Any]]) -> list[Answer]:
+  topic, answers, worst_overall = "How much of a ReLU network dies as the learning rate grows", [], 0.0
   for dataset, optimizer in _groups(runs):
     relu = _select(runs, dataset=dataset, optimizer=optimizer, activation="relu")
     by_rate = {rate: _select(relu, learning_rate=rate) for rate in _rates(relu)}
@@ -317,28 +173,24 @@ def _relu_answer(runs: Sequence[Mapping[str, Any]]) -> list[str]:
     for rate, rows in by_rate.items():
       diverged = sum(bool(row.get("diverged")) for row in rows)
       note = f" ({diverged} of {len(rows)} diverged)" if diverged else ""
-      parts.append(f"lr {rate:g}: {_pct('dead_fraction', rows)}{note}")
+      parts.append(f"lr {rate:g}: {_text(_pct('dead_fraction', rows))}{note}")
     means = {rate: _estimate(rows, "dead_fraction")[0] for rate, rows in by_rate.items()}
     finite = {rate: mean for rate, mean in means.items() if not math.isnan(mean)}
-    lowest = min(by_rate)
-    sentence = f"- **{dataset}, {optimizer}**: " + "; ".join(parts) + "."
+    sentence = f"{dataset}, {optimizer}: " + "; ".join(parts) + "."
     if finite:
       worst_rate = max(finite, key=finite.get)
       worst_overall = max(worst_overall, finite[worst_rate])
       sentence += (
           f" From the lowest rate to the worst one (lr {worst_rate:g}) the dead fraction goes"
-          f" from {100 * finite.get(lowest, math.nan):.1f}% to {100 * finite[worst_rate]:.1f}%"
+          f" from {100 * finite.get(min(by_rate), math.nan):.1f}% to {100 * finite[worst_rate]:.1f}%"
           + (", beyond CS231n's 40%." if finite[worst_rate] > 0.4 else
-             ", reaching CS231n's 40%." if finite[worst_rate] >= 0.395 else ".")
-      )
-    lines.append(sentence)
-  lines.append("")
-  lines.append(
+             ", reaching CS231n's 40%." if finite[worst_rate] >= 0.395 else "."))
+    answers.append(Answer(sentence, topic=topic))
+  answers.append(Answer(
       f"Across every dataset and optimizer, the largest mean dead fraction of ReLU is"
       f" {100 * worst_overall:.1f}%: CS231n's \"as much as 40%\""
-      + (" held." if worst_overall >= 0.395 else " was not reached here.")
-  )
-  return lines
+      + (" held." if worst_overall >= 0.395 else " was not reached here."), topic=topic))
+  return answers
 
 
 def _dying_rates(runs: Sequence[Mapping[str, Any]], dataset: str, optimizer: str) -> list[float]:
@@ -357,97 +209,89 @@ def _first_divergence(rows: Sequence[Mapping[str, Any]]) -> float | None:
   return min(rates) if rates else None
 
 
-def _remedy_answer(runs: Sequence[Mapping[str, Any]]) -> list[str]:
-  lines = [
-      f"At the rates where ReLU dies (its mean dead fraction reaches"
-      f" {100 * DYING_THRESHOLD:.0f}%), each activation's dead fraction, inactive fraction,"
-      f" test accuracy and diverged runs. A remedy *prevents* dying there when its dead"
-      f" fraction stays below {100 * PREVENTS_THRESHOLD:.0f}% and no run diverges; it is"
-      " *stable* where ReLU is when it diverges at no rate at which ReLU did not.",
-      "",
-      "| dataset | optimizer | activation | ReLU dies at lr | runs | diverged | dead units |"
-      " inactive units | test accuracy | first diverging lr (ReLU's) | verdict |",
-      "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|",
-  ]
+def _remedy_verdict(activation: str, dying, diverged: int, mean_dead: float, first, relu_first) -> str:
+  unstable = first is not None and (relu_first is None or first < relu_first)
+  if not dying:
+    verdict = "ReLU does not die here"
+  elif activation == "relu":
+    verdict = "baseline"
+  elif diverged == 0 and not math.isnan(mean_dead) and mean_dead < PREVENTS_THRESHOLD:
+    verdict = "prevents"
+  elif diverged:
+    verdict = "diverges instead"
+  else:
+    verdict = "does not prevent"
+  if unstable and verdict == "diverges instead":
+    return verdict + f" (from lr {first:g}; ReLU does not diverge there)"
+  return verdict + (f"; diverges from lr {first:g}, where ReLU does not" if unstable else "")
+
+
+def _remedy_row(runs, dataset: str, optimizer: str, activation: str) -> dict[str, Any]:
+  dying = _dying_rates(runs, dataset, optimizer)
+  group = _select(runs, dataset=dataset, optimizer=optimizer)
+  relu_first = _first_divergence(_select(group, activation="relu"))
+  mine = _select(group, activation=activation)
+  at_dying = [row for row in mine if float(row["learning_rate"]) in dying]
+  first = _first_divergence(mine)
+  diverged = sum(bool(row.get("diverged")) for row in at_dying)
+  verdict = _remedy_verdict(activation, dying, diverged, _estimate(at_dying, "dead_fraction")[0], first, relu_first)
+  return {"dataset": dataset, "optimizer": optimizer, "activation": activation,
+          "ReLU dies at lr": ", ".join(f"{rate:g}" for rate in dying) or "-", "runs": len(at_dying),
+          "diverged": diverged,
+          **{label: _pct(column, at_dying) if at_dying else "-" for label, column in (
+              ("dead units", "dead_fraction"), ("inactive units", "inactive_fraction"),
+              ("test accuracy", "test_accuracy"))},
+          "first diverging lr (ReLU's)": f"{first if first is not None else 'none'}"
+                                         f" ({relu_first if relu_first is not None else 'none'})",
+          "verdict": verdict}
+
+
+REMEDY_NOTE = (f"At the rates where ReLU dies (its mean dead fraction reaches {100 * DYING_THRESHOLD:.0f}%),"
+               " each activation's dead fraction, inactive fraction, test accuracy and diverged runs. A"
+               f" remedy *prevents* dying there when its dead fraction stays below {100 * PREVENTS_THRESHOLD:.0f}%"
+               " and no run diverges; it is *stable* where ReLU is when it diverges at no rate at which"
+               " ReLU did not.")
+
+
+def _remedy_answer(runs: Sequence[Mapping[str, Any]]) -> tuple[list[Answer], Table]:
+  rows = [_remedy_row(runs, dataset, optimizer, activation) for dataset, optimizer in _groups(runs)
+          for activation in _activations(_select(runs, dataset=dataset, optimizer=optimizer))]
   verdicts: dict[str, list[str]] = {}
-  for dataset, optimizer in _groups(runs):
-    dying = _dying_rates(runs, dataset, optimizer)
-    group = _select(runs, dataset=dataset, optimizer=optimizer)
-    relu_first = _first_divergence(_select(group, activation="relu"))
-    for activation in _activations(group):
-      mine = _select(group, activation=activation)
-      at_dying = [row for row in mine if float(row["learning_rate"]) in dying]
-      first = _first_divergence(mine)
-      diverged = sum(bool(row.get("diverged")) for row in at_dying)
-      mean_dead = _estimate(at_dying, "dead_fraction")[0]
-      unstable = first is not None and (relu_first is None or first < relu_first)
-      if not dying:
-        verdict = "ReLU does not die here"
-      elif activation == "relu":
-        verdict = "baseline"
-      elif diverged == 0 and not math.isnan(mean_dead) and mean_dead < PREVENTS_THRESHOLD:
-        verdict = "prevents"
-      elif diverged:
-        verdict = "diverges instead"
-      else:
-        verdict = "does not prevent"
-      if unstable and verdict == "diverges instead":
-        verdict += f" (from lr {first:g}; ReLU does not diverge there)"
-      elif unstable:
-        verdict += f"; diverges from lr {first:g}, where ReLU does not"
-      verdicts.setdefault(activation, []).append(f"{dataset}/{optimizer}: {verdict}")
-      rates = ", ".join(f"{rate:g}" for rate in dying) or "-"
-      lines.append(
-          f"| {dataset} | {optimizer} | `{activation}` | {rates} | {len(at_dying)} | {diverged} |"
-          f" {_pct('dead_fraction', at_dying) if at_dying else '-'} |"
-          f" {_pct('inactive_fraction', at_dying) if at_dying else '-'} |"
-          f" {_pct('test_accuracy', at_dying) if at_dying else '-'} |"
-          f" {first if first is not None else 'none'} ({relu_first if relu_first is not None else 'none'}) |"
-          f" {verdict} |"
-      )
-  lines.append("")
-  for activation, items in verdicts.items():
-    if activation != "relu":
-      lines.append(f"- `{activation}`: " + "; ".join(items) + ".")
-  return lines
+  for row in rows:
+    verdicts.setdefault(row["activation"], []).append(f"{row['dataset']}/{row['optimizer']}: {row['verdict']}")
+  answers = [Answer(f"`{activation}`: " + "; ".join(items) + ".",
+                    topic="Does each remedy prevent it, and does it stay stable?")
+             for activation, items in verdicts.items() if activation != "relu"]
+  return answers, Table("Each remedy at the rates where ReLU dies", pd.DataFrame(rows), note=REMEDY_NOTE)
 
 
-def _stability_answer(runs: Sequence[Mapping[str, Any]]) -> list[str]:
+def _stability_row(runs, dataset: str, optimizer: str, activation: str) -> dict[str, Any]:
+  mine = _select(runs, dataset=dataset, optimizer=optimizer, activation=activation)
+  stable = [rate for rate in _rates(mine) if not any(r.get("diverged") for r in _select(mine, learning_rate=rate))]
+  first = _first_divergence(mine)
+  best = None
+  for rate in _rates(mine):
+    mean, _ = _estimate(_select(mine, learning_rate=rate), "test_accuracy")
+    if not math.isnan(mean) and (best is None or mean > best[0]):
+      best = (mean, rate)
+  return {"dataset": dataset, "optimizer": optimizer, "activation": activation,
+          "diverged runs": f"{sum(bool(r.get('diverged')) for r in mine)}/{len(mine)}",
+          "largest rate, none diverged": f"{max(stable):g}" if stable else "none",
+          "lowest rate, some diverged": f"{first:g}" if first is not None else "none",
+          "best test accuracy": "-" if best is None else _pct("test_accuracy", _select(mine, learning_rate=best[1])),
+          "at lr": "-" if best is None else f"{best[1]:g}"}
+
+
+def _stability_answer(runs: Sequence[Mapping[str, Any]]) -> Table:
   """Per (dataset, optimizer, activation): diverged runs, the stable range, the best accuracy."""
-  lines = [
-      "Per activation: its diverged runs over all rates, the largest rate with no diverged"
-      " run, the lowest rate with one, and its best mean test accuracy over the rates"
-      " (non-diverged runs only).",
-      "",
-      "| dataset | optimizer | activation | diverged runs | largest rate, none diverged |"
-      " lowest rate, some diverged | best test accuracy (lr) |",
-      "|---|---|---|---:|---:|---:|---:|",
-  ]
-  for dataset, optimizer in _groups(runs):
-    group = _select(runs, dataset=dataset, optimizer=optimizer)
-    for activation in _activations(group):
-      mine = _select(group, activation=activation)
-      stable = [rate for rate in _rates(mine)
-                if not any(r.get("diverged") for r in _select(mine, learning_rate=rate))]
-      first = _first_divergence(mine)
-      best = None
-      for rate in _rates(mine):
-        mean, _ = _estimate(_select(mine, learning_rate=rate), "test_accuracy")
-        if not math.isnan(mean) and (best is None or mean > best[0]):
-          best = (mean, rate)
-      best_text = "-" if best is None else (
-          f"{_pct('test_accuracy', _select(mine, learning_rate=best[1]))} ({best[1]:g})")
-      stable_text = f"{max(stable):g}" if stable else "none"
-      first_text = f"{first:g}" if first is not None else "none"
-      lines.append(
-          f"| {dataset} | {optimizer} | `{activation}` |"
-          f" {sum(bool(r.get('diverged')) for r in mine)}/{len(mine)} |"
-          f" {stable_text} | {first_text} | {best_text} |"
-      )
-  return lines
+  rows = [_stability_row(runs, dataset, optimizer, activation) for dataset, optimizer in _groups(runs)
+          for activation in _activations(_select(runs, dataset=dataset, optimizer=optimizer))]
+  return Table("Which activations stay stable, and the best each reaches", pd.DataFrame(rows),
+               note="Per activation: its diverged runs over all rates, the largest rate with no diverged run,"
+               " the lowest rate with one, and its best mean test accuracy over the rates (non-diverged runs).")
 
 
-def _held(runs: Sequence[Mapping[str, Any]]) -> list[str]:
+def _held(runs: Sequence[Mapping[str, Any]]) -> list[str]:  # sentences; analyse makes them answers
   """Plain statements, each computed: the claim, each remedy, each surrogate's stability."""
   lines = []
   worst = max((_estimate(_select(runs, dataset=d, optimizer=o, activation="relu",
@@ -566,55 +410,52 @@ def _median(values: Sequence[float]) -> float:
   return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
-def _divergence_answer(runs: Sequence[Mapping[str, Any]], layers: Sequence[Mapping[str, Any]]) -> list[str]:
+def _divergence_row(runs, layers, key, rows) -> dict[str, Any]:
+  dataset, optimizer, activation, rate = key
+  found = [(row, d) for row, d in ((row, diagnose(row, layers)) for row in rows) if d is not None]
+  total = len(_select(runs, dataset=dataset, optimizer=optimizer, activation=activation, learning_rate=rate))
+  row = {"dataset": dataset, "optimizer": optimizer, "activation": activation, "lr": rate,
+         "diverged": f"{len(rows)}/{total}",
+         "median step": f"{_median([r['diverged_step'] for r in rows if r.get('diverged_step') is not None]):.0f}"}
+  if not found:
+    return row | dict.fromkeys(DIVERGENCE_COLUMNS, "-")
+  layer = max({d["layer"] for _, d in found}, key=[d["layer"] for _, d in found].count)
+  relu_growth, relu_lowest = _relu_reference(runs, layers, dataset, optimizer, rate, found, layer)
+  values = (f"{layer}{' (output)' if layer == found[0][1]['num_layers'] else ''}",
+            f"{_median([d['growth'] for _, d in found]):.3g}x",
+            f"{_median([d['doubling_steps'] for _, d in found]):.0f}",
+            _number(_median([d["preactivation_mean"] for _, d in found if d["preactivation_mean"] is not None])),
+            _number(_median([d["lowest_preactivation_mean"] for _, d in found
+                             if d["lowest_preactivation_mean"] is not None])),
+            _number(relu_growth, "x"), _number(relu_lowest))
+  return row | dict(zip(DIVERGENCE_COLUMNS, values))
+
+
+DIVERGENCE_COLUMNS = ("layer growing most", "weight-norm growth", "doubling (steps)", "its mean pre-activation",
+                      "lowest hidden mean pre-activation", "ReLU's growth, same layer",
+                      "ReLU's lowest mean pre-activation")
+DIVERGENCE_NOTE = (
+    "Per (dataset, optimizer, activation, learning rate): the median step of divergence; the layer whose"
+    " kernel norm grew most from step 0 to the evaluation that found the divergence, or the last one before a"
+    " non-finite step (the output layer is the last; '-' when the run blew up before the first evaluation"
+    " after step 0), its median growth factor and weight-norm doubling time; the median mean pre-activation"
+    " of that layer and the most negative mean pre-activation of any hidden layer then; and, for comparison,"
+    " the same numbers for the ReLU runs of the same seeds and rate at the same step (if they did not diverge).")
+
+
+def _divergence_answer(runs, layers) -> tuple[list[Answer], list[Table]]:
+  topic = "Which runs diverge, and why"
   diverged = [row for row in runs if row.get("diverged")]
   if not diverged:
-    return ["No run diverged."]
-  lines = [
-      f"{len(diverged)} of {len(runs)} runs diverged. Per (dataset, optimizer, activation,"
-      " learning rate): the median step of divergence; the layer whose kernel norm grew most"
-      " from step 0 to the evaluation that found the divergence, or the last one before a"
-      " non-finite step (the output layer is the last; '-' when the run blew up before the"
-      " first evaluation after step 0), its median growth factor and weight-norm doubling time; the median mean"
-      " pre-activation of that layer and the most negative mean pre-activation of any hidden"
-      " layer then; and, for comparison, the same numbers for the ReLU runs of the same"
-      " seeds and rate at the same step (if they did not diverge).",
-      "",
-      "| dataset | optimizer | activation | lr | diverged | median step | layer growing most |"
-      " weight-norm growth | doubling (steps) | its mean pre-activation | lowest hidden mean"
-      " pre-activation | ReLU's growth, same layer | ReLU's lowest mean pre-activation |",
-      "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-  ]
+    return [Answer("No run diverged.", topic=topic)], []
   keyed: dict[tuple, list[Mapping[str, Any]]] = {}
   for row in diverged:
-    key = (row["dataset"], row["optimizer"], str(row["activation"]), float(row["learning_rate"]))
-    keyed.setdefault(key, []).append(row)
-  for (dataset, optimizer, activation, rate), rows in keyed.items():
-    found = [(row, diagnose(row, layers)) for row in rows]
-    found = [(row, d) for row, d in found if d is not None]
-    total = len(_select(runs, dataset=dataset, optimizer=optimizer, activation=activation,
-                        learning_rate=rate))
-    steps = _median([row["diverged_step"] for row in rows if row.get("diverged_step") is not None])
-    if not found:
-      lines.append(f"| {dataset} | {optimizer} | `{activation}` | {rate:g} | {len(rows)}/{total} |"
-                   f" {steps:.0f} | - | - | - | - | - | - | - |")
-      continue
-    layer = max({d["layer"] for _, d in found}, key=[d["layer"] for _, d in found].count)
-    growth = _median([d["growth"] for _, d in found])
-    doubling = _median([d["doubling_steps"] for _, d in found])
-    pre = _median([d["preactivation_mean"] for _, d in found if d["preactivation_mean"] is not None])
-    lowest = _median([d["lowest_preactivation_mean"] for _, d in found
-                      if d["lowest_preactivation_mean"] is not None])
-    relu_growth, relu_lowest = _relu_reference(runs, layers, dataset, optimizer, rate,
-                                               [(row, d) for row, d in found], layer)
-    lines.append(
-        f"| {dataset} | {optimizer} | `{activation}` | {rate:g} | {len(rows)}/{total} | {steps:.0f} |"
-        f" {layer}{' (output)' if layer == found[0][1]['num_layers'] else ''} | {growth:.3g}x |"
-        f" {doubling:.0f} | {_number(pre)} | {_number(lowest)} | {_number(relu_growth, 'x')} |"
-        f" {_number(relu_lowest)} |"
-    )
-  lines += ["", *_divergence_reading(runs, keyed, layers)]
-  return lines
+    keyed.setdefault((row["dataset"], row["optimizer"], str(row["activation"]), float(row["learning_rate"])),
+                     []).append(row)
+  table = pd.DataFrame([_divergence_row(runs, layers, key, rows) for key, rows in keyed.items()])
+  answers = [Answer(f"{len(diverged)} of {len(runs)} runs diverged.", topic=topic)]
+  answers += [Answer(text, topic=topic) for text in _divergence_reading(runs, keyed, layers)]
+  return answers, [Table("Diverged runs: how their weights and pre-activations moved", table, note=DIVERGENCE_NOTE)]
 
 
 def _number(value: float, suffix: str = "") -> str:
@@ -640,69 +481,65 @@ def _relu_reference(runs, layers, dataset, optimizer, rate, found, layer) -> tup
   return _median(growths), _median(lowest)
 
 
+def _diagnosed_text(runs, layers, key, rows, found, own_true: bool, runaway: list) -> str:
+  dataset, optimizer, activation, rate = key
+  lowest = _median([d["lowest_preactivation_mean"] for d in found if d["lowest_preactivation_mean"] is not None])
+  _, relu_lowest = _relu_reference(runs, layers, dataset, optimizer, rate,
+                                   [(row, diagnose(row, layers)) for row in rows
+                                    if diagnose(row, layers) is not None], found[0]["layer"])
+  text = (f" Before diverging, its kernels grew most in layer {found[0]['layer']}"
+          f" (median x{_median([d['growth'] for d in found]):.3g}, doubling every"
+          f" {_median([d['doubling_steps'] for d in found]):.0f} steps) and its lowest mean"
+          f" hidden pre-activation was {lowest:.3g} (ReLU's, same seeds and step: {_number(relu_lowest)}).")
+  if own_true:
+    return text + " Its backward is a true gradient: an ordinary blow-up of a too-large step."
+  if not math.isnan(relu_lowest) and lowest < 10 * min(relu_lowest, -1.0):
+    runaway.append((dataset, optimizer, rate))
+    return text + " Its pre-activations ran away below zero, far past ReLU's: see below."
+  return text
+
+
+def _undiagnosed_text(runs, key, rows, own_true: bool) -> str:
+  dataset, optimizer, activation, rate = key
+  steps = _median([r["diverged_step"] for r in rows if r.get("diverged_step") is not None])
+  also = sorted({str(r["activation"]) for r in _select(runs, dataset=dataset, optimizer=optimizer, learning_rate=rate)
+                 if r.get("diverged") and _true_gradient(_name(r))} - {activation})
+  return (f" It blew up within {steps:.0f} steps (median), before the first evaluation after step 0, so there"
+          " is no per-layer record of it; "
+          + ("its backward is a true gradient: an ordinary blow-up of a too-large step." if own_true
+             else f"activations with a true gradient diverged at this setting too ({', '.join(f'`{a}`' for a in also)}):"
+             " a step too large for this optimizer, not a failure special to the surrogate." if also else
+             "no activation with a true gradient diverged at this setting."))
+
+
+RUNAWAY = (
+    "), lowest mean pre-activation more than 10 times ReLU's): a surrogate's gradient below zero does not"
+    " change the forward pass, so while a unit is inactive nothing checks the update it causes. Where the"
+    " pre-activations of inactive units are driven ever more negative and the kernels feeding them grow"
+    " geometrically (the table of diverged runs), the update is running away along a direction the loss cannot"
+    " see, until the active units it shares weights with blow the loss up. A true gradient (LeakyReLU, ELU:"
+    " their rows in the stability table) feels those units in the forward pass and is pulled back.")
+
+
 def _divergence_reading(runs, keyed, layers) -> list[str]:
   """Sentences on the activations that diverge where ReLU does not."""
   lines, runaway = [], []
-  for (dataset, optimizer, activation, rate), rows in keyed.items():
+  for key, rows in keyed.items():
+    dataset, optimizer, activation, rate = key
     relu = _select(runs, dataset=dataset, optimizer=optimizer, activation="relu", learning_rate=rate)
     if activation == "relu" or not relu or any(row.get("diverged") for row in relu):
       continue
-    found = [d for d in (diagnose(row, layers) for row in rows) if d is not None]
-    found = [d for d in found if d["step"] > 0]
-    relu_dead = _estimate(relu, "dead_fraction")[0]
-    text = (
-        f"- {dataset}, {optimizer}, lr {rate:g}: `{activation}` diverged in {len(rows)} of"
-        f" {len(_select(runs, dataset=dataset, optimizer=optimizer, activation=activation, learning_rate=rate))}"
-        f" runs where ReLU merely lost {100 * relu_dead:.1f}% of its units."
-    )
+    found = [d for d in (diagnose(row, layers) for row in rows) if d is not None and d["step"] > 0]
+    total = len(_select(runs, dataset=dataset, optimizer=optimizer, activation=activation, learning_rate=rate))
+    text = (f"{dataset}, {optimizer}, lr {rate:g}: `{activation}` diverged in {len(rows)} of {total} runs where"
+            f" ReLU merely lost {100 * _estimate(relu, 'dead_fraction')[0]:.1f}% of its units.")
     own_true = _true_gradient(_name(rows[0]))
-    if found:
-      lowest = _median([d["lowest_preactivation_mean"] for d in found
-                        if d["lowest_preactivation_mean"] is not None])
-      _, relu_lowest = _relu_reference(runs, layers, dataset, optimizer, rate,
-                                       [(row, diagnose(row, layers)) for row in rows
-                                        if diagnose(row, layers) is not None], found[0]["layer"])
-      text += (
-          f" Before diverging, its kernels grew most in layer {found[0]['layer']}"
-          f" (median x{_median([d['growth'] for d in found]):.3g}, doubling every"
-          f" {_median([d['doubling_steps'] for d in found]):.0f} steps) and its lowest mean"
-          f" hidden pre-activation was {lowest:.3g} (ReLU's, same seeds and step: {_number(relu_lowest)})."
-      )
-      if own_true:
-        text += " Its backward is a true gradient: an ordinary blow-up of a too-large step."
-      elif not math.isnan(relu_lowest) and lowest < 10 * min(relu_lowest, -1.0):
-        runaway.append((dataset, optimizer, rate))
-        text += " Its pre-activations ran away below zero, far past ReLU's: see below."
-    else:
-      steps = _median([r["diverged_step"] for r in rows if r.get("diverged_step") is not None])
-      also = sorted({str(r["activation"]) for r in _select(runs, dataset=dataset, optimizer=optimizer,
-                                                          learning_rate=rate)
-                     if r.get("diverged") and _true_gradient(_name(r))} - {activation})
-      text += (
-          f" It blew up within {steps:.0f} steps (median), before the first evaluation after"
-          " step 0, so there is no per-layer record of it; "
-          + ("its backward is a true gradient: an ordinary blow-up of a too-large step." if own_true
-             else f"activations with a true gradient diverged at this setting too"
-             f" ({', '.join(f'`{a}`' for a in also)}): a step too large for this optimizer, not a"
-             " failure special to the surrogate." if also else
-             "no activation with a true gradient diverged at this setting.")
-      )
+    text += (_diagnosed_text(runs, layers, key, rows, found, own_true, runaway) if found
+             else _undiagnosed_text(runs, key, rows, own_true))
     lines.append(text)
   if runaway:
-    lines += [
-        "",
-        "Why, where the per-layer record shows a surrogate's pre-activations running away"
-        " (" + "; ".join(f"{d}, {o}, lr {r:g}" for d, o, r in dict.fromkeys(runaway))
-        + ", lowest mean pre-activation more than 10 times ReLU's): a surrogate's gradient below"
-        " zero does not change the forward pass, so"
-        " while a unit is inactive nothing checks the update it causes. Where the"
-        " pre-activations of inactive units are driven ever more negative and the"
-        " kernels feeding them grow geometrically (the rows above), the update is"
-        " running away along a direction the loss cannot see, until the active units"
-        " it shares weights with blow the loss up. A true gradient (LeakyReLU, ELU: their"
-        " rows in the stability table above) feels those units in the forward pass and is"
-        " pulled back.",
-    ]
+    lines.append("Why, where the per-layer record shows a surrogate's pre-activations running away ("
+                 + "; ".join(f"{d}, {o}, lr {r:g}" for d, o, r in dict.fromkeys(runaway)) + RUNAWAY)
   return lines
 
 
@@ -862,3 +699,67 @@ def _divergence_figure(runs, layers, focus) -> Any:
   figure.suptitle(f"{dataset}, {optimizer}, lr {rate:g}: one line per run"
                   " (dashed: diverged, cut at its divergence)")
   return figure
+
+
+# --- the findings ----------------------------------------------------------------
+
+NOTES = (
+    "Claim 1 of the research brief (CS231n: with too high a learning rate \"as much as 40% of your network can"
+    " be dead\"). A unit is dead when the activation's backward derivative is 0 on every training example (it"
+    " cannot learn), inactive when its pre-activation is <= 0 on every training example; they coincide for"
+    " ReLU. Fractions are means over the hidden layers at the end of training; intervals are 95% Student t"
+    " over seeds; diverged runs are counted, never averaged.",
+    "PReLU is not compared: the engine's MLP has no learned-slope activation.",
+    f"{DEAD_VS_RATE_PLOT}: final dead fraction (mean, 95% band) against the learning rate, per dataset (rows)"
+    f" and optimizer (columns); a cross on top marks a rate where runs of that activation diverged."
+    f" {ACCURACY_VS_RATE_PLOT}: the same for test accuracy. {DIVERGENCE_PLOT}: where runs diverged, per-layer"
+    " weight norm and mean pre-activation against the step at the focus setting named in its title.",
+)
+
+
+def _metric_tables(found: tables.Tables, runs, layers) -> list[Table]:
+  built = [Table(f"{dataset}, {optimizer}: final metrics per activation and learning rate",
+                 tables.grouped_estimates(
+                     found.runs[(found.runs["dataset"] == dataset) & (found.runs["optimizer"] == optimizer)],
+                     ["activation", "learning_rate"],
+                     ["dead_fraction", "inactive_fraction", "test_accuracy", "train_loss"]))
+           for dataset, optimizer in _groups(runs)]
+  per_layer = _final_layer_rows(runs, layers, activation="relu")
+  if per_layer:
+    built.append(Table("ReLU's dead fraction per layer (layer 1 nearest the input), end of training",
+                       tables.grouped_estimates(pd.DataFrame(per_layer),
+                                                ["dataset", "optimizer", "learning_rate", "layer"],
+                                                ["dead_fraction", "preactivation_mean"])))
+  return built
+
+
+def analyse(settings: Settings, found: tables.Tables) -> Findings:
+  """How much ReLU dies per rate, whether each remedy prevents it, which runs diverge and why."""
+  del settings
+  runs, layers = tables.records(found.runs), tables.records(found.layers)
+  has_relu = "relu" in _activations(runs)
+  remedy_answers, remedy_table = _remedy_answer(runs) if has_relu else ([], None)
+  divergence_answers, divergence_tables = _divergence_answer(runs, layers)
+  held = [Answer(line.removeprefix("- "), topic="What held and what did not", headline=True)
+          for line in _held(runs)] if has_relu else []
+  return Findings(
+      question="dying units against the learning rate, and the remedies",
+      answers=(*held, *(_relu_answer(runs) if has_relu else []), *remedy_answers, *divergence_answers),
+      tables=(*([remedy_table] if remedy_table is not None else []), _stability_answer(runs),
+              *divergence_tables, *_metric_tables(found, runs, layers)),
+      notes=NOTES,
+      plots=(DEAD_VS_RATE_PLOT, ACCURACY_VS_RATE_PLOT) + ((DIVERGENCE_PLOT,) if divergence_focus(runs) else ()),
+  )
+
+
+def _plots(settings: Settings, found: tables.Tables, folder: pathlib.Path) -> None:
+  del settings
+  write_plots(folder, tables.records(found.runs), tables.records(found.layers))
+
+
+STUDY = Study(
+    name="dying",
+    question="Dying units against the learning rate, per dataset and optimizer, with remedies.",
+    settings=Settings, parts=parts, analyse=analyse, validate=validate, plots=_plots,
+    owns=("dataset", "optimizer", "learning_rates"),
+)
