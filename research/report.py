@@ -8,8 +8,7 @@ its number and interval, each linking to the study's full summary. With
 ``--out``, each folder's ``summary.md``, ``findings.json`` and plots are copied
 beside the report (``findings/<folder name>/``), so the links work wherever
 the report goes. ``FINDINGS.md`` at the project root is this command's output
-over the studies' folders at full settings; it is regenerated, never edited,
-and a test renders it again from the copies.
+over the studies' folders at full settings; it is regenerated, never edited.
 """
 
 from __future__ import annotations
