@@ -193,20 +193,6 @@ def measure(settings: Settings, folder: pathlib.Path, quiet: bool) -> dict[str, 
   return {"ceilings": ceilings}
 
 
-def mcnemar(first: Sequence[int], second: Sequence[int]) -> tuple[int, int, float]:
-  """``(first only, second only, p)``: paired 0/1 outcomes, exact McNemar test (two-sided).
-
-  Examples:
-    >>> mcnemar([1, 1, 1, 1, 1, 1, 0], [0, 0, 0, 0, 0, 0, 0])
-    (6, 0, 0.03125)
-  """
-  first_only = sum(bool(a) and not b for a, b in zip(first, second))
-  second_only = sum(bool(b) and not a for a, b in zip(first, second))
-  discordant = first_only + second_only
-  p = stats.binomtest(first_only, discordant, 0.5).pvalue if discordant else 1.0
-  return first_only, second_only, float(p)
-
-
 def _outcomes(runs: pd.DataFrame, activation: str, **where: Any) -> pd.Series:
   """``solved`` of one activation's runs, indexed by (dataset, width, learning rate, seed)."""
   chosen = runs[runs["activation"] == activation]
