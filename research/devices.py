@@ -36,8 +36,13 @@ def use_every_cpu_core() -> None:
   flags = os.environ.get("XLA_FLAGS", "")
   if _CPU_DEVICES_FLAG in flags:
     return
+  os.environ["XLA_FLAGS"] = f"{flags} {_CPU_DEVICES_FLAG}={cpu_cores()}".strip()
+
+
+def cpu_cores() -> int:
+  """The CPU cores this process may run on (its affinity where the platform has one)."""
   cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-  os.environ["XLA_FLAGS"] = f"{flags} {_CPU_DEVICES_FLAG}={max(1, cores or 1)}".strip()
+  return max(1, cores or 1)
 
 
 def use_compilation_cache() -> None:

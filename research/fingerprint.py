@@ -58,20 +58,21 @@ def code(program: Program) -> str:
   its names: a module imported anew, or an activation registered again, is
   traced again.
   """
-  functions = (model_spec.factory(program.model)[0] if not model_spec.is_built_in(program.model)
-               else None, *(activation_function(branch.name) for branch in program.branches))
+  model = program.config.model
+  functions = (model_spec.factory(model)[0] if not model_spec.is_built_in(model) else None,
+               *(activation_function(branch.name) for branch in program.branches))
   return _code(program, functions)
 
 
 @functools.lru_cache(maxsize=256)
 def _code(program: Program, functions: tuple[object, ...]) -> str:
   del functions  # part of the cache's key only
-  program = dataclasses.replace(program, batching="map")
+  program = dataclasses.replace(program, config=dataclasses.replace(program.config, batching="map"))
   inputs = _one_run_inputs(program)
   digest = hashlib.sha256()
   _text_and_constants(jax.make_jaxpr(lambda i: train.init_run(program, i))(inputs), digest)
   state: RunState = jax.eval_shape(lambda i: train.init_run(program, i), inputs)
-  batch = program.batch_size
+  batch = program.config.batch_size
   targets = (jax.ShapeDtypeStruct((batch,), jnp.int32) if program.task == "classification"
              else jax.ShapeDtypeStruct((batch, program.num_outputs), jnp.float32))
   data = train.Arrays(

@@ -11,14 +11,14 @@ runs either one after another inside the program (``batching="map"``,
 ``jax.lax.map``: every run is computed exactly as if trained alone) or batched
 (``"vmap"``). Under ``map`` the grids of one config share one program, each
 run's activation a ``lax.switch`` (:func:`research.train.bound_activation`).
+
+How the programs are compiled ahead and the runs initialised, for XLA:CPU's
+sake, is :mod:`research.precompile`'s business.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import dataclasses
 import functools
-import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -30,19 +30,18 @@ from jax import Array
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
-from research import devices, metrics, observe
+from research import devices, metrics, observe, precompile
 from research.config import Config
 from research.data import Dataset
 from research.grid import Grid, Run
 from research.train import (
-    Arrays, Branch, Program, RunInputs, RunState, device_arrays, evaluate, init_run,
-    model_builder, train_chunk,
+    Program, RunInputs, RunState, device_arrays, evaluate, model_builder, train_chunk,
 )
 
 
 def _over_runs(program: Program, per_run: Callable[..., Any]) -> Callable[..., Any]:
   """``per_run(state, inputs, *shared)`` over a device's runs: ``lax.map`` or ``vmap``."""
-  if program.batching == "vmap":
+  if program.config.batching == "vmap":
     return lambda state, inputs, *shared: jax.vmap(
         lambda s, i: per_run(s, i, *shared))(state, inputs)
   return lambda state, inputs, *shared: jax.lax.map(
@@ -55,28 +54,6 @@ class GridPrograms(NamedTuple):
   init: Callable[[RunInputs], RunState]
   train_chunk: Callable[..., tuple[RunState, Array]]
   evaluate: Callable[..., tuple[RunState, dict[str, Array], dict[str, Array]]]
-
-
-def _init_program(program: Program) -> Program:
-  """``program`` without what initialisation ignores (the activation, batching...).
-
-  A run's initial weights and optimizer state do not depend on its
-  activation, so every grid of a comparison shares one compiled init.
-  """
-  return dataclasses.replace(
-      program, branches=(Branch("identity"),), batching="map", task="", divergence_factor=0.0,
-  )
-
-
-@functools.lru_cache(maxsize=32)
-def _init_one(program: Program) -> Callable[[RunInputs], RunState]:
-  """One run's :func:`init_run`, jitted, for an :func:`_init_program`."""
-  return jax.jit(functools.partial(init_run, program))
-
-
-def _without_hyperparameters(inputs: RunInputs) -> RunInputs:
-  """What an :func:`_init_program` takes: one branch, no hyperparameters."""
-  return inputs._replace(branch=jnp.zeros_like(inputs.branch), hyperparameters=({},))
 
 
 @functools.lru_cache(maxsize=32)
@@ -102,19 +79,8 @@ def compile_grid(program: Program, mesh: Mesh) -> GridPrograms:
         in_specs=(P("runs"), P("runs"), *[P()] * num_shared), out_specs=P("runs"),
     )
 
-  init_one = _init_one(_init_program(program))
-  runs = devices.runs_sharding(mesh)
-
-  def init_all(inputs: RunInputs) -> RunState:
-    # One run at a time, stacked: the random initialisers compile several
-    # times faster for one run than over a runs axis, and init runs once.
-    inputs = _without_hyperparameters(inputs)
-    count = inputs.learning_rate.shape[0]
-    states = [init_one(jax.tree.map(lambda a: a[i], inputs)) for i in range(count)]
-    return jax.device_put(jax.tree.map(_stack, *states), runs)
-
   return GridPrograms(
-      init=init_all,
+      init=precompile.init_runs(program, mesh),
       train_chunk=jax.jit(
           lambda state, inputs, data, first_step, num_steps: sharded(
               lambda s, i, d, f: chunk(s, i, d, f, num_steps), 2)(state, inputs, data, first_step),
@@ -124,67 +90,10 @@ def compile_grid(program: Program, mesh: Mesh) -> GridPrograms:
   )
 
 
-def _stack(*leaves: Array) -> Any:
-  """One leaf per run stacked on a new runs axis.
-
-  On the host, a copy bit for bit without a compiled stack per leaf shape;
-  random keys (Dropout's streams) have no NumPy dtype and stack in JAX.
-  """
-  if jax.dtypes.issubdtype(leaves[0].dtype, jax.dtypes.prng_key):
-    return jnp.stack(leaves)
-  return np.stack(jax.device_get(leaves))
-
-
-_PRECOMPILED: set[tuple[Any, ...]] = set()
-
-
-def _cpu_cores() -> int:
-  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-  return max(1, cores or 1)
-
-
-def _precompile(
-    program: Program, mesh: Mesh, programs: GridPrograms, inputs: RunInputs, data: Arrays,
-    chunk: int,
-) -> None:
-  """Compiles the grid's init, training chunk and evaluation at once, one per core.
-
-  Tracing and lowering run here one after another (they hold Python's lock);
-  XLA's compilations, most of the time, run in threads side by side. The
-  programs land in the same caches as a first call's, so training then starts
-  at once. Done once per program, mesh, run count and chunk length.
-  """
-  count = inputs.learning_rate.shape[0]
-  key = (program, mesh, count, chunk)
-  if key in _PRECOMPILED:
-    return
-  bare = _without_hyperparameters(inputs)
-  one_run = jax.tree.map(lambda a: a[0], bare)
-  init_one = _init_one(_init_program(program))
-  shapes = jax.eval_shape(init_one, one_run)
-  runs = devices.runs_sharding(mesh)
-  state = jax.tree.map(
-      lambda s: jax.ShapeDtypeStruct((count, *s.shape), s.dtype, sharding=runs), shapes)
-  step = jnp.asarray(0)
-  # Each compiles as soon as it is lowered, while the next one is traced (in
-  # Python, on one core): the init, quick to trace, first; then the longest.
-  lowerings = [
-      lambda: init_one.lower(one_run),
-      lambda: programs.evaluate.lower(state, inputs, data, step),
-      lambda: programs.train_chunk.lower(state, inputs, data, step, chunk),
-  ]
-  with concurrent.futures.ThreadPoolExecutor(max_workers=min(3, _cpu_cores())) as pool:
-    futures = [pool.submit(lower().compile) for lower in lowerings]
-    for future in futures:
-      future.result()
-  _PRECOMPILED.add(key)
-
-
 def clear_compiled() -> None:
   """Forgets every compiled program, so the next grid compiles as in a fresh process."""
   compile_grid.cache_clear()
-  _init_one.cache_clear()
-  _PRECOMPILED.clear()
+  precompile.forget()
   jax.clear_caches()
 
 
@@ -386,18 +295,49 @@ def train_grids(
   started = time.perf_counter()
   mesh = devices.runs_mesh()
   program = Program.of(config, dataset, grids)
+  state, recorder, training_seconds = _train(
+      program, mesh, dataset, grids, runs, config.eval_every, on_chunk)
+  rows = _final_rows(program, runs, recorder, state)
+  timing = {
+      "grid": " + ".join(grid.spec for grid in grids),
+      "runs": len(runs),
+      "devices": mesh.size,
+      "platform": mesh.devices.flat[0].platform,
+      "batching": program.config.batching,
+      "steps": program.config.steps,
+      "seconds": round(time.perf_counter() - started, 3),
+      "examples_per_second_per_run": round(
+          program.config.steps * program.config.batch_size / max(training_seconds, 1e-9), 1),
+  }
+  # Rows grid by grid, as if each grid had trained alone (the runs' order within each).
+  grid_of = {run.run_id: number for number, (_, grid_runs) in enumerate(pairs) for run in grid_runs}
+  by_grid = lambda row: grid_of[row["run_id"]]  # noqa: E731
+  return GridResult(rows, sorted(recorder.history, key=by_grid),
+                    sorted(recorder.layers, key=by_grid), timing)
+
+
+def _train(
+    program: Program, mesh: Mesh, dataset: Dataset, grids: Sequence[Grid], runs: Sequence[Run],
+    eval_every: int, on_chunk: Callable[[int, float], None] | None,
+) -> tuple[RunState, _Recorder, float]:
+  """Trains ``runs`` chunk by chunk, evaluating before the first and after each.
+
+  Returns the final state, the evaluations' rows and the seconds spent in
+  the training chunks alone.
+  """
   programs = compile_grid(program, mesh)
   inputs = sharded_inputs(runs, grids, mesh)
   data = devices.replicate(device_arrays(dataset), mesh)
-  _precompile(program, mesh, programs, inputs, data, min(config.eval_every, program.steps))
+  precompile.compile_ahead(
+      program, mesh, inputs, data, min(eval_every, program.config.steps),
+      evaluate=programs.evaluate, train_chunk=programs.train_chunk)
   state = programs.init(inputs)
   recorder = _Recorder(runs)
-
   state, run_values, layer_values = programs.evaluate(state, inputs, data, jnp.asarray(0))
   recorder.record(0, run_values, layer_values, state.diverged)
   step, training_seconds = 0, 0.0
-  while step < program.steps:
-    chunk = min(config.eval_every, program.steps - step)
+  while step < program.config.steps:
+    chunk = min(eval_every, program.config.steps - step)
     chunk_started = time.perf_counter()
     state, losses = programs.train_chunk(state, inputs, data, jnp.asarray(step), chunk)
     jax.block_until_ready(losses)
@@ -406,10 +346,20 @@ def train_grids(
     state, run_values, layer_values = programs.evaluate(state, inputs, data, jnp.asarray(step))
     recorder.record(step, run_values, layer_values, state.diverged)
     if on_chunk is not None:
-      healthy = np.asarray(devices.to_host(losses))[: len(runs)]
-      mean = float(np.nanmean(healthy)) if np.isfinite(healthy).any() else float("nan")
-      on_chunk(chunk, mean)
+      on_chunk(chunk, _mean_healthy_loss(losses, len(runs)))
+  return state, recorder, training_seconds
 
+
+def _mean_healthy_loss(losses: Array, count: int) -> float:
+  """The mean training loss over a chunk of the runs that have not diverged (NaN if none)."""
+  healthy = np.asarray(devices.to_host(losses))[:count]
+  return float(np.nanmean(healthy)) if np.isfinite(healthy).any() else float("nan")
+
+
+def _final_rows(
+    program: Program, runs: Sequence[Run], recorder: _Recorder, state: RunState
+) -> list[dict[str, Any]]:
+  """The ``runs.csv`` rows: each run's last healthy evaluation and whether it diverged."""
   diverged_step = devices.to_host(state.diverged_step)
   parameters = parameter_count(program)
   rows = []
@@ -424,19 +374,4 @@ def train_grids(
         "parameters": parameters,
         **final,
     })
-  timing = {
-      "grid": " + ".join(grid.spec for grid in grids),
-      "runs": len(runs),
-      "devices": mesh.size,
-      "platform": mesh.devices.flat[0].platform,
-      "batching": program.batching,
-      "steps": program.steps,
-      "seconds": round(time.perf_counter() - started, 3),
-      "examples_per_second_per_run": round(
-          program.steps * program.batch_size / max(training_seconds, 1e-9), 1),
-  }
-  # Rows grid by grid, as if each grid had trained alone (the runs' order within each).
-  grid_of = {run.run_id: number for number, (_, grid_runs) in enumerate(pairs) for run in grid_runs}
-  by_grid = lambda row: grid_of[row["run_id"]]  # noqa: E731
-  return GridResult(rows, sorted(recorder.history, key=by_grid),
-                    sorted(recorder.layers, key=by_grid), timing)
+  return rows

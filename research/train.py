@@ -67,58 +67,42 @@ class Branch:
     return cls(grid.name, grid.static, grid.swept)
 
 
+# Config fields that never split a compiled program: seeds and learning rates
+# are arrays on the runs axis, the activations are the program's branches, the
+# data an argument, evaluations come between calls, epochs become steps.
+_PER_RUN = {"dataset": "", "activations": (), "seeds": 0, "learning_rates": (),
+            "eval_every": 0, "data_seed": 0, "epochs": 0}
+
+
 @dataclasses.dataclass(frozen=True)
 class Program:
   """Everything that determines a grid's compiled programs, and nothing else.
 
-  Seeds, learning rates and swept hyperparameters are arrays on the runs axis,
-  and the data are arguments, so neither is here: grids that differ only in
-  them share their programs.
+  The config, with what does not change the compiled code normalised away
+  (seeds, learning rates and swept hyperparameters are arrays on the runs
+  axis, the data are arguments), so grids that differ only in them share their
+  programs; the dataset's shapes; and the activations.
   """
 
-  model: Any  # a model spec (research.model_spec) or a factory
-  width: int
-  depth: int
-  residual: bool
-  init: str
-  bias_init: float
-  norm: str
+  config: Config  # steps resolved, batching resolved, the fields of _PER_RUN normalised
   input_shape: tuple[int, ...]
   num_outputs: int
-  task: str
-  optimizer: str
-  schedule: str
-  momentum: float
-  weight_decay: float
-  l2_penalty: float
-  milestones: tuple[float, ...]
-  decay_factor: float
-  steps: int
+  task: str  # "classification" or "regression"
   steps_per_epoch: int  # 0: mini-batches drawn with replacement; else shuffled epochs
-  batch_size: int
-  augment: bool
-  dtype: str
-  divergence_factor: float
   branches: tuple[Branch, ...]  # the activations; each run picks one by its ``branch``
-  batching: str  # "map" or "vmap"
 
   @classmethod
   def of(cls, config: Config, dataset: Dataset, grids: Grid | Sequence[Grid]) -> Program:
     """The program of ``grids`` (one or several) under ``config`` for ``dataset``'s shapes."""
     grids = (grids,) if isinstance(grids, Grid) else tuple(grids)
-    return cls(
-        model=config.model, width=config.width, depth=config.depth,
-        residual=config.residual, init=config.init, bias_init=config.bias_init,
-        norm=config.norm, input_shape=dataset.input_shape, num_outputs=dataset.num_outputs,
-        task=dataset.task, optimizer=config.optimizer, schedule=config.schedule,
-        momentum=config.momentum, weight_decay=config.weight_decay,
-        l2_penalty=config.l2_penalty, milestones=config.milestones,
-        decay_factor=config.decay_factor, steps=resolved_steps(config, dataset),
-        steps_per_epoch=steps_per_epoch(config, dataset) if config.epochs else 0,
-        batch_size=config.batch_size, augment=config.augment, dtype=config.dtype,
-        divergence_factor=config.divergence_factor,
-        branches=tuple(Branch.of(grid) for grid in grids),
+    normalised = dataclasses.replace(
+        config, **_PER_RUN, steps=resolved_steps(config, dataset),
         batching=devices.resolved_batching(config.batching),
+    )
+    return cls(
+        normalised, dataset.input_shape, dataset.num_outputs, dataset.task,
+        steps_per_epoch(config, dataset) if config.epochs else 0,
+        tuple(Branch.of(grid) for grid in grids),
     )
 
 
@@ -134,7 +118,7 @@ def resolved_steps(config: Config, dataset: Dataset) -> int:
 
 def make_optimizer(program: Program, learning_rate: Array) -> optax.GradientTransformation:
   """The run's Optax optimizer (:func:`research.optimizers.make_optimizer`)."""
-  return optimizers.make_optimizer(program, learning_rate)
+  return optimizers.make_optimizer(program.config, learning_rate)
 
 
 class RunInputs(NamedTuple):
@@ -210,7 +194,7 @@ def bound_activation(program: Program, inputs: RunInputs) -> Callable[[Array], A
       functools.partial(activation_function(branch.name), **dict(branch.static), **values)
       for branch, values in zip(program.branches, inputs.hyperparameters, strict=True)
   ]
-  if len(functions) == 1 and program.batching != "map":
+  if len(functions) == 1 and program.config.batching != "map":
     return functions[0]
   if len(functions) == 1:
     functions = functions * 2  # lax.switch calls a lone branch directly
@@ -219,10 +203,11 @@ def bound_activation(program: Program, inputs: RunInputs) -> Callable[[Array], A
 
 def model_builder(program: Program) -> observe.Builder:
   """``build(activation, key)``: a freshly initialised model of the program's architecture."""
+  config = program.config
   return model_spec.builder(
-      program.model, program.input_shape, program.num_outputs, width=program.width,
-      depth=program.depth, residual=program.residual, init=program.init,
-      bias_init=program.bias_init, norm=program.norm,
+      config.model, program.input_shape, program.num_outputs, width=config.width,
+      depth=config.depth, residual=config.residual, init=config.init,
+      bias_init=config.bias_init, norm=config.norm,
   )
 
 
@@ -259,19 +244,19 @@ def batch_indices(program: Program, data: Arrays, inputs: RunInputs, step: Array
   Drawn with replacement from ``fold_in(data_key, step)``; with epochs, the
   next slice of the epoch's permutation, drawn from ``fold_in(data_key, epoch)``.
   """
-  count = data.x_train.shape[0]
+  count, batch_size = data.x_train.shape[0], program.config.batch_size
   if not program.steps_per_epoch:
     key = jax.random.fold_in(inputs.data_key, step)
-    return jax.random.randint(key, (program.batch_size,), 0, count)
+    return jax.random.randint(key, (batch_size,), 0, count)
   epoch, position = jnp.divmod(step, program.steps_per_epoch)
   order = jax.random.permutation(jax.random.fold_in(inputs.data_key, epoch), count)
-  return jax.lax.dynamic_slice(order, (position * program.batch_size,), (program.batch_size,))
+  return jax.lax.dynamic_slice(order, (position * batch_size,), (batch_size,))
 
 
 def _training_inputs(program: Program, data: Arrays, key: Array, indices: Array) -> Array:
   """The mini-batch's inputs, augmented from the run's key if the program augments."""
   x = data.x_train[indices]
-  return augment.random_crop_and_flip(key, x) if program.augment else x
+  return augment.random_crop_and_flip(key, x) if program.config.augment else x
 
 
 def train_step(
@@ -287,7 +272,7 @@ def train_step(
   def batch_loss(params: nnx.State) -> tuple[Array, nnx.State]:
     observed = observe.call(
         build, activation, params, state.model_state, x, training=True,
-        dropout_key=dropout_key, dtype=jnp.dtype(program.dtype))
+        dropout_key=dropout_key, dtype=jnp.dtype(program.config.dtype))
     return metrics.loss(observed.outputs, data.y_train[indices], program.task), observed.model_state
 
   (loss, model_state), grads = jax.value_and_grad(batch_loss, has_aux=True)(state.params)
@@ -326,7 +311,7 @@ def _observed(program: Program, inputs: RunInputs, params: nnx.State, model_stat
               x: Array) -> observe.Observed:
   """The model in evaluation mode on ``x``, each activation call recorded."""
   return observe.call(model_builder(program), bound_activation(program, inputs), params,
-                      model_state, x, training=False, dtype=jnp.dtype(program.dtype))
+                      model_state, x, training=False, dtype=jnp.dtype(program.config.dtype))
 
 
 def _train_set_pass(program: Program, data: Arrays, inputs: RunInputs, state: RunState):
@@ -422,7 +407,7 @@ def evaluate(
   }
   initial_loss = jnp.where(step == 0, train_loss, state.initial_loss)
   diverges = ~state.diverged & (
-      ~jnp.isfinite(train_loss) | (train_loss > program.divergence_factor * initial_loss)
+      ~jnp.isfinite(train_loss) | (train_loss > program.config.divergence_factor * initial_loss)
   )
   state = state._replace(
       ever_inactive=ever_inactive,

@@ -63,7 +63,7 @@ def test_epochs_visit_every_example_once_per_epoch():
   config = Config(dataset="moons(num_train=64, num_test=8)", epochs=3, batch_size=10)
   (grid,) = research.grid.expand(Config(**{**config.__dict__, "activations": ("relu",)}))
   program = train.Program.of(config, dataset, grid)
-  assert (program.steps, program.steps_per_epoch) == (18, 6)  # 64 // 10 full batches a pass
+  assert (program.config.steps, program.steps_per_epoch) == (18, 6)  # 64 // 10 full batches a pass
   inputs = research.programs.run_inputs(grid.runs[:1], grid)
   one = jax.tree.map(lambda a: a[0], inputs)
   arrays = train.device_arrays(dataset)

@@ -18,7 +18,7 @@ import pytest
 from flax import nnx
 
 import research
-from research import experiment, grid, programs, results, tables, train
+from research import experiment, grid, optimizers, programs, results, tables, train
 from research.config import OPTIMIZERS, SCHEDULES, Config
 from research.data import Dataset, load
 
@@ -275,7 +275,7 @@ def test_schedules_scale_a_peak_of_one_by_the_learning_rate():
   params = {"w": jnp.zeros(1)}
   for schedule in SCHEDULES:
     config = _with(TINY, optimizer="sgd", schedule=schedule, steps=100)
-    tx = train.make_optimizer(config, jnp.asarray(0.5))
+    tx = optimizers.make_optimizer(config, jnp.asarray(0.5))
     state = tx.init(params)
     for _ in range(50):  # the 50th update uses the schedule at count 49
       updates, state = tx.update({"w": jnp.ones(1)}, state)

@@ -1,0 +1,127 @@
+"""Compiling a grid's programs side by side, and initialising its runs one at a time.
+
+Two workarounds for XLA:CPU's compile times, kept apart so that
+:mod:`research.programs` reads as a training loop:
+
+* XLA:CPU compiles one program at a time, on one core, and a grid needs three
+  (its initialisation, a chunk of training steps, an evaluation).
+  :func:`compile_ahead` lowers the three one after another (tracing holds
+  Python's lock) and hands each to a small thread pool as soon as it is
+  lowered, so their XLA compilations overlap. The compiled programs land in
+  the same caches as a first call's, so training then starts at once.
+* The random initialisers compile several times faster for one run than over
+  a runs axis, and initialisation runs once per grid: :func:`init_runs`
+  initialises each run alone with one compiled program and stacks the states.
+
+Neither changes what is computed: the compiled programs are those a first
+call would compile, and each run's initial state comes from its own key alone.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+from jax.sharding import Mesh
+
+from research import devices
+from research.train import Arrays, Branch, Program, RunInputs, RunState, init_run
+
+
+def _init_program(program: Program) -> Program:
+  """``program`` without what initialisation ignores (the activation, batching...).
+
+  A run's initial weights and optimizer state do not depend on its
+  activation, so every grid of a comparison shares one compiled init.
+  """
+  config = dataclasses.replace(program.config, batching="map", divergence_factor=0.0)
+  return dataclasses.replace(program, config=config, branches=(Branch("identity"),), task="")
+
+
+@functools.lru_cache(maxsize=32)
+def _init_one(program: Program) -> Callable[[RunInputs], RunState]:
+  """One run's :func:`research.train.init_run`, jitted, for an :func:`_init_program`."""
+  return jax.jit(functools.partial(init_run, program))
+
+
+def _without_hyperparameters(inputs: RunInputs) -> RunInputs:
+  """What an :func:`_init_program` takes: one branch, no hyperparameters."""
+  return inputs._replace(branch=jnp.zeros_like(inputs.branch), hyperparameters=({},))
+
+
+def init_runs(program: Program, mesh: Mesh) -> Callable[[RunInputs], RunState]:
+  """``init(inputs)``: every run's initial state, one run at a time, stacked over ``mesh``."""
+  init_one = _init_one(_init_program(program))
+  runs = devices.runs_sharding(mesh)
+
+  def init(inputs: RunInputs) -> RunState:
+    inputs = _without_hyperparameters(inputs)
+    count = inputs.learning_rate.shape[0]
+    states = [init_one(jax.tree.map(lambda a: a[i], inputs)) for i in range(count)]
+    return jax.device_put(jax.tree.map(_stack, *states), runs)
+
+  return init
+
+
+def _stack(*leaves: Array) -> Any:
+  """One leaf per run stacked on a new runs axis.
+
+  On the host, a copy bit for bit without a compiled stack per leaf shape;
+  random keys (Dropout's streams) have no NumPy dtype and stack in JAX.
+  """
+  if jax.dtypes.issubdtype(leaves[0].dtype, jax.dtypes.prng_key):
+    return jnp.stack(leaves)
+  return np.stack(jax.device_get(leaves))
+
+
+# (program, mesh, run count, chunk length) of every grid compiled ahead so far.
+_COMPILED: set[tuple[Any, ...]] = set()
+
+
+def compile_ahead(
+    program: Program, mesh: Mesh, inputs: RunInputs, data: Arrays, chunk: int, *,
+    evaluate: jax.stages.Wrapped, train_chunk: jax.stages.Wrapped,
+) -> None:
+  """Compiles the grid's init, ``train_chunk`` and ``evaluate`` at once, in threads.
+
+  ``evaluate`` and ``train_chunk`` are the grid's jitted programs
+  (:func:`research.programs.compile_grid`); ``chunk`` is the number of steps
+  per call of ``train_chunk``. Done once per program, mesh, run count and
+  chunk length; each later call returns at once.
+  """
+  count = inputs.learning_rate.shape[0]
+  key = (program, mesh, count, chunk)
+  if key in _COMPILED:
+    return
+  one_run = jax.tree.map(lambda a: a[0], _without_hyperparameters(inputs))
+  init_one = _init_one(_init_program(program))
+  shapes = jax.eval_shape(init_one, one_run)
+  runs = devices.runs_sharding(mesh)
+  state = jax.tree.map(
+      lambda s: jax.ShapeDtypeStruct((count, *s.shape), s.dtype, sharding=runs), shapes)
+  step = jnp.asarray(0)
+  # Each compiles as soon as it is lowered, while the next one is traced (in
+  # Python, on one core): the init, quick to trace, first; then the longest.
+  lowerings = [
+      lambda: init_one.lower(one_run),
+      lambda: evaluate.lower(state, inputs, data, step),
+      lambda: train_chunk.lower(state, inputs, data, step, chunk),
+  ]
+  with concurrent.futures.ThreadPoolExecutor(max_workers=min(3, devices.cpu_cores())) as pool:
+    futures = [pool.submit(lower().compile) for lower in lowerings]
+    for future in futures:
+      future.result()
+  _COMPILED.add(key)
+
+
+def forget() -> None:
+  """Forgets what was compiled ahead (see :func:`research.programs.clear_compiled`)."""
+  _init_one.cache_clear()
+  _COMPILED.clear()
