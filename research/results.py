@@ -17,16 +17,28 @@ disk, a missing field or a value edited by hand is found when the folder is
 read (:meth:`ResultsFolder.damage`), named by file and line, and never read
 as a result.
 
-Every write replaces a whole file atomically (a temporary file in the same
-folder, flushed to disk, then :func:`os.replace`), so a crash or Ctrl-C leaves
-each file either as it was or fully updated, never half written. The per-step
-files are written before ``runs.csv``, so a run is only marked finished once
-its curves are on disk; rows left by an attempt interrupted between the writes
-are replaced when the run is added again.
+New rows are appended to the end of each file, flushed and synced to disk
+(:func:`os.fsync`), so adding a program's runs costs the same in a folder of
+ten runs as in one of ten thousand. A crash, Ctrl-C or full disk during an
+append leaves the earlier rows as they were and at most one last row cut short,
+which its checksum finds; the next run of the experiment drops it, with every
+row of its run, and trains that run again (:meth:`ResultsFolder.drop_damaged`).
+The per-step files are written before ``runs.csv`` (``history.csv``,
+``layers.csv``, ``grids.csv``, then ``runs.csv``), so a run is only marked
+finished once its curves are on disk.
+
+Two rare writes replace a whole file instead, atomically (a temporary file in
+the same folder, flushed to disk, then :func:`os.replace`, so the file is
+either as it was or fully updated): a row that brings a new column (the header
+changes), and a run added again after an attempt interrupted between its
+writes, whose leftover rows are replaced. A file's first rows are written the
+same way, so a header is never cut short.
 
 One process writes a folder at a time: :class:`ResultsFolder` takes an
 exclusive lock (``fcntl.flock`` on ``.lock``) and a second writer is refused at
-once, naming the holder's pid.
+once, naming the holder's pid. Being the only writer, an open folder keeps
+each file's columns and run ids in memory after reading the file once, instead
+of reading every file again on each add.
 
 Values are written so that they read back unchanged: floats with :func:`repr`
 (exact, including ``nan`` and ``inf``), booleans as ``True``/``False``, a
@@ -47,7 +59,7 @@ import pathlib
 import re
 import tempfile
 import zlib
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -230,6 +242,7 @@ class ResultsFolder:
     self.path = pathlib.Path(path).expanduser()
     self.read_only = read_only
     self._lock = None
+    self._files: dict[str, _FileState] = {}  # the writer's memory of each file
     requested = _json_ready(config)
     if not isinstance(requested, dict):
       raise TypeError(f"config must be a mapping or a dataclass, got {config!r}.")
@@ -265,6 +278,7 @@ class ResultsFolder:
 
   def close(self) -> None:
     """Releases the folder's lock; the folder can still be read."""
+    self._files.clear()  # another process may write the folder once it is unlocked
     if self._lock is not None:
       self._lock.close()  # closing the file releases the flock
       self._lock = None
@@ -300,6 +314,7 @@ class ResultsFolder:
       ):
         kept = [row for row in table.rows if row.get("run_id") not in runs]
         _write_table(self.path / name, table.header, [_as_text(row) for row in kept])
+    self._files.clear()
     return found
 
   def finished_run_ids(self) -> set[str]:
@@ -313,7 +328,7 @@ class ResultsFolder:
       layers: Sequence[Mapping[str, Any]] = (),
       grid: Mapping[str, Any] | None = None,
   ) -> None:
-    """Records finished runs with their history and layer rows, each file atomically.
+    """Records finished runs with their history and layer rows, appended to each file.
 
     ``history.csv`` and ``layers.csv`` are written first, then ``grids.csv``,
     then ``runs.csv``, so that ``runs.csv`` only names runs whose other rows
@@ -336,12 +351,26 @@ class ResultsFolder:
       raise PermissionError(f"{self!r} was opened read-only.")
     run_ids = [_run_id(row, "runs") for row in runs]
     per_run = {HISTORY_FILE: history, LAYERS_FILE: layers}
+    self._refuse_finished(run_ids, per_run)
+    # Format every value before writing anything: a bad value writes nothing.
+    formatted = {name: [_format_row(row) for row in rows] for name, rows in per_run.items()}
+    new_runs = [_format_row(row) for row in runs]
+    new_grid = [_format_row(grid)] if grid else []
+    for name, rows in formatted.items():
+      self._write_rows(name, rows, replacing=set(run_ids))
+    self._write_rows(GRIDS_FILE, new_grid)
+    self._write_rows(RUNS_FILE, new_runs)
+
+  def _refuse_finished(
+      self, run_ids: list[str], per_run: Mapping[str, Sequence[Mapping[str, Any]]]
+  ) -> None:
+    """Raises unless ``run_ids`` are distinct and no row belongs to a finished run."""
     repeated = sorted(
         run_id for run_id, count in collections.Counter(run_ids).items() if count > 1
     )
     if repeated:
       raise ValueError(f"runs names these run_ids more than once: {repeated}.")
-    finished = self.finished_run_ids()
+    finished = self._known(RUNS_FILE).run_ids
     already = sorted(finished.intersection(run_ids))
     if already:
       raise ValueError(
@@ -356,18 +385,6 @@ class ResultsFolder:
             f"{name.split('.')[0]} has rows for runs already finished in"
             f" '{self.path / RUNS_FILE}': {late}. A finished run's rows are never changed."
         )
-    # Format every value before writing anything: a bad value writes nothing.
-    formatted = {name: [_format_row(row) for row in rows] for name, rows in per_run.items()}
-    new_runs = [_format_row(row) for row in runs]
-    new_grid = [_format_row(grid)] if grid else []
-    replaced = set(run_ids)
-    for name, rows in formatted.items():
-      if rows or run_ids:
-        self._append(name, rows, drop=lambda row: row.get("run_id") in replaced)
-    if new_grid:
-      self._append(GRIDS_FILE, new_grid, drop=lambda row: False)
-    if new_runs:
-      self._append(RUNS_FILE, new_runs, drop=lambda row: False)
 
   def runs(self) -> list[dict[str, Any]]:
     """The rows of ``runs.csv``, values converted back (see :func:`parse_value`)."""
@@ -396,20 +413,54 @@ class ResultsFolder:
       )
     return [{k: v for k, v in row.items() if k != CHECKSUM} for row in table.rows]
 
-  def _append(
-      self,
-      file_name: str,
-      rows: list[dict[str, str]],
-      drop: Callable[[dict[str, str]], bool],
+  def _known(self, file_name: str) -> _FileState:
+    """The columns and run ids of ``file_name``, read from disk once while the folder is open."""
+    if file_name not in self._files:
+      table = _read_table(self.path / file_name)
+      self._files[file_name] = _FileState(
+          [column for column in table.header if column != CHECKSUM],
+          {row["run_id"] for row in table.rows if row.get("run_id")},
+      )
+    return self._files[file_name]
+
+  def _write_rows(
+      self, file_name: str, rows: list[dict[str, str]], replacing: Collection[str] = ()
   ) -> None:
-    """Rewrites ``file_name`` with its kept rows, then ``rows``, atomically."""
-    path = self.path / file_name
-    table = _read_table(path)
-    existing = [_as_text(row) for row in table.rows]
-    kept = [row for row in existing if not drop(row)]
-    if not rows and len(kept) == len(existing):
+    """Appends ``rows`` to ``file_name``, first removing the rows of the runs in ``replacing``.
+
+    An append when it can; a whole new file, atomically, when the file is new,
+    a row brings a new column, or a run in ``replacing`` already has rows.
+    """
+    known = self._known(file_name)
+    stale = known.run_ids.intersection(replacing)
+    if not rows and not stale:
       return  # nothing to change: keep the file (and its timestamp) as it is
-    _write_table(path, table.header, kept + rows)
+    try:
+      if known.columns and not stale and _columns(known.columns, rows) == known.columns:
+        _append_rows(self.path / file_name, known.columns, rows)
+        known.run_ids.update(row["run_id"] for row in rows if row.get("run_id"))
+      else:
+        self._rewrite(file_name, rows, stale)
+    except BaseException:
+      self._files.pop(file_name, None)  # how much reached the disk is unknown: read it again
+      raise
+
+  def _rewrite(self, file_name: str, rows: list[dict[str, str]], stale: set[str]) -> None:
+    """Rewrites ``file_name`` atomically: its rows but those of ``stale`` runs, then ``rows``."""
+    path = self.path / file_name
+    # A file without a header holds no rows: nothing to read back.
+    table = _read_table(path) if self._known(file_name).columns else _Table([], [], [])
+    kept = [_as_text(row) for row in table.rows if row.get("run_id") not in stale]
+    columns = _write_table(path, table.header, kept + rows)
+    self._files[file_name] = _FileState(
+        columns, {row["run_id"] for row in kept + rows if row.get("run_id")})
+
+
+class _FileState(NamedTuple):
+  """What the folder's only writer knows of one of its files without reading it again."""
+
+  columns: list[str]  # the header without the checksum; empty while the file has none
+  run_ids: set[str]  # the run of every intact row
 
 
 def _lock(folder: pathlib.Path) -> Any:
@@ -480,21 +531,62 @@ def _as_text(row: Mapping[str, Any]) -> dict[str, str]:
   return {key: value for key, value in _format_row(row).items() if key != CHECKSUM}
 
 
-def _write_table(path: pathlib.Path, header: list[str], rows: list[dict[str, str]]) -> None:
-  """Writes ``rows`` under ``header`` (extended by new columns), each with its checksum."""
+def _columns(header: Sequence[str], rows: Sequence[Mapping[str, str]]) -> list[str]:
+  """``header``'s columns, then each new column of ``rows`` after its neighbour in the row.
+
+  Keys stay first: a new hyperparameter's column goes beside the others.
+
+  Examples:
+    >>> _columns(["run_id", "seed", "checksum"], [{"run_id": "a", "slope": "0.1", "seed": "0"}])
+    ['run_id', 'slope', 'seed']
+  """
   columns = [column for column in header if column != CHECKSUM]
   for row in rows:
     previous = None
-    for key in row:  # a new column goes after its neighbour in the row: keys stay first
+    for key in row:
       if key not in columns:
         columns.insert(columns.index(previous) + 1 if previous else len(columns), key)
       previous = key
+  return columns
+
+
+def _csv_lines(columns: Sequence[str], rows: Sequence[Mapping[str, str]], *, header: bool) -> str:
+  """``rows`` as CSV lines under ``columns``, each ending with its checksum."""
   buffer = io.StringIO()
   writer = csv.writer(buffer, lineterminator="\n")
-  writer.writerow([*columns, CHECKSUM])
+  if header:
+    writer.writerow([*columns, CHECKSUM])
   for row in rows:
     writer.writerow([*(row.get(column, "") for column in columns), _checksum(row)])
-  write_text_atomic(path, buffer.getvalue())
+  return buffer.getvalue()
+
+
+def _write_table(path: pathlib.Path, header: list[str], rows: list[dict[str, str]]) -> list[str]:
+  """Replaces ``path`` with ``rows`` under ``header`` (extended by new columns), atomically.
+
+  Returns the columns written, the checksum left out.
+  """
+  columns = _columns(header, rows)
+  write_text_atomic(path, _csv_lines(columns, rows, header=True))
+  return columns
+
+
+def _append_rows(path: pathlib.Path, columns: Sequence[str], rows: Sequence[Mapping[str, str]]) -> None:
+  """Appends ``rows`` (no new columns) to the end of ``path``, then flushes and syncs it.
+
+  Only the new bytes are written. A last line that an interrupted append left
+  without its newline is ended first: it stays a line of its own, found by its
+  checksum, and the new rows stay intact.
+  """
+  text = _csv_lines(columns, rows, header=False)
+  with open(path, "a+b") as file:  # appends land at the end, wherever the file was read
+    if file.seek(0, os.SEEK_END):
+      file.seek(-1, os.SEEK_END)
+      if file.read(1) != b"\n":
+        text = "\n" + text
+    file.write(text.encode("utf-8"))
+    file.flush()
+    os.fsync(file.fileno())
 
 
 def csv_text(rows: Sequence[Mapping[str, Any]]) -> str:

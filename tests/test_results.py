@@ -1,4 +1,4 @@
-"""Tests of research.results: config checks, exact round trips, atomic writes, resume."""
+"""Tests of research.results: config checks, exact round trips, appends, atomic rewrites, resume."""
 
 from __future__ import annotations
 
@@ -216,14 +216,14 @@ def test_history_is_replaced_when_a_run_is_added_after_an_interruption(tmp_path,
   folder.add([_run("relu|seed=0")], _history("relu|seed=0"))
   # Interrupt the next add between its two writes: history.csv is written,
   # runs.csv is not, so the run is not finished and will be trained again.
-  write = results.write_text_atomic
+  append = results._append_rows
 
-  def interrupted(path, text):
-    if os.path.basename(path) == results.RUNS_FILE:
+  def interrupted(path, columns, rows):
+    if path.name == results.RUNS_FILE:
       raise KeyboardInterrupt
-    write(path, text)
+    append(path, columns, rows)
 
-  monkeypatch.setattr(results, "write_text_atomic", interrupted)
+  monkeypatch.setattr(results, "_append_rows", interrupted)
   with pytest.raises(KeyboardInterrupt):
     folder.add([_run("relu|seed=1", seed=1)], _history("relu|seed=1", steps=(0, 50), loss=5.0))
   monkeypatch.undo()
@@ -239,7 +239,122 @@ def test_history_is_replaced_when_a_run_is_added_after_an_interruption(tmp_path,
   assert folder.finished_run_ids() == {"relu|seed=0", "relu|seed=1"}
 
 
-def test_writes_are_atomic_and_leave_no_temporary_files(tmp_path, open_folder, monkeypatch):
+def _contents(folder: ResultsFolder) -> dict[str, bytes]:
+  return {name: (folder.path / name).read_bytes() for name in _files(folder)}
+
+
+def test_adds_append_and_never_rewrite_earlier_bytes(tmp_path, open_folder, monkeypatch):
+  folder = open_folder(tmp_path, CONFIG)
+  folder.add([_run("relu|seed=0")], _history("relu|seed=0"), _history("relu|seed=0"),
+             {"grid": "relu", "seconds": 1.5})
+  rewrites = []
+  write = results.write_text_atomic
+  monkeypatch.setattr(results, "write_text_atomic",
+                      lambda path, text: (rewrites.append(path), write(path, text)))
+  for seed in range(1, 6):
+    before = _contents(folder)
+    run_id = f"relu|seed={seed}"
+    folder.add([_run(run_id, seed=seed)], _history(run_id), _history(run_id),
+               {"grid": "relu", "seconds": 1.5})
+    after = _contents(folder)
+    for name, content in before.items():
+      if name != results.CONFIG_FILE:
+        assert after[name].startswith(content) and len(after[name]) > len(content), name
+  assert rewrites == []
+  assert [row["seed"] for row in folder.runs()] == list(range(6))
+  assert len(folder.history()) == len(folder.layers()) == 6 * 3 and len(folder.grids()) == 6
+
+
+def test_a_new_column_rewrites_the_file_once(tmp_path, open_folder, monkeypatch):
+  folder = open_folder(tmp_path, CONFIG)
+  folder.add([_run("relu|seed=0")], _history("relu|seed=0"))
+  rewrites = []
+  write = results.write_text_atomic
+  monkeypatch.setattr(results, "write_text_atomic",
+                      lambda path, text: (rewrites.append(path.name), write(path, text)))
+  folder.add([_run("necro|seed=0", negative_slope=0.1)], _history("necro|seed=0"))
+  folder.add([_run("necro|seed=1", seed=1, negative_slope=0.2)], _history("necro|seed=1"))
+  assert rewrites == [results.RUNS_FILE]  # the header grew once; history.csv kept its columns
+  assert [row["negative_slope"] for row in folder.runs()] == [None, 0.1, 0.2]
+
+
+def test_adds_read_each_file_once_however_many(tmp_path, open_folder, monkeypatch):
+  # Quadratic no more: the open folder remembers each file's columns and runs.
+  reads = []
+  read = results._read_table
+  monkeypatch.setattr(results, "_read_table", lambda path: (reads.append(path.name), read(path))[1])
+  folder = open_folder(tmp_path, CONFIG)
+  for seed in range(30):
+    run_id = f"relu|seed={seed}"
+    folder.add([_run(run_id, seed=seed)], _history(run_id), _history(run_id), {"grid": "relu"})
+  files = (results.RUNS_FILE, results.HISTORY_FILE, results.LAYERS_FILE, results.GRIDS_FILE)
+  assert sorted(reads) == sorted(files)
+  reads.clear()
+  folder.close()
+  resumed = open_folder(tmp_path, CONFIG)  # a new writer reads them again, once
+  for seed in range(30, 40):
+    run_id = f"relu|seed={seed}"
+    resumed.add([_run(run_id, seed=seed)], _history(run_id), _history(run_id), {"grid": "relu"})
+  assert sorted(reads) == sorted(files)
+  assert len(resumed.runs()) == 40 and len(resumed.history()) == 40 * 3
+
+
+def _crash_mid_append(monkeypatch, file_name: str) -> None:
+  """The next append to ``file_name`` writes half its bytes, then the process "dies"."""
+  append = results._append_rows
+
+  def crashing(path, columns, rows):
+    if path.name != file_name:
+      return append(path, columns, rows)
+    text = results._csv_lines(columns, rows, header=False).encode()
+    with open(path, "ab") as file:
+      file.write(text[: len(text) // 2])
+    raise KeyboardInterrupt("simulated crash mid-append")
+
+  monkeypatch.setattr(results, "_append_rows", crashing)
+
+
+@pytest.mark.parametrize("file_name", [results.HISTORY_FILE, results.RUNS_FILE])
+def test_a_row_cut_by_a_crash_mid_append_is_found_and_dropped(tmp_path, open_folder, monkeypatch, file_name):
+  folder = open_folder(tmp_path, CONFIG)
+  folder.add([_run("relu|seed=0")], _history("relu|seed=0"))
+  before = _contents(folder)
+  _crash_mid_append(monkeypatch, file_name)
+  with pytest.raises(KeyboardInterrupt):
+    folder.add([_run("relu|seed=1", seed=1)], _history("relu|seed=1"))
+  monkeypatch.undo()
+  folder.close()
+  # Earlier rows are intact, byte for byte; the cut row is the last line.
+  for name, content in before.items():
+    assert (folder.path / name).read_bytes().startswith(content)
+  resumed = open_folder(tmp_path, CONFIG)
+  (damage,) = resumed.damage()
+  assert damage.file == file_name and damage.run_id == "relu|seed=1"
+  assert "cut short" in damage.reason
+  assert resumed.drop_damaged() == [damage]
+  assert resumed.finished_run_ids() == {"relu|seed=0"}
+  assert {row["run_id"] for row in resumed.history()} == {"relu|seed=0"}
+  resumed.add([_run("relu|seed=1", seed=1)], _history("relu|seed=1"))  # trained again
+  assert resumed.damage() == []
+  assert resumed.runs() == [_run("relu|seed=0"), _run("relu|seed=1", seed=1)]
+  assert resumed.history() == _history("relu|seed=0") + _history("relu|seed=1")
+
+
+def test_an_append_after_a_cut_row_keeps_both_apart(tmp_path, open_folder):
+  # A cut last line without its newline must not swallow the next row.
+  folder = open_folder(tmp_path, CONFIG)
+  folder.add([_run("relu|seed=0")], _history("relu|seed=0"))
+  path = folder.path / results.HISTORY_FILE
+  path.write_bytes(path.read_bytes()[:-12])
+  folder.add([_run("relu|seed=1", seed=1)], _history("relu|seed=1"))
+  (damage,) = folder.damage()
+  assert (damage.file, damage.line, damage.run_id) == (results.HISTORY_FILE, 4, "relu|seed=0")
+  folder.drop_damaged()
+  assert folder.runs() == [_run("relu|seed=1", seed=1)]
+  assert folder.history() == _history("relu|seed=1")
+
+
+def test_rewrites_are_atomic_and_leave_no_temporary_files(tmp_path, open_folder, monkeypatch):
   folder = open_folder(tmp_path, CONFIG)
   for seed in range(3):
     folder.add([_run(f"relu|seed={seed}", seed=seed)], _history(f"relu|seed={seed}"))
@@ -250,12 +365,14 @@ def test_writes_are_atomic_and_leave_no_temporary_files(tmp_path, open_folder, m
     raise OSError("disk full")
 
   monkeypatch.setattr(os, "replace", failing_replace)
-  with pytest.raises(OSError, match="disk full"):
-    folder.add([_run("relu|seed=9", seed=9)], [])
+  with pytest.raises(OSError, match="disk full"):  # a new column rewrites runs.csv
+    folder.add([_run("relu|seed=9", seed=9, negative_slope=0.1)], [])
   monkeypatch.undo()
   assert _files(folder) == [results.CONFIG_FILE, results.HISTORY_FILE, results.RUNS_FILE]
   assert (folder.path / results.RUNS_FILE).read_bytes() == before
   assert len(folder.runs()) == 3
+  folder.add([_run("relu|seed=9", seed=9, negative_slope=0.1)], [])  # the folder still works
+  assert len(folder.runs()) == 4
 
 
 def test_write_bytes_atomic_replaces_whole_file(tmp_path):
