@@ -96,6 +96,8 @@ def test_targets_say_met_or_not_with_the_measured_value():
   assert checked["every ReLU-forward surrogate's MLP step time <= 1.02x relu's"].verdict == "NOT met"
   assert "1.050x" in checked["every ReLU-forward surrogate's MLP step time <= 1.02x relu's"].measured
   assert checked["every ReLU-forward surrogate's temporary memory <= 1.00x relu's"].met
+  assert all(target.reason for target in checked.values())  # each says why the project asks it
+  assert "| target | why | measured | verdict |" in report._targets(result)
 
 
 @pytest.mark.standard_promotion

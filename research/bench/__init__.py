@@ -14,7 +14,7 @@ few minutes at most. One module per measurement:
 * :mod:`research.bench.resnet_step`: the CIFAR ResNet-20 training step against
   PyTorch eager (:mod:`research.bench.torch_resnet`), its forward/backward
   split and its convolutions one by one;
-* :mod:`research.bench.targets` and :mod:`research.bench.report`: the issue's
+* :mod:`research.bench.targets` and :mod:`research.bench.report`: the project's
   targets, met or not, and the markdown.
 
 The run itself is :func:`research.bench.suite.run`, its options

@@ -9,9 +9,9 @@ against ``jax.nn.relu`` in the same process:
   mean square of the output): its time and its compiled
   temporary bytes (``memory_analysis().temp_size_in_bytes``), plus the
   program's whole footprint (arguments + outputs + temporaries - aliased);
-* the **residuals** its forward pass saves for the backward pass
-  (``jax.ad_checkpoint.print_saved_residuals``' data), in bytes per element of
-  the input. A residual made by ``broadcast_in_dim`` of a constant (the zeros
+* the **residuals** its forward pass saves for the backward pass (what
+  ``jax.ad_checkpoint.print_saved_residuals`` prints, read from the jaxpr of
+  ``jax.vjp``: :func:`saved_residuals`), in bytes per element of the input. A residual made by ``broadcast_in_dim`` of a constant (the zeros
   ``jax.nn.relu``'s rule selects from) is listed but not counted: XLA fuses it
   and never stores it.
 
@@ -29,8 +29,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import jax.extend.core
 import jax.numpy as jnp
-from jax._src import ad_checkpoint
 
 import activations
 from research.bench import timing
@@ -81,7 +81,7 @@ def residual_bytes_per_element(
     1.0
   """
   x = jnp.linspace(-1.0, 1.0, size, dtype=dtype)
-  saved = ad_checkpoint.saved_residuals(function, x)
+  saved = saved_residuals(function, x)
   total, described = 0, []
   for aval, origin in saved:
     described.append(f"{aval.str_short()} {origin}".strip())
@@ -89,6 +89,39 @@ def residual_bytes_per_element(
     if aval.shape == x.shape and not constant:
       total += aval.dtype.itemsize * aval.size
   return total / size, described
+
+
+def saved_residuals(
+    function: Callable[[jax.Array], jax.Array], x: jax.Array
+) -> list[tuple[jax.core.ShapedArray, str]]:
+  """What ``jax.vjp(function, x)`` keeps for the backward pass: each residual and its origin.
+
+  The residuals are the leaves of the pullback ``jax.vjp`` returns; the jaxpr
+  of the forward pass says which operation made each, as
+  ``jax.ad_checkpoint.print_saved_residuals`` prints it.
+
+  Examples:
+    >>> [(aval.str_short(), origin) for aval, origin in saved_residuals(jax.nn.relu, jnp.ones(4))]
+    [('bool[4]', 'output of gt'), ('float32[4]', 'output of broadcast_in_dim')]
+  """
+  closed, shapes = jax.make_jaxpr(lambda x: jax.vjp(function, x), return_shape=True)(x)
+  jaxpr = closed.jaxpr
+  count = len(jax.tree.leaves(shapes[1]))
+  made_by = {var: eqn for eqn in jaxpr.eqns for var in eqn.outvars}
+  saved = []
+  for var in jaxpr.outvars[len(jaxpr.outvars) - count:]:
+    if isinstance(var, jax.extend.core.Literal):
+      origin = "from a literal"
+    elif var in jaxpr.invars:
+      origin = "from the argument"
+    elif var in made_by:
+      eqn = made_by[var]
+      name = eqn.params.get("name") if eqn.primitive.name in ("jit", "pjit") else None
+      origin = f"output of jitted function '{name}'" if name else f"output of {eqn.primitive.name}"
+    else:
+      origin = "from a constant"
+    saved.append((var.aval, origin))
+  return saved
 
 
 def mlp_step(
@@ -145,7 +178,33 @@ def measure(
     and their ratios, ``residual_bytes_per_element`` and the residuals.
   """
   functions = candidates(names)
-  dtype = jnp.dtype(shape.dtype)
+  elementwise = _paired_forward_backward(functions, shape.dtype, array_size, rounds)
+  steps = _paired_steps(functions, shape, rounds)
+  results: dict[str, dict[str, Any]] = {}
+  base_memory = mlp_memory(functions[BASELINE], shape)
+  for name, function in functions.items():
+    memory = base_memory if name == BASELINE else mlp_memory(function, shape)
+    residual, described = residual_bytes_per_element(function, shape.dtype)
+    results[name] = {
+        "forward_backward": _timed(elementwise, name),
+        "step": _timed(steps, name),
+        **memory,
+        "temp_ratio": memory["temp_bytes"] / max(base_memory["temp_bytes"], 1),
+        "footprint_ratio": memory["footprint_bytes"] / max(base_memory["footprint_bytes"], 1),
+        "residual_bytes_per_element": residual,
+        "residuals": described,
+    }
+  return results
+
+
+Paired = tuple[dict[str, list[float]], dict[str, list[float]]]  # seconds, ratios to relu
+
+
+def _paired_forward_backward(
+    functions: dict[str, Callable[[jax.Array], jax.Array]], dtype: str, array_size: int,
+    rounds: int,
+) -> Paired:
+  """Each function's ``jax.vjp`` and pullback on one large array, timed beside relu's."""
   array = jax.random.normal(jax.random.key(1), (array_size,), jnp.float32).astype(dtype)
 
   def forward_backward(function):
@@ -155,6 +214,14 @@ def measure(
     compiled = jax.jit(both)
     return lambda: compiled(array)
 
+  calls = {name: forward_backward(function) for name, function in functions.items()}
+  return timing.paired(calls[BASELINE], calls, rounds, calls_per_round=10)
+
+
+def _paired_steps(
+    functions: dict[str, Callable[[jax.Array], jax.Array]], shape: MlpShape, rounds: int
+) -> Paired:
+  """Each function's MLP training step, timed beside relu's."""
   # Every step reads the same weight and input buffers: a candidate's own
   # copies start cold in the caches that relu's, timed before each, keep warm.
   _, shared_arguments = mlp_step(jax.nn.relu, shape)
@@ -163,29 +230,11 @@ def measure(
     step, _ = mlp_step(function, shape)
     return functools.partial(step, *shared_arguments)
 
-  elementwise = {name: forward_backward(function) for name, function in functions.items()}
-  elementwise_seconds, elementwise_ratios = timing.paired(
-      elementwise[BASELINE], elementwise, rounds, calls_per_round=10)
   steps = {name: training_step(function) for name, function in functions.items()}
-  step_seconds, step_ratios = timing.paired(steps[BASELINE], steps, rounds)
-  results: dict[str, dict[str, Any]] = {}
-  base_memory = mlp_memory(functions[BASELINE], shape)
-  for name, function in functions.items():
-    memory = base_memory if name == BASELINE else mlp_memory(function, shape)
-    residual, described = residual_bytes_per_element(function, shape.dtype)
-    results[name] = {
-        "forward_backward": {
-            **timing.Timing.of(elementwise_seconds[name]).to_dict(),
-            "ratio": statistics.median(elementwise_ratios[name]),
-        },
-        "step": {
-            **timing.Timing.of(step_seconds[name]).to_dict(),
-            "ratio": statistics.median(step_ratios[name]),
-        },
-        **memory,
-        "temp_ratio": memory["temp_bytes"] / max(base_memory["temp_bytes"], 1),
-        "footprint_ratio": memory["footprint_bytes"] / max(base_memory["footprint_bytes"], 1),
-        "residual_bytes_per_element": residual,
-        "residuals": described,
-    }
-  return results
+  return timing.paired(steps[BASELINE], steps, rounds)
+
+
+def _timed(paired: Paired, name: str) -> dict[str, Any]:
+  """One candidate's median, fastest and slowest seconds, and its median ratio to relu."""
+  seconds, ratios = paired
+  return {**timing.Timing.of(seconds[name]).to_dict(), "ratio": statistics.median(ratios[name])}

@@ -31,7 +31,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax._src import monitoring
+from jax import monitoring
 
 import research
 from research import data, devices, grid, programs, train

@@ -252,8 +252,9 @@ def resnet_step_section(record: dict[str, Any]) -> str:
 
 
 def _targets(result: dict[str, Any]) -> str:
-  rows = [[target.name, target.measured, f"**{target.verdict}**"] for target in targets.check(result)]
-  return "## Targets\n\n" + _table(["target", "measured", "verdict"], rows)
+  rows = [[target.name, target.reason, target.measured, f"**{target.verdict}**"]
+          for target in targets.check(result)]
+  return "## Targets\n\n" + _table(["target", "why", "measured", "verdict"], rows)
 
 
 def markdown(result: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 import jax
-from jax._src import compilation_cache
+from jax.experimental.compilation_cache import compilation_cache
 
 from research import data, devices, results
 from research.bench import (
