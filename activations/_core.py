@@ -200,13 +200,44 @@ def with_derivative(
     )
   core_name = name or "with_derivative"
   name = name or f"with_derivative({_describe(forward)}, {_describe(derivative)})"
+  rule = _Rule(forward, derivative, wrt, hyperparameter_derivatives)
+  build = _vjp_core if _check_impl(impl) == "vjp" else _jvp_core
+  return _with_checked_inputs(build(rule, core_name), name)
 
-  def hyperparameter_gradients(x, cotangent, hyperparameters):
+
+class _Rule(NamedTuple):
+  """What :func:`with_derivative` was given, and the pieces its custom rules share."""
+
+  forward: Callable[..., Array]
+  derivative: Callable[..., Array]
+  wrt: Wrt
+  hyperparameter_derivatives: tuple[Callable[..., Array] | None, ...]
+
+  def values(self, x: Array, hyperparameters: tuple[Array, ...]) -> Array:
+    """``forward(x, *hyperparameters)`` in ``x``'s dtype, NaN where ``x`` is NaN."""
+    y = jnp.asarray(self.forward(x, *_like(hyperparameters, x.dtype)))
+    return _nan_where(x, y.astype(x.dtype))
+
+  def residual(self, x: Array, y: Array, hyperparameters: tuple[Array, ...]) -> Array:
+    """What the derivative is a function of, as ``wrt`` says."""
+    if self.wrt == "input":
+      return x
+    if self.wrt == "output":
+      return y
+    return jnp.asarray(self.wrt(x, *_like(hyperparameters, x.dtype)))
+
+  def slope(self, residual: Array, hyperparameters: tuple[Array, ...]) -> Array:
+    """``derivative(residual, *hyperparameters)``, 16-bit residuals in float32."""
+    return jnp.asarray(self.derivative(_upcast(residual), *hyperparameters))
+
+  def hyperparameter_gradients(
+      self, x: Array, cotangent: Array, hyperparameters: tuple[Array, ...]
+  ) -> list[Array | None]:
     """The true cotangent of each hyperparameter that has a derivative."""
     gradients = []
     for index, h in enumerate(hyperparameters):
-      d = (hyperparameter_derivatives[index]
-           if index < len(hyperparameter_derivatives) else None)
+      d = (self.hyperparameter_derivatives[index]
+           if index < len(self.hyperparameter_derivatives) else None)
       if d is None or not jnp.issubdtype(h.dtype, jnp.floating):
         gradients.append(None)
         continue
@@ -218,74 +249,68 @@ def with_derivative(
       )
     return gradients
 
-  def forward_values(x: Array, hyperparameters: tuple[Array, ...]) -> Array:
-    y = jnp.asarray(forward(x, *_like(hyperparameters, x.dtype)))
-    return _nan_where(x, y.astype(x.dtype))
+  def core_forward(self, x: Array, *hyperparameters: Array) -> tuple[Array, Any]:
+    """``custom_vjp``'s forward: the values, and the residual (a boolean one in one byte)."""
+    y = self.values(x, hyperparameters)
+    saved = self.residual(x, y, hyperparameters)
+    if saved.dtype == jnp.bool_:
+      saved = _SignMask.encode(saved, x)
+    return y, (saved, hyperparameters)
 
-  def residual(x: Array, y: Array, hyperparameters: tuple[Array, ...]) -> Array:
-    if wrt == "input":
-      return x
-    if wrt == "output":
-      return y
-    return jnp.asarray(wrt(x, *_like(hyperparameters, x.dtype)))
+  def core_backward(self, residuals: Any, cotangent: Array) -> tuple[Array | None, ...]:
+    """``custom_vjp``'s backward: the cotangent times the derivative."""
+    saved, hyperparameters = residuals
+    if isinstance(saved, _SignMask):
+      slope = self.slope(saved.code > 0, hyperparameters)
+      slope = jnp.where(saved.code < 0, jnp.asarray(jnp.nan, slope.dtype), slope)
+    else:
+      slope = _nan_where(saved, self.slope(saved, hyperparameters))
+    gradient = (_upcast(cotangent) * slope).astype(cotangent.dtype)
+    if self.hyperparameter_derivatives:
+      return (gradient, *self.hyperparameter_gradients(saved, cotangent, hyperparameters))
+    return (gradient, *(None for _ in hyperparameters))
 
-  def evaluate(residual_value: Array, hyperparameters: tuple[Array, ...]) -> Array:
-    return jnp.asarray(derivative(_upcast(residual_value), *hyperparameters))
+  def core_jvp(self, primals: tuple[Array, ...], tangents: tuple[Array, ...]) -> tuple[Array, Array]:
+    """``custom_jvp``'s rule: the values and the tangent, linear in the input tangent."""
+    x, *hyperparameters = primals
+    hyperparameters = tuple(hyperparameters)
+    y = self.values(x, hyperparameters)
+    slope = self.slope(self.residual(x, y, hyperparameters), hyperparameters)
+    # NaN enters through the slope, not the product: the tangent must stay
+    # linear in the input tangent for reverse mode to transpose it.
+    tangent = _upcast(tangents[0]) * _nan_where(x, slope)
+    for index, d in enumerate(self.hyperparameter_derivatives):
+      h, h_tangent = hyperparameters[index], tangents[1 + index]
+      if d is None or not jnp.issubdtype(h.dtype, jnp.floating):
+        continue
+      wide = _upcast(x)
+      partial = jnp.asarray(d(wide, *_like(hyperparameters, wide.dtype)))
+      tangent = tangent + partial.astype(tangent.dtype) * _upcast(h_tangent)
+    return y, tangent.astype(x.dtype)
 
-  if _check_impl(impl) == "vjp":
 
-    def core(x, *hyperparameters):
-      return forward_values(x, hyperparameters)
+def _named_core(rule: _Rule, name: str) -> Callable[..., Array]:
+  """``rule``'s values as a function named ``name``: the name a jaxpr records."""
 
-    def core_forward(x, *hyperparameters):
-      y = forward_values(x, hyperparameters)
-      saved = residual(x, y, hyperparameters)
-      if saved.dtype == jnp.bool_:
-        saved = _SignMask.encode(saved, x)
-      return y, (saved, hyperparameters)
+  def core(x: Array, *hyperparameters: Array) -> Array:
+    return rule.values(x, hyperparameters)
 
-    def core_backward(residuals, cotangent):
-      saved, hyperparameters = residuals
-      if isinstance(saved, _SignMask):
-        slope = evaluate(saved.code > 0, hyperparameters)
-        slope = jnp.where(saved.code < 0, jnp.asarray(jnp.nan, slope.dtype), slope)
-      else:
-        slope = _nan_where(saved, evaluate(saved, hyperparameters))
-      gradient = (_upcast(cotangent) * slope).astype(cotangent.dtype)
-      if hyperparameter_derivatives:
-        return (gradient, *hyperparameter_gradients(saved, cotangent, hyperparameters))
-      return (gradient, *(None for _ in hyperparameters))
+  core.__name__ = core.__qualname__ = name
+  return core
 
-    core.__name__ = core.__qualname__ = core_name
-    core = jax.custom_vjp(core)
-    core.defvjp(core_forward, core_backward)
-  else:
 
-    def core(x, *hyperparameters):
-      return forward_values(x, hyperparameters)
+def _vjp_core(rule: _Rule, name: str) -> Callable[..., Array]:
+  """``rule`` on ``jax.custom_vjp``: saves only the residual."""
+  core = jax.custom_vjp(_named_core(rule, name))
+  core.defvjp(rule.core_forward, rule.core_backward)
+  return core
 
-    core.__name__ = core.__qualname__ = core_name
-    core = jax.custom_jvp(core)
 
-    @core.defjvp
-    def core_jvp(primals, tangents):
-      x, *hyperparameters = primals
-      hyperparameters = tuple(hyperparameters)
-      y = forward_values(x, hyperparameters)
-      slope = evaluate(residual(x, y, hyperparameters), hyperparameters)
-      # NaN enters through the slope, not the product: the tangent must stay
-      # linear in the input tangent for reverse mode to transpose it.
-      tangent = _upcast(tangents[0]) * _nan_where(x, slope)
-      for index, d in enumerate(hyperparameter_derivatives):
-        h, h_tangent = hyperparameters[index], tangents[1 + index]
-        if d is None or not jnp.issubdtype(h.dtype, jnp.floating):
-          continue
-        wide = _upcast(x)
-        partial = jnp.asarray(d(wide, *_like(hyperparameters, wide.dtype)))
-        tangent = tangent + partial.astype(tangent.dtype) * _upcast(h_tangent)
-      return y, tangent.astype(x.dtype)
-
-  return _with_checked_inputs(core, name)
+def _jvp_core(rule: _Rule, name: str) -> Callable[..., Array]:
+  """``rule`` on ``jax.custom_jvp``: forward mode works too."""
+  core = jax.custom_jvp(_named_core(rule, name))
+  core.defjvp(rule.core_jvp)
+  return core
 
 
 def _sum_to_shape(gradient: Array, shape: tuple[int, ...]) -> Array:

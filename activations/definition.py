@@ -141,51 +141,14 @@ def define(definition: Definition, module: str) -> Callable[..., Array]:
   dynamic = [h for h in definition.hyperparameters if not h.static]
   built: dict[tuple[Impl, tuple[Any, ...]], Callable[..., Array]] = {}
 
-  def build(impl: Impl, static_values: tuple[Any, ...]) -> Callable[..., Array]:
-    fixed = {h.name: v for h, v in zip(static, static_values)}
-
-    def forward(x, *hyperparameters):
-      return definition.forward(x, *hyperparameters, **fixed)
-
-    def derivative(r, *hyperparameters):
-      return definition.derivative(r, *hyperparameters, **fixed)
-
-    wrt = definition.wrt
-    if callable(wrt):
-      mask = wrt
-      wrt = lambda x, *hyperparameters: mask(x, *hyperparameters, **fixed)  # noqa: E731
-    return with_derivative(
-        forward,
-        derivative,
-        wrt=wrt,
-        impl=impl,
-        name=definition.name,
-        hyperparameter_derivatives=tuple(
-            None if h.derivative is None else _with_fixed(h.derivative, fixed)
-            for h in dynamic
-        ) if any(h.derivative for h in dynamic) else (),
-    )
-
   def activation(*args: Any, **kwargs: Any) -> Array:
-    try:
-      bound = signature.bind(*args, **kwargs)
-    except TypeError as error:
-      raise TypeError(f"{definition.name}{signature}: {error}") from None
-    bound.apply_defaults()
-    arguments = bound.arguments
-    impl = arguments["impl"]
-    if impl not in IMPLS:
-      raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}.")
-    x = check_input(arguments["x"], definition.name)
-    for h in definition.hyperparameters:
-      check_value(definition.name, h, arguments[h.name])
-      if not h.static:
-        check_broadcast(x, arguments[h.name], definition.name, h.name)
+    arguments = _checked_arguments(definition, signature, args, kwargs)
     static_values = tuple(bool(arguments[h.name]) for h in static)
-    key = (impl, static_values)
-    if key not in built:
-      built[key] = build(impl, static_values)
-    return built[key](x, *(arguments[h.name] for h in dynamic))
+    key = (arguments["impl"], static_values)
+    if key not in built:  # one custom rule per impl and static values, built once
+      fixed = {h.name: v for h, v in zip(static, static_values)}
+      built[key] = _build(definition, arguments["impl"], fixed)
+    return built[key](arguments["x"], *(arguments[h.name] for h in dynamic))
 
   activation.__name__ = activation.__qualname__ = definition.name
   activation.__doc__ = definition.doc
@@ -193,6 +156,55 @@ def define(definition: Definition, module: str) -> Callable[..., Array]:
   activation.__signature__ = signature  # type: ignore[attr-defined]
   activation.definition = definition  # type: ignore[attr-defined]
   return activation
+
+
+def _checked_arguments(
+    definition: Definition, signature: inspect.Signature, args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> dict[str, Any]:
+  """A call's arguments by name, defaults applied, each checked; ``x`` as an array."""
+  try:
+    bound = signature.bind(*args, **kwargs)
+  except TypeError as error:
+    raise TypeError(f"{definition.name}{signature}: {error}") from None
+  bound.apply_defaults()
+  arguments = dict(bound.arguments)
+  impl = arguments["impl"]
+  if impl not in IMPLS:
+    raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}.")
+  x = check_input(arguments["x"], definition.name)
+  for h in definition.hyperparameters:
+    check_value(definition.name, h, arguments[h.name])
+    if not h.static:
+      check_broadcast(x, arguments[h.name], definition.name, h.name)
+  return {**arguments, "x": x}
+
+
+def _build(definition: Definition, impl: Impl, fixed: dict[str, Any]) -> Callable[..., Array]:
+  """The activation's custom rule for ``impl``, its static hyperparameters ``fixed``."""
+  dynamic = [h for h in definition.hyperparameters if not h.static]
+
+  def forward(x, *hyperparameters):
+    return definition.forward(x, *hyperparameters, **fixed)
+
+  def derivative(r, *hyperparameters):
+    return definition.derivative(r, *hyperparameters, **fixed)
+
+  wrt = definition.wrt
+  if callable(wrt):
+    mask = wrt
+    wrt = lambda x, *hyperparameters: mask(x, *hyperparameters, **fixed)  # noqa: E731
+  return with_derivative(
+      forward,
+      derivative,
+      wrt=wrt,
+      impl=impl,
+      name=definition.name,
+      hyperparameter_derivatives=tuple(
+          None if h.derivative is None else _with_fixed(h.derivative, fixed)
+          for h in dynamic
+      ) if any(h.derivative for h in dynamic) else (),
+  )
 
 
 def _with_fixed(function: Callable[..., Array], fixed: dict[str, Any]) -> Callable[..., Array]:

@@ -152,23 +152,27 @@ def rrelu(
   """
   x = check_input(x, "rrelu")
   lower, upper = check_bounds(lower, upper)
+  slope = _rrelu_slope(x, key, lower, upper, deterministic)
+  return jnp.where(x >= 0, x, slope * x)
+
+
+def _rrelu_slope(
+    x: Array, key: Array | None, lower: float, upper: float, deterministic: Any
+) -> Array:
+  """:func:`rrelu`'s negative slope: the mean, or one uniform draw per element."""
   if not isinstance(deterministic, (bool, jnp.bool_)):
     raise TypeError(
         f"rrelu: deterministic must be True or False, got {deterministic!r}."
     )
   if deterministic:
-    slope = jnp.asarray((lower + upper) / 2, x.dtype)
-  elif key is None:
+    return jnp.asarray((lower + upper) / 2, x.dtype)
+  if key is None:
     raise ValueError(
         "rrelu draws random slopes when deterministic=False, so it needs a PRNG"
         " key, e.g. rrelu(x, jax.random.key(0)); pass deterministic=True for"
         " the mean slope."
     )
-  else:
-    slope = jax.random.uniform(
-        key, x.shape, x.dtype, minval=lower, maxval=upper
-    )
-  return jnp.where(x >= 0, x, slope * x)
+  return jax.random.uniform(key, x.shape, x.dtype, minval=lower, maxval=upper)
 
 
 def check_positive_integer(value: Any, name: str, owner: str) -> int:

@@ -9,7 +9,6 @@ trained with NecroReLU where it was written with ReLU.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 

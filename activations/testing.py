@@ -21,6 +21,7 @@ by name with the inputs where it failed. In a pytest suite:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -84,6 +85,21 @@ class _Battery:
       self.failures.append(f"{name}: {problem}")
     else:
       self.passed.append(name)
+
+  def skip(self, reason: str) -> None:
+    if reason not in self.skipped:
+      self.skipped.append(reason)
+
+  def report(self, fn: Callable[..., Any]) -> CheckReport:
+    """What ran, or one ``AssertionError`` listing every failed check."""
+    if self.failures:
+      name = getattr(fn, "__name__", "...")
+      name = name if name.isidentifier() else "..."
+      raise AssertionError(
+          f"check_activation({name}) failed {len(self.failures)} check(s):\n"
+          + "\n".join(f"- {failure}" for failure in self.failures)
+      )
+    return CheckReport(tuple(self.passed), tuple(self.skipped))
 
 
 def _differ(x, actual, expected, what: str, **tolerance) -> str | None:
@@ -155,110 +171,112 @@ def check_activation(
     - finite gradients [float32]: gradients not finite at x = ...
   """
   battery = _Battery()
-  grid = jnp.asarray(_GRID, jnp.float32)
   for dtype in dtypes:
-    dtype = jnp.dtype(dtype)
-    tag = f"[{dtype.name}]"
-    tolerance = _tolerance(dtype)
-    x = grid.astype(dtype)
-    edges = jnp.asarray(_EDGES, jnp.float32).astype(dtype)
-    x_wide = x.astype(jnp.float32)
+    _check_dtype(battery, fn, jnp.dtype(dtype), forward, derivative)
+  return battery.report(fn)
 
-    def values_and_gradients(x, fn=fn):
-      return fn(x), _gradient(fn)(x)
 
-    y, g = values_and_gradients(x)
+def _values_and_gradients(fn: Callable[..., Any], x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  return fn(x), _gradient(fn)(x)
 
-    battery.run(f"finite values {tag}", lambda: _not_finite(edges, fn(edges), "values"))
+
+def _check_dtype(
+    battery: _Battery, fn: Callable[..., Any], dtype: np.dtype,
+    forward: Callable[..., Any] | None, derivative: Callable[..., Any] | None,
+) -> None:
+  """Every check of :func:`check_activation` on inputs of ``dtype``, in order."""
+  tag = f"[{dtype.name}]"
+  tolerance = _tolerance(dtype)
+  x = jnp.asarray(_GRID, jnp.float32).astype(dtype)
+  edges = jnp.asarray(_EDGES, jnp.float32).astype(dtype)
+  y, g = _values_and_gradients(fn, x)
+  battery.run(f"finite values {tag}", lambda: _not_finite(edges, fn(edges), "values"))
+  battery.run(
+      f"finite gradients {tag}",
+      lambda: _not_finite(edges, _gradient(fn)(edges), "gradients"),
+  )
+  battery.run(f"shape and dtype {tag}", lambda: _shape_and_dtype(x, y, g, dtype))
+  for name, transformed in _transforms(fn).items():
     battery.run(
-        f"finite gradients {tag}",
-        lambda: _not_finite(edges, _gradient(fn)(edges), "gradients"),
+        f"{name} agrees {tag}",
+        lambda name=name, transformed=transformed: _disagreement(
+            name, transformed, x, y, g, tolerance),
+    )
+  _check_forward_mode(battery, fn, x, g, tag, tolerance)
+  x_wide = x.astype(jnp.float32)  # references are evaluated in float32
+  if forward is not None:
+    battery.run(
+        f"forward equals reference {tag}",
+        lambda: _differ(x, y, forward(x_wide), "values and the reference", **tolerance),
+    )
+  if derivative is not None:
+    battery.run(
+        f"derivative equals reference {tag}",
+        lambda: _differ(
+            x, g, derivative(x_wide), "gradients and the reference derivative", **tolerance),
     )
 
-    def shapes_and_dtypes(x=x, y=y, g=g, dtype=dtype):
-      problems = [
-          f"{what} is {a.dtype}{list(a.shape)}, expected {dtype.name}{list(x.shape)}"
-          for what, a in (("output", y), ("gradient", g))
-          if a.shape != x.shape or a.dtype != dtype
-      ]
-      return "; ".join(problems) or None
 
-    battery.run(f"shape and dtype {tag}", shapes_and_dtypes)
+def _shape_and_dtype(x: jax.Array, y: jax.Array, g: jax.Array, dtype: np.dtype) -> str | None:
+  """Whether the output ``y`` and gradient ``g`` have the input's shape and dtype."""
+  problems = [
+      f"{what} is {a.dtype}{list(a.shape)}, expected {dtype.name}{list(x.shape)}"
+      for what, a in (("output", y), ("gradient", g))
+      if a.shape != x.shape or a.dtype != dtype
+  ]
+  return "; ".join(problems) or None
 
-    def agrees(name, transformed, x=x, y=y, g=g, tolerance=tolerance):
-      def check():
-        y2, g2 = transformed(x)
-        return _differ(x, y2, y, f"values under {name}", **tolerance) or _differ(
-            x, g2, g, f"gradients under {name}", **tolerance
-        )
 
-      battery.run(f"{name} agrees {tag}", check)
+def _transforms(fn: Callable[..., Any]) -> dict[str, Callable[[jax.Array], tuple[jax.Array, jax.Array]]]:
+  """``x -> (values, gradients)`` of ``fn`` under each transformation that must not change them."""
+  both = functools.partial(_values_and_gradients, fn)
 
-    agrees("jit", jax.jit(values_and_gradients))
-    agrees(
-        "vmap",
-        lambda x: tuple(
-            a.reshape(-1) for a in jax.vmap(values_and_gradients)(x.reshape(41, 1))
-        ),
-    )
-    agrees(
-        "checkpoint",
-        lambda x: (fn(x), _gradient(jax.checkpoint(fn))(x)),
-    )
+  def scanned(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    _, (ys, gs) = jax.lax.scan(lambda carry, row: (carry, both(row)), None, x.reshape(41, 1))
+    return ys.reshape(-1), gs.reshape(-1)
 
-    def scanned(x):
-      def body(carry, row):
-        return carry, values_and_gradients(row)
+  return {
+      "jit": jax.jit(both),
+      "vmap": lambda x: tuple(a.reshape(-1) for a in jax.vmap(both)(x.reshape(41, 1))),
+      "checkpoint": lambda x: (fn(x), _gradient(jax.checkpoint(fn))(x)),
+      "scan": scanned,
+  }
 
-      _, (ys, gs) = jax.lax.scan(body, None, x.reshape(41, 1))
-      return ys.reshape(-1), gs.reshape(-1)
 
-    agrees("scan", scanned)
+def _disagreement(
+    name: str, transformed: Callable[..., Any], x: jax.Array, y: jax.Array, g: jax.Array,
+    tolerance: dict[str, float],
+) -> str | None:
+  """Where ``transformed(x)`` differs from the plain values ``y`` and gradients ``g``."""
+  y2, g2 = transformed(x)
+  return _differ(x, y2, y, f"values under {name}", **tolerance) or _differ(
+      x, g2, g, f"gradients under {name}", **tolerance
+  )
 
-    def forward_mode(x=x, g=g, tolerance=tolerance, dtype=dtype):
-      try:
-        _, tangent = jax.jvp(fn, (x,), (jnp.ones_like(x),))
-      except TypeError as error:
-        if "custom_vjp" in str(error):
-          return "skip"
-        raise
-      return _differ(x, tangent, g, "jvp tangents and gradients", **tolerance)
 
+def _check_forward_mode(
+    battery: _Battery, fn: Callable[..., Any], x: jax.Array, g: jax.Array, tag: str,
+    tolerance: dict[str, float],
+) -> None:
+  """``jax.jvp``'s tangents against the gradients; a skip when ``fn`` is a ``custom_vjp``."""
+
+  def forward_mode() -> str | None:
     try:
-      skip = forward_mode() == "skip"
-    except Exception:  # noqa: BLE001 (reported by the run below)
-      skip = False
-    if skip:
-      reason = "forward mode: a custom_vjp function has no forward mode"
-      if reason not in battery.skipped:
-        battery.skipped.append(reason)
-    else:
-      battery.run(f"forward mode {tag}", forward_mode)
+      _, tangent = jax.jvp(fn, (x,), (jnp.ones_like(x),))
+    except TypeError as error:
+      if "custom_vjp" in str(error):
+        return "skip"
+      raise
+    return _differ(x, tangent, g, "jvp tangents and gradients", **tolerance)
 
-    if forward is not None:
-      battery.run(
-          f"forward equals reference {tag}",
-          lambda x=x, y=y, x_wide=x_wide, tolerance=tolerance: _differ(
-              x, y, forward(x_wide), "values and the reference", **tolerance
-          ),
-      )
-    if derivative is not None:
-      battery.run(
-          f"derivative equals reference {tag}",
-          lambda x=x, g=g, x_wide=x_wide, tolerance=tolerance: _differ(
-              x, g, derivative(x_wide), "gradients and the reference derivative",
-              **tolerance,
-          ),
-      )
-
-  if battery.failures:
-    name = getattr(fn, "__name__", "...")
-    name = name if name.isidentifier() else "..."
-    raise AssertionError(
-        f"check_activation({name}) failed {len(battery.failures)} check(s):\n"
-        + "\n".join(f"- {failure}" for failure in battery.failures)
-    )
-  return CheckReport(tuple(battery.passed), tuple(battery.skipped))
+  try:
+    skip = forward_mode() == "skip"
+  except Exception:  # noqa: BLE001 (reported by the run below)
+    skip = False
+  if skip:
+    battery.skip("forward mode: a custom_vjp function has no forward mode")
+  else:
+    battery.run(f"forward mode {tag}", forward_mode)
 
 
 def parametrize_activations(names: Iterable[str] | None = None) -> Any:

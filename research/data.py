@@ -177,13 +177,23 @@ def load(spec: Any, *, seed: int = 0) -> Dataset:
   if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
     raise TypeError(f"seed must be an integer, got {seed!r}.")
   if user_code.is_reference(spec):  # never cached: the user's code and files can change
-    loader, options = user_code.load_object(spec, what="--dataset")
-    loader = user_code.check_callable(loader, spec, "--dataset")
-    try:
-      returned = loader(**options)
-    except TypeError as error:
-      raise ValueError(f"--dataset {spec!r}: calling the loader failed: {error}") from None
-    return _from_loader(returned, spec.strip())
+    return _load_reference(spec)
+  return dataclasses.replace(_load_named(spec, int(seed)), name=spec.strip())
+
+
+def _load_reference(spec: str) -> Dataset:
+  """The dataset of the user's loader ``MODULE:FUNCTION(options)``."""
+  loader, options = user_code.load_object(spec, what="--dataset")
+  loader = user_code.check_callable(loader, spec, "--dataset")
+  try:
+    returned = loader(**options)
+  except TypeError as error:
+    raise ValueError(f"--dataset {spec!r}: calling the loader failed: {error}") from None
+  return _from_loader(returned, spec.strip())
+
+
+def _load_named(spec: str, seed: int) -> Dataset:
+  """One of :data:`DATASETS` with its options: cached in-process, except ``local``."""
   try:
     name, options = parse_spec(spec)
   except ValueError:
@@ -193,12 +203,10 @@ def load(spec: Any, *, seed: int = 0) -> Dataset:
     ) from None
   options = _check_options(name, options)
   if name == "local":  # never cached: files can change on disk
-    data = _LOADERS[name](**options)
-  else:
-    takes_seed = "seed" in inspect.signature(_LOADERS[name]).parameters
-    key = tuple(sorted(options.items()))
-    data = _load_cached(name, key, int(seed) if takes_seed else None)
-  return dataclasses.replace(data, name=spec.strip())
+    return _LOADERS[name](**options)
+  takes_seed = "seed" in inspect.signature(_LOADERS[name]).parameters
+  key = tuple(sorted(options.items()))
+  return _load_cached(name, key, seed if takes_seed else None)
 
 
 def check_dataset_spec(spec: Any) -> None:

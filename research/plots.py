@@ -88,36 +88,52 @@ def write_plots(
     ...   print([path.name for path in write_plots(folder, runs, history, layers)])
     ['learning_curves.png', 'dead_fraction.png', 'final_accuracy.png']
   """
-  try:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-  except ImportError:
-    raise ImportError(
-        "research.plots needs matplotlib: pip install matplotlib"
-        " (or pip install 'surrogate-activations[research]')."
-    ) from None
+  _require_matplotlib()
   folder = pathlib.Path(folder).expanduser()
   folder.mkdir(parents=True, exist_ok=True)
   metric = choose_metric(runs) if metric is None else metric
   configurations = _configurations(runs)
   curves = _curves_by_configuration(runs, history)
   styles = _styles(configurations)
+  figure = _learning_curves(configurations, curves, styles, metric)
+  written = [save_figure(figure, folder, LEARNING_CURVES)]
+  figure = _units_figure(configurations, runs, layers, styles)
+  if figure is not None:
+    written.append(save_figure(figure, folder, DEAD_FRACTION))
+  written.append(save_figure(_final(configurations, metric), folder, FINAL_ACCURACY))
+  return written
 
-  def save(figure: Any, name: str) -> pathlib.Path:
-    return save_figure(figure, folder, name)
 
-  written = [save(_learning_curves(configurations, curves, styles, metric), LEARNING_CURVES)]
+def _require_matplotlib() -> None:
+  """Raises an ``ImportError`` saying what to install when matplotlib is missing."""
+  try:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
+  except ImportError:
+    raise ImportError(
+        "research.plots needs matplotlib: pip install matplotlib"
+        " (or pip install 'surrogate-activations[research]')."
+    ) from None
+
+
+def _units_figure(
+    configurations: dict[Configuration, list[Mapping[str, Any]]],
+    runs: Sequence[Mapping[str, Any]],
+    layers: Sequence[Mapping[str, Any]],
+    styles: dict[Configuration, dict[str, Any]],
+) -> Any:
+  """``dead_fraction.png``'s figure, or ``None`` without layer rows.
+
+  A panel per layer, or for a deeper network a profile over its layers.
+  """
   unit_rows = _per_layer_columns(layers)
   unit_columns = _layer_columns(unit_rows)
-  if unit_columns:
-    if len(unit_columns[0]) > MAX_LAYER_PANELS:
-      profiles = _curves_by_configuration(runs, _last_evaluation_by_layer(layers))
-      figure = _depth_profile(configurations, profiles, styles)
-    else:
-      unit_curves = _curves_by_configuration(runs, unit_rows)
-      figure = _dead_fraction(configurations, unit_curves, styles, unit_columns)
-    written.append(save(figure, DEAD_FRACTION))
-  written.append(save(_final(configurations, metric), FINAL_ACCURACY))
-  return written
+  if not unit_columns:
+    return None
+  if len(unit_columns[0]) > MAX_LAYER_PANELS:
+    profiles = _curves_by_configuration(runs, _last_evaluation_by_layer(layers))
+    return _depth_profile(configurations, profiles, styles)
+  unit_curves = _curves_by_configuration(runs, unit_rows)
+  return _dead_fraction(configurations, unit_curves, styles, unit_columns)
 
 
 def _configurations(
