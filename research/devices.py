@@ -25,18 +25,28 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 _CPU_DEVICES_FLAG = "--xla_force_host_platform_device_count"
+# XLA:CPU aborts the process when one device's thread reaches a collective
+# more than 40 s after another (its default); on a machine busy with other
+# work that happens to a long grid. An hour still ends a real deadlock.
+_CPU_COLLECTIVE_TIMEOUT_FLAG = "--xla_cpu_collective_call_terminate_timeout_seconds"
+CPU_COLLECTIVE_TIMEOUT_SECONDS = 3600
 
 
 def use_every_cpu_core() -> None:
   """Asks XLA for one CPU device per core; call before JAX starts.
 
-  Does nothing if the flag is already set (the user decides) or if JAX has
-  already created its backends. GPUs and TPUs are unaffected.
+  Also lets a CPU device wait for the others at a collective for up to
+  :data:`CPU_COLLECTIVE_TIMEOUT_SECONDS` on a busy machine. Does nothing if
+  the device count is already set (the user decides) or if JAX has already
+  created its backends. GPUs and TPUs are unaffected.
   """
   flags = os.environ.get("XLA_FLAGS", "")
   if _CPU_DEVICES_FLAG in flags:
     return
-  os.environ["XLA_FLAGS"] = f"{flags} {_CPU_DEVICES_FLAG}={cpu_cores()}".strip()
+  added = f"{_CPU_DEVICES_FLAG}={cpu_cores()}"
+  if _CPU_COLLECTIVE_TIMEOUT_FLAG not in flags:
+    added += f" {_CPU_COLLECTIVE_TIMEOUT_FLAG}={CPU_COLLECTIVE_TIMEOUT_SECONDS}"
+  os.environ["XLA_FLAGS"] = f"{flags} {added}".strip()
 
 
 def cpu_cores() -> int:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
 
 import pytest
 
-from research import cli
+from research import cli, devices
 from research.config import Config
 
 pytestmark = pytest.mark.standard_promotion  # trains with optax
@@ -149,3 +150,15 @@ def test_a_busy_folder_is_refused_naming_the_holder(tmp_path, capsys):
   with results.ResultsFolder(tmp_path, {"other": 1}):
     status, err = _status(["compare", *TINY_FLAGS, "--out", str(tmp_path)], capsys)
   assert status == 2 and f"pid {os.getpid()}" in err and str(tmp_path) in err
+
+
+def test_every_cpu_core_is_a_device_that_waits_at_collectives_on_a_busy_machine(monkeypatch):
+  monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/nowhere")
+  devices.use_every_cpu_core()
+  flags = os.environ["XLA_FLAGS"].split()
+  assert flags[0] == "--xla_dump_to=/nowhere"  # the user's flags are kept
+  assert f"--xla_force_host_platform_device_count={devices.cpu_cores()}" in flags
+  assert f"--xla_cpu_collective_call_terminate_timeout_seconds={devices.CPU_COLLECTIVE_TIMEOUT_SECONDS}" in flags
+  monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=3")
+  devices.use_every_cpu_core()
+  assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=3"  # the user decides
