@@ -103,3 +103,24 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
   """
   return [{key: (None if isinstance(value, float) and math.isnan(value) else value)
            for key, value in row.items()} for row in frame.to_dict("records")]
+
+
+def equal_pairs(first: pd.DataFrame, second: pd.DataFrame, on: Sequence[str],
+                columns: Sequence[str]) -> tuple[int, int]:
+  """``(equal, pairs)``: rows of ``first`` and ``second`` matched on ``on``, and how many agree.
+
+  Two matched rows agree when every one of ``columns`` is exactly equal (two
+  missing values are equal): the check that a surrogate with ReLU's forward
+  pass starts, or ends, bit for bit where ReLU does.
+
+  Examples:
+    >>> relu = pd.DataFrame({"seed": [0, 1], "loss": [0.5, float("nan")]})
+    >>> necro = pd.DataFrame({"seed": [0, 1, 2], "loss": [0.5, float("nan"), 0.1]})
+    >>> equal_pairs(relu, necro, ["seed"], ["loss"])
+    (2, 2)
+  """
+  on, columns = list(on), list(columns)
+  both = first[on + columns].merge(second[on + columns], on=on)
+  equal = [(both[f"{c}_x"] == both[f"{c}_y"]) | (both[f"{c}_x"].isna() & both[f"{c}_y"].isna())
+           for c in columns]
+  return int(pd.concat(equal, axis=1).all(axis=1).sum()) if columns else len(both), len(both)

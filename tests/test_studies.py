@@ -72,10 +72,66 @@ def test_help_lists_the_study_axes_and_the_base_flags(name, capsys, monkeypatch)
     cli.main([name, "--help"])
   assert exit_info.value.code == 0
   text = capsys.readouterr().out
-  assert "--base.steps" in text and "--base.seeds" in text and "--out" in text
+  assert "--base.steps" in text and "--base.seeds" in text and "--out" in text and "--quiet" in text
   for field in dataclasses.fields(STUDIES[name].settings):
     if field.name != "base":
       assert f"--{field.name.replace('_', '-')}" in text, field.name
+
+
+# One-line errors for each study's own checks, from its axes and from its base.
+BAD_FLAGS = [
+    ('born-dead', ['--inits', 'he'], 'Choose from: he_normal, rai'),
+    ('born-dead', ['--widths', '0'], 'widths must be'),
+    ('born-dead', ['--base.dataset', 'regresion'], "Did you mean 'regression'"),
+    ('born-dead', ['--base.init', 'rai'], 'base.init is set per part by the born-dead study'),
+    ('dying', ['--optimizers', 'adma'], "Did you mean 'adam'?"),
+    ('dying', ['--optimizers', 'nesterov'], 'has no default learning rates'),
+    ('dying', ['--datasets', 'mnist2d'], 'Choose from:'),
+    ('dying', ['--base.activations', 'rleu'], 'Did you mean'),
+    ('dying', ['--base.steps', '0'], 'steps must be a positive integer'),
+    ('dying', ['--base.optimizer', 'sgd'], 'base.optimizer is set per part by the dying study'),
+    ('dying', ['--base.learning-rates', '0.1'], 'base.learning_rates is set per part by the dying study'),
+    ('gradient-flow', ['--initialisation', 'glorot'], 'Choose from: usual, lecun_normal'),
+    ('gradient-flow', ['--depths', '0'], 'depths must be'),
+    ('gradient-flow', ['--base.activations', 'sigmod'], "Did you mean 'sigmoid'"),
+    ('gradient-flow', ['--base.init', 'rai'], 'base.init is set per part by the gradient-flow study'),
+    ('init', ['--inits', 'he'], 'Choose from: lecun_normal'),
+    ('init', ['--base.activations', 'relu,nekro_relu'], "Did you mean 'necro_relu'"),
+    ('init', ['--base.bias-init', '0.5'], 'base.bias_init is set per part by the init study'),
+    ('init', ['--bias-kernel-init', 'rai'], 'draws its own biases'),
+    ('slope-sweep', ['--slopes', '0.1,0.3'], 'slopes must include 0'),
+    ('slope-sweep', ['--families', 'necro_relu(negative_slope=0.1)'], 'sets negative_slope'),
+    ('slope-sweep', ['--base.dataset', 'xor'], 'base.dataset is set per part by the slope-sweep study'),
+    ('slope-sweep', ['--base.activations', 'relu'], 'base.activations is set per part by the slope-sweep study'),
+    ('sparsity', ['--models', 'rnn'], 'Choose from: mlp, cnn1d, cnn2d'),
+    ('sparsity', ['--base.activations', 'relu,sofplus'], "Did you mean 'softplus'"),
+    ('sparsity', ['--models', 'cnn1d', '--base.dataset', 'digits'], 'needs 1-D examples'),
+    ('sparsity', ['--base.width', '7'], 'base.width is set per part by the sparsity study'),
+    ('surrogates', ['--base.activations', 'relu,sugar_bslu'], "Did you mean 'sugar_bsilu'"),
+    ('surrogates', ['--base.activations', 'necro_relu'], 'must include relu'),
+    ('surrogates', ['--base.dataset', 'digits'], 'base.dataset is set per part by the surrogates study'),
+    ('surrogates', ['--datasets', 'xor'], "cnn2d does not fit dataset 'xor'"),
+    ('xor', ['--datasets', 'xor,mnist1d', '--depths', '1,1', '--thresholds', '0.9,0.9'], 'Choose from: xor, moons, spirals'),
+    ('xor', ['--base.activations', "relu,mixed(activations='relu,abz')"], "Did you mean 'abs'"),
+    ('xor', ['--widths', '3'], 'does not fit width 3'),
+    ('xor', ['--base.activations', 'relu,sofplus'], "Did you mean 'softplus'"),
+    ('xor', ['--base.width', '4'], 'base.width is set per part by the xor study'),
+    ('xor', ['--base.dataset', 'moons'], 'base.dataset is set per part by the xor study'),
+]
+
+
+def test_every_study_has_bad_flag_cases():
+  assert {name for name, _, _ in BAD_FLAGS} == set(NAMES)
+
+
+@pytest.mark.parametrize("name,flags,message", BAD_FLAGS)
+def test_a_bad_flag_fails_in_one_line_before_anything_runs(name, flags, message, capsys, tmp_path,
+                                                           monkeypatch):
+  monkeypatch.setenv("XLA_FLAGS", "")
+  assert cli.main([name, *flags, "--out", str(tmp_path / "never"), "--quiet"]) == 2
+  error = capsys.readouterr().err.strip()
+  assert error.startswith("error:") and "\n" not in error and message in error, error
+  assert not (tmp_path / "never").exists()
 
 
 @pytest.mark.parametrize("name", NAMES)

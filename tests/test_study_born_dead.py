@@ -5,15 +5,17 @@ from __future__ import annotations
 import csv
 import dataclasses
 import functools
+import json
 import math
 
 import jax
 import jax.numpy as jnp
+import pandas as pd
 import pytest
 from flax import nnx
 
 import activations
-from research import cli, models
+from research import models
 from research.studies import born_dead
 
 pytestmark = pytest.mark.standard_promotion  # trains with optax
@@ -113,30 +115,16 @@ def test_the_summary_answers_with_intervals_hardware_and_command(tiny):
   assert [line.split(":")[0] for line in headlines] == [
       "Trained width-2, depth-3 networks on |x|, he_normal", "Trained width-2, depth-3 networks on |x|, rai"]
   assert all("% [" in line and "of 3 runs" in line for line in headlines)
+  written = json.loads((outcome.out / "findings.json").read_text())
+  assert written["study"] == "born-dead" and written["data"] == ["born_dead.csv", "collapse.csv"]
+  assert [a["text"] for a in written["answers"] if a["headline"]] == headlines
+  assert written["answers"][-1]["estimates"][0]["kind"] == "percent"
 
 
-def test_help_lists_the_flags(capsys, monkeypatch):
-  monkeypatch.setenv("XLA_FLAGS", "")
-  with pytest.raises(SystemExit) as exit_info:
-    cli.main(["born-dead", "--help"])
-  assert exit_info.value.code == 0
-  text = capsys.readouterr().out
-  for field in dataclasses.fields(born_dead.Settings):
-    if field.name != "base":
-      assert f"--{field.name.replace('_', '-')}" in text, field.name
-  assert "--base.seeds" in text
-  assert "--out" in text and "--quiet" in text
-
-
-@pytest.mark.parametrize("flags,message", [
-    (["--inits", "he"], "Choose from: he_normal, rai"),
-    (["--widths", "0"], "widths must be"),
-    (["--base.dataset", "regresion"], "Did you mean 'regression'"),
-    (["--base.init", "rai"], "base.init is set per part by the born-dead study"),
-])
-def test_a_bad_flag_fails_in_one_line_before_anything_runs(flags, message, capsys, tmp_path, monkeypatch):
-  monkeypatch.setenv("XLA_FLAGS", "")
-  assert cli.main(["born-dead", *flags, "--out", str(tmp_path / "never")]) == 2
-  error = capsys.readouterr().err
-  assert message in error and error.count("\n") == 1
-  assert not (tmp_path / "never").exists()
+def test_rerunning_the_folder_reads_the_born_dead_counts_back_and_trains_nothing(tiny):
+  settings, outcome = tiny
+  again = born_dead.STUDY.run(settings, out=outcome.out, quiet=True)
+  pd.testing.assert_frame_equal(again.tables.measured["born_dead"], outcome.tables.measured["born_dead"])
+  assert again.tables.runs["run_id"].tolist() == outcome.tables.runs["run_id"].tolist()
+  assert len(again.tables.grids) == len(outcome.tables.grids)  # no program trained again
+  assert again.summary.split("## Reproduce")[0] == outcome.summary.split("## Reproduce")[0]

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import math
 
+import pandas as pd
 import pytest
 
 from research import cli, devices, findings, tables
 from research.config import Config
+from research.findings import Estimate
 from research.studies import dying
 
 pytestmark = pytest.mark.standard_promotion  # optax's adam mixes dtypes
@@ -27,17 +28,25 @@ def study(tmp_path_factory):
   return dying.STUDY.run(TINY, out=out, quiet=True, command="python -m research dying (test)")
 
 
-def _runs(study):
-  return tables.records(study.tables.runs)
-
-
-def test_writes_the_engine_files_the_summary_and_the_plots(study):
+def test_writes_the_engine_files_the_summary_the_findings_and_the_plots(study):
   for name in ("config.json", "runs.csv", "history.csv", "layers.csv", "grids.csv",
                "summary.md", "findings.json", dying.DEAD_VS_RATE_PLOT, dying.ACCURACY_VS_RATE_PLOT):
     assert (study.out / name).stat().st_size > 0, name
   config = json.loads((study.out / "config.json").read_text())
   assert config["study"] == "dying" and config["rates"] == [0.01, 3.0]
-  assert config["base"]["steps"] == 60
+  assert config["base"]["steps"] == 60 and config["base"]["width"] == 16
+
+
+def test_findings_json_holds_the_headline_answers(study):
+  content = findings.from_json((study.out / "findings.json").read_text())
+  assert content["study"] == "dying"
+  headlines = [answer for answer in content["answers"] if answer["headline"]]
+  assert [answer["text"].split(":")[0] for answer in headlines] == [
+      "CS231n's \"as much as 40% of your network can be dead\" at a high learning rate",
+      "`necro_relu` at the rates where ReLU dies"]
+  worst = headlines[0]["estimates"][0]
+  assert headlines[0]["verdict"] == ("held" if worst["value"] >= 0.395 else "did not hold")
+  assert worst["kind"] == "percent" and worst["low"] <= worst["value"] <= worst["high"]
 
 
 def test_rows_carry_dataset_and_optimizer(study):
@@ -50,30 +59,26 @@ def test_rows_carry_dataset_and_optimizer(study):
                  "weight_norm", "max_abs_weight", "gradient_norm"):
     assert column in header, column
   assert len(study.runs) == 2 * 2 * 2  # activations x rates x seeds
+  assert set(study.runs["learning_rate"]) == {0.01, 3.0} and set(study.runs["optimizer"]) == {"sgd"}
 
 
 def test_a_high_sgd_rate_makes_relu_lose_units(study):
-  def mean_inactive(rate):
-    rows = [r for r in _runs(study) if r["activation"] == "relu" and r["learning_rate"] == rate]
-    assert rows and not any(r["diverged"] for r in rows)
-    return sum(r["inactive_fraction"] for r in rows) / len(rows)
-
-  assert mean_inactive(3.0) > mean_inactive(0.01) + 0.1
+  relu = study.runs[study.runs["activation"] == "relu"]
+  assert not relu["diverged"].any()
+  inactive = relu.groupby("learning_rate")["inactive_fraction"].mean()
+  assert inactive[3.0] > inactive[0.01] + 0.1
 
 
 def test_summary_numbers_come_from_the_runs(study):
   text = study.summary
   assert devices.machine_description() in text
   assert "python -m research dying (test)" in text
-  relu_high = [r["dead_fraction"] for r in _runs(study)
-               if r["activation"] == "relu" and r["learning_rate"] == 3.0]
-  expected = findings.Estimate.of_mean(relu_high, "dead_fraction").text()
-  assert f"lr 3: {expected}" in text
-  diverged = sum(bool(r["diverged"]) for r in _runs(study))
-  assert (f"{diverged} of {len(study.runs)} runs diverged" in text) if diverged else (
-      "No run diverged." in text)
-  headlines = [answer.render() for answer in study.findings.headlines]
-  assert headlines[0].startswith("CS231n's")
+  runs = study.runs
+  relu_high = runs.loc[(runs["activation"] == "relu") & (runs["learning_rate"] == 3.0), "dead_fraction"]
+  assert f"lr 3: {Estimate.of_mean(list(relu_high), 'dead_fraction').text()}" in text
+  diverged = int(runs["diverged"].sum())
+  assert (f"{diverged} of {len(runs)} runs diverged" in text) if diverged else ("No run diverged." in text)
+  assert "## digits, sgd: final metrics per activation and learning rate" in text
 
 
 def test_rerunning_resumes_without_training(study, monkeypatch):
@@ -82,7 +87,7 @@ def test_rerunning_resumes_without_training(study, monkeypatch):
 
   monkeypatch.setattr(dying.experiment.programs, "train_grids", refuse)
   again = dying.STUDY.run(TINY, out=study.out, quiet=True)
-  assert len(again.runs) == len(study.runs)
+  assert again.runs["run_id"].tolist() == study.runs["run_id"].tolist()
 
 
 def test_default_rates_span_stable_to_divergent_per_optimizer():
@@ -94,39 +99,17 @@ def test_default_rates_span_stable_to_divergent_per_optimizer():
   assert dying.learning_rates(settings, "adam")[-1] >= 1e-1
   assert dying.learning_rates(settings, "sgd")[-1] >= 1.0
   assert "windowed_necro_relu(negative_slope=0.1,window=3.0)" in settings.base.activations
-  keys = [part.keys for part in dying.parts(settings)]
-  assert keys == [{"dataset": d, "optimizer": o}
-                  for d in ("mnist1d", "mnist5k") for o in ("adam", "sgd")]
 
 
-def test_help_lists_every_setting_and_the_command_flags(capsys):
-  with pytest.raises(SystemExit) as exit_info:
-    cli.main(["dying", "--help"])
-  assert exit_info.value.code == 0
-  text = " ".join(capsys.readouterr().out.replace("\u2502", " ").split())
-  for field in dataclasses.fields(dying.Settings):
-    if field.name != "base":
-      assert f"--{field.name.replace('_', '-')}" in text, field.name
-  assert "--base.steps" in text
-  assert "--out" in text and "--quiet" in text
-  assert "relu is the baseline" in text  # help comes from the field comments
-  assert "each optimizer's defaults" in text
-
-
-@pytest.mark.parametrize("flags, message", [
-    (["--optimizers", "adma"], "Did you mean 'adam'?"),
-    (["--datasets", "mnist2d"], "Choose from:"),
-    (["--base.activations", "rleu"], "Did you mean"),
-    (["--base.steps", "0"], "steps must be a positive integer"),
-    (["--base.optimizer", "sgd"], "base.optimizer is set per part by the dying study"),
-])
-def test_a_bad_value_is_one_line_before_training(flags, message, tmp_path, capsys):
-  out = tmp_path / "out"
-  status = cli.main(["dying", *flags, "--out", str(out), "--quiet"])
-  error = capsys.readouterr().err.strip()
-  assert status == 2
-  assert error.startswith("error:") and "\n" not in error and message in error
-  assert not (out / "runs.csv").exists()
+def test_default_parts_are_the_full_study():
+  parts = dying.parts(dying.Settings())
+  assert [part.keys for part in parts] == [
+      {"dataset": d, "optimizer": o} for d in ("mnist1d", "mnist5k") for o in ("adam", "sgd")]
+  assert parts[3].config == Config(
+      dataset="mnist5k", optimizer="sgd", learning_rates=(0.01, 0.1, 0.3, 0.6, 1.0, 2.0, 3.0),
+      activations=dying.ACTIVATIONS, seeds=3, steps=1500, eval_every=100)
+  assert sum(len(p.config.activations) * len(p.config.learning_rates) * p.config.seeds
+             for p in parts) == 390
 
 
 def test_an_unknown_flag_is_refused(capsys):
@@ -136,9 +119,9 @@ def test_an_unknown_flag_is_refused(capsys):
 
 
 def _layer_rows(run_id, norms, pre):
-  return [{"run_id": run_id, "step": 100 * i, "layer": layer, "weight_norm": norm,
-           "preactivation_mean": pre[layer - 1], "inactive_fraction": 0.3}
-          for i, step_norms in enumerate(norms) for layer, norm in enumerate(step_norms, 1)]
+  return pd.DataFrame([{"run_id": run_id, "step": 100 * i, "layer": layer, "weight_norm": norm,
+                        "preactivation_mean": pre[layer - 1], "inactive_fraction": 0.3}
+                       for i, step_norms in enumerate(norms) for layer, norm in enumerate(step_norms, 1)])
 
 
 def test_diagnose_finds_the_layer_that_grows_and_its_doubling_time():
@@ -146,9 +129,10 @@ def test_diagnose_finds_the_layer_that_grows_and_its_doubling_time():
   norms = [(10.0, 10.0), (11.0, 20.0), (12.0, 40.0), (13.0, 80.0), (1e9, 1e9)]
   layers = _layer_rows("r", norms, pre=(-0.5, -900.0))
   found = dying.diagnose({"run_id": "r", "diverged": True, "diverged_step": 300}, layers)
-  assert found["layer"] == 2 and found["step"] == 300
+  assert found["layer"] == 2 and found["step"] == 300 and found["num_layers"] == 2
   assert math.isclose(found["growth"], 8.0) and math.isclose(found["doubling_steps"], 100.0)
   assert found["lowest_preactivation_mean"] == -900.0
+  assert dying.diagnose({"run_id": "other", "diverged": True, "diverged_step": 300}, layers) is None
 
 
 def test_divergence_focus_prefers_a_surrogate_that_diverges_where_relu_does_not():
@@ -156,9 +140,9 @@ def test_divergence_focus_prefers_a_surrogate_that_diverges_where_relu_does_not(
     return {"dataset": "d", "optimizer": "o", "activation": activation, "name": activation,
             "learning_rate": rate, "diverged": diverged, "seed": 0}
 
-  runs = [row("relu", 0.1, True), row("necro_relu", 0.1, True),
-          row("relu", 0.03, False), row("necro_relu", 0.03, True),
-          row("relu", 0.01, False), row("necro_relu", 0.01, False)]
+  runs = pd.DataFrame([row("relu", 0.1, True), row("necro_relu", 0.1, True),
+                       row("relu", 0.03, False), row("necro_relu", 0.03, True),
+                       row("relu", 0.01, False), row("necro_relu", 0.01, False)])
   assert dying.divergence_focus(runs) == ("d", "o", 0.03)
   assert dying.divergence_focus(runs[4:]) is None
 
@@ -178,7 +162,17 @@ def test_verdicts_are_computed_from_the_rows():
   found = dying.analyse(TINY, tables.Tables.of(runs))
   text = findings.to_markdown(found, name="dying")
   assert "| d | adam | leaky_relu | 0.1 | 2 | 0 | 0.0% [0.0, 0.0] |" in text
-  assert "`leaky_relu` at the rates where ReLU dies: prevents dying on d/adam." in text
-  assert "`necro_relu` at the rates where ReLU dies: diverges more often than ReLU on d/adam (2/2 diverged, ReLU 0/2)." in text
-  assert "CS231n's \"as much as 40% of your network can be dead\" at a high learning rate: held (worst ReLU mean dead fraction 45.0%)." in text
-  assert "`necro_relu` diverged in 2 of 2 runs where ReLU merely lost 45.0% of its units." in text
+  assert ("`leaky_relu` at the rates where ReLU dies: prevents dying on d/adam (0.0% [0.0, 0.0]"
+          " dead). (held)") in text
+  assert ("`necro_relu` at the rates where ReLU dies: diverges more often than ReLU on d/adam"
+          " (2/2 diverged, ReLU 0/2). (did not hold)") in text
+  assert ("CS231n's \"as much as 40% of your network can be dead\" at a high learning rate: the"
+          " largest mean dead fraction of ReLU over every dataset and optimizer is 45.0% [45.0, 45.0]."
+          " (held)") in text
+  assert ("`necro_relu` diverged in 2 of 2 runs where ReLU merely lost 45.0% [45.0, 45.0] of its"
+          " units. It blew up within 50 steps (median)") in text
+  assert "| d | adam | necro_relu | 0.1 | 2/2 | 50 | - |" in text  # no layer record: no diagnosis
+  remedy = found.tables[0].frame.set_index("activation")["verdict"]
+  assert remedy.to_dict() == {"relu": "baseline", "leaky_relu": "prevents",
+                              "necro_relu": "diverges instead (from lr 0.1; ReLU does not diverge there)"}
+  assert found.plots == (dying.DEAD_VS_RATE_PLOT, dying.ACCURACY_VS_RATE_PLOT, dying.DIVERGENCE_PLOT)

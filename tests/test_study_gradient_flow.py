@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import math
 
 import pandas as pd
 import pytest
 
-from research import cli
+from research import findings
 from research.config import Config
 from research.studies import gradient_flow
 
@@ -60,6 +59,34 @@ def test_the_study_writes_its_files_and_the_summary_answers(tiny):
   assert surrogate.n == 3 and surrogate.has_interval and "minus relu" in headlines[-1]
 
 
+def test_findings_json_carries_the_headline_answers_with_their_intervals(tiny):
+  _, outcome = tiny
+  written = findings.from_json((outcome.out / "findings.json").read_text(encoding="utf-8"))
+  headlines = [answer for answer in written["answers"] if answer["headline"]]
+  assert [answer["topic"] for answer in headlines] == ["Do gradients vanish with depth?"] * 3 + [
+      "Does a surrogate backward change it?"]
+  assert headlines[0]["text"].startswith("sigmoid (xavier_normal)") and " [" in headlines[0]["text"]
+  assert all(estimate["n"] == 3 for answer in headlines for estimate in answer["estimates"])
+  assert [table["title"].split(":")[0] for table in written["tables"]][:2] == [
+      "At initialisation", "After 2 steps"]
+  assert written["data"] == ["ratios.csv"] and "gradient_ratio.png" in written["plots"]
+
+
+def test_runs_whose_first_layer_gradient_is_zero_are_counted_apart():
+  ratios = pd.DataFrame({"activation": "sigmoid", "init": "xavier_normal", "depth": [2, 2, 2, 9],
+                         "step": 0, "log10_ratio": [-1.0, -3.0, -math.inf, -math.inf]})
+  summary = gradient_flow.ratio_estimates(ratios)
+  assert summary["not_finite"].tolist() == [1, 1] and summary["estimate"][0].value == -2.0
+  answer = gradient_flow._activation_answer(summary, "sigmoid", "xavier_normal")
+  assert answer.render().endswith(
+      "depths 2, 9: -2.000 [-14.706, 10.706], below float32 (first-layer gradient exactly 0 in"
+      " 1 run(s)).")
+  table = gradient_flow._ratio_table(summary, [2, 9], 0)
+  assert list(table.columns) == ["activation", "init", "depth 2", "depth 9"]
+  assert table["depth 2"][0] == "-2.000 [-14.706, 10.706] (1 not finite)"
+  assert table["depth 9"][0] == "- (1 not finite)"
+
+
 def test_the_ratio_uses_the_last_hidden_layer_not_the_output():
   rows = [{"run_id": "a", "activation": "relu", "name": "relu", "seed": 0, "learning_rate": 0.1,
            "depth": 2, "init": "he_normal", "step": 0, "layer": layer, "gradient_norm": norm}
@@ -69,27 +96,3 @@ def test_the_ratio_uses_the_last_hidden_layer_not_the_output():
   assert gradient_flow.gradient_ratios(pd.DataFrame(rows))["log10_ratio"][0] == -math.inf
 
 
-def test_help_lists_the_flags(capsys, monkeypatch):
-  monkeypatch.setenv("XLA_FLAGS", "")
-  with pytest.raises(SystemExit) as exit_info:
-    cli.main(["gradient-flow", "--help"])
-  assert exit_info.value.code == 0
-  text = capsys.readouterr().out
-  for field in dataclasses.fields(gradient_flow.Settings):
-    if field.name != "base":
-      assert f"--{field.name.replace('_', '-')}" in text, field.name
-  assert "--base.activations" in text
-
-
-@pytest.mark.parametrize("flags,message", [
-    (["--initialisation", "glorot"], "Choose from: usual, lecun_normal"),
-    (["--depths", "0"], "depths must be"),
-    (["--base.activations", "sigmod"], "Did you mean 'sigmoid'"),
-    (["--base.init", "rai"], "base.init is set per part by the gradient-flow study"),
-])
-def test_a_bad_flag_fails_in_one_line_before_anything_runs(flags, message, capsys, tmp_path, monkeypatch):
-  monkeypatch.setenv("XLA_FLAGS", "")
-  assert cli.main(["gradient-flow", *flags, "--out", str(tmp_path / "never")]) == 2
-  error = capsys.readouterr().err
-  assert message in error and error.count("\n") == 1
-  assert not (tmp_path / "never").exists()

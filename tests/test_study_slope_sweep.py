@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 import activations
-from research import cli, data, devices, grid, programs, train
-from research import study
+from research import data, devices, grid, programs, train
+from research import findings, study
 from research.config import Config
 from research.studies import slope_sweep
 
@@ -114,6 +114,26 @@ def test_the_study_writes_its_files_and_the_summary_answers(tiny):
     assert phrase in outcome.summary, phrase
   headline = outcome.findings.headlines[0].render()
   assert headline.startswith(f"{TINY.datasets[0]} in short: of 8 ")
+  written = findings.from_json((outcome.out / "findings.json").read_text())
+  assert [a["text"] for a in written["answers"] if a["headline"]] == [headline]
+  assert written["data"] == ["slope_effects.csv", "forward_backward.csv", "best_slopes.csv"]
+
+
+def test_the_derived_tables_agree_with_the_runs(tiny):
+  """slope_effects.csv and best_slopes.csv recomputed by hand from runs.csv, one cell each."""
+  outcome, _ = tiny
+  runs = outcome.runs[(outcome.runs["family"] == "leaky_relu") & (outcome.runs["learning_rate"] == 0.1)]
+  assert len(runs) == 3 * 2 and not runs["diverged"].any()  # slopes x seeds
+  accuracy = runs.pivot(index="seed", columns="negative_slope", values="test_accuracy")
+  effects = pd.read_csv(outcome.out / "slope_effects.csv")
+  effect = effects[(effects["family"] == "leaky_relu") & (effects["learning_rate"] == 0.1)
+                   & (effects["slope"] == 1.0)].iloc[0]
+  assert effect["pairs"] == 2 and effect["difference"] == pytest.approx((accuracy[1.0] - accuracy[0.0]).mean())
+  assert effect["low"] < effect["difference"] < effect["high"]
+  best = pd.read_csv(outcome.out / "best_slopes.csv", dtype={"tied": str})
+  best = best[(best["family"] == "leaky_relu") & (best["learning_rate"] == 0.1)].iloc[0]
+  assert best["best"] == accuracy.mean().idxmax() and best["mean"] == pytest.approx(accuracy.mean().max())
+  assert f"{best['best']:g}" in best["tied"].split()
 
 
 def test_a_second_call_resumes_and_trains_nothing(tiny, monkeypatch):
@@ -160,14 +180,13 @@ def test_swapping_treatment_and_baseline_mirrors_the_verdict(diverged, baseline_
 @hypothesis.given(st.lists(st.tuples(st.floats(0, 1), st.booleans()), min_size=6, max_size=6))
 def test_the_best_slope_has_the_highest_mean_and_never_diverged(cells):
   slopes = (0.0, 0.1, 1.0)
-  runs = [{"dataset": "d", "learning_rate": 0.1, "family": "f", "negative_slope": slopes[i // 2],
-           "seed": i % 2, "diverged": diverged, "test_accuracy": accuracy}
-          for i, (accuracy, diverged) in enumerate(cells)]
-  (row,) = slope_sweep.best_slopes(runs)
-  stable = {s: [r["test_accuracy"] for r in runs if r["negative_slope"] == s] for s in slopes
-            if not any(r["diverged"] for r in runs if r["negative_slope"] == s)}
+  runs = pd.DataFrame([{"dataset": "d", "learning_rate": 0.1, "family": "f", "negative_slope": slopes[i // 2],
+                        "seed": i % 2, "diverged": diverged, "test_accuracy": accuracy}
+                       for i, (accuracy, diverged) in enumerate(cells)])
+  (row,) = slope_sweep.best_slopes(runs).to_dict("records")
+  stable = {s: list(rows["test_accuracy"]) for s, rows in runs.groupby("negative_slope") if not rows["diverged"].any()}
   if not stable:
-    assert row["best"] is None and row["tied"] == ()
+    assert pd.isna(row["best"]) and row["tied"] == ()
     return
   assert row["best"] in row["tied"] and set(row["tied"]) <= set(stable)
   assert np.mean(stable[row["best"]]) == max(np.mean(v) for v in stable.values())
@@ -192,26 +211,6 @@ def test_the_swept_spec_keeps_the_other_hyperparameters_and_every_slope(slopes):
 def test_bad_settings_fail_before_anything_is_trained(changes, message):
   with pytest.raises(ValueError, match=message):
     slope_sweep.parts(dataclasses.replace(TINY, **changes))
-
-
-def test_help_lists_the_flags(capsys, monkeypatch):
-  monkeypatch.setenv("XLA_FLAGS", "")
-  with pytest.raises(SystemExit) as exit_info:
-    cli.main(["slope-sweep", "--help"])
-  assert exit_info.value.code == 0
-  text = capsys.readouterr().out
-  for field in dataclasses.fields(slope_sweep.Settings):
-    if field.name != "base":
-      assert f"--{field.name.replace('_', '-')}" in text, field.name
-  assert "--base.learning-rates" in text
-
-
-def test_a_bad_flag_fails_in_one_line_before_anything_runs(capsys, tmp_path, monkeypatch):
-  monkeypatch.setenv("XLA_FLAGS", "")
-  assert cli.main(["slope-sweep", "--slopes", "0.1,0.3", "--out", str(tmp_path / "never")]) == 2
-  error = capsys.readouterr().err
-  assert "slopes must include 0" in error and error.count("\n") == 1
-  assert not (tmp_path / "never").exists()
 
 
 def test_the_settings_record_the_study():

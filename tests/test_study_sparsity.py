@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import math
 
 import pytest
 
 import activations
-from research import cli
 from research.config import Config
 from research.studies import sparsity
 
@@ -73,27 +71,3 @@ def test_only_relu_forward_entries_count_as_relu_forward():
   assert not activations.registry.relu_forward("heaviside_straight_through")
 
 
-def test_help_lists_the_flags(capsys, monkeypatch):
-  monkeypatch.setenv("XLA_FLAGS", "")
-  with pytest.raises(SystemExit) as exit_info:
-    cli.main(["sparsity", "--help"])
-  assert exit_info.value.code == 0
-  text = capsys.readouterr().out
-  for field in dataclasses.fields(sparsity.Settings):
-    if field.name != "base":
-      assert f"--{field.name.replace('_', '-')}" in text, field.name
-  assert "--base.steps" in text and "--base.activations" in text
-
-
-@pytest.mark.parametrize("flags,message", [
-    (["--models", "rnn"], "Choose from: mlp, cnn1d, cnn2d"),
-    (["--base.activations", "relu,sofplus"], "Did you mean 'softplus'"),
-    (["--models", "cnn1d", "--base.dataset", "digits"], "needs 1-D examples"),
-    (["--base.width", "7"], "base.width is set per part by the sparsity study"),
-])
-def test_a_bad_flag_fails_in_one_line_before_anything_runs(flags, message, capsys, tmp_path, monkeypatch):
-  monkeypatch.setenv("XLA_FLAGS", "")
-  assert cli.main(["sparsity", *flags, "--out", str(tmp_path / "never")]) == 2
-  error = capsys.readouterr().err
-  assert message in error and error.count("\n") == 1
-  assert not (tmp_path / "never").exists()

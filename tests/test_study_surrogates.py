@@ -13,7 +13,7 @@ import pytest
 from flax import nnx
 
 import activations
-from research import cli, data, models
+from research import data, models
 from research.config import Config
 from research.studies import surrogates
 
@@ -128,27 +128,3 @@ def test_invalid_settings_are_refused(changes, base_changes, message):
         default, base=dataclasses.replace(default.base, **base_changes), **changes))
 
 
-def test_help_lists_the_flags(capsys, monkeypatch):
-  monkeypatch.setenv("XLA_FLAGS", "")
-  with pytest.raises(SystemExit) as exit_info:
-    cli.main(["surrogates", "--help"])
-  assert exit_info.value.code == 0
-  text = capsys.readouterr().out
-  for field in dataclasses.fields(surrogates.Settings):
-    if field.name != "base":
-      assert f"--{field.name.replace('_', '-')}" in text, field.name
-  assert "--base.activations" in text
-
-
-@pytest.mark.parametrize("flags,message", [
-    (["--base.activations", "relu,sugar_bslu"], "Did you mean 'sugar_bsilu'"),
-    (["--base.activations", "necro_relu"], "must include relu"),
-    (["--base.dataset", "digits"], "base.dataset is set per part by the surrogates study"),
-    (["--datasets", "xor"], "cnn2d does not fit dataset 'xor'"),
-])
-def test_a_bad_flag_fails_in_one_line_before_anything_runs(flags, message, capsys, tmp_path, monkeypatch):
-  monkeypatch.setenv("XLA_FLAGS", "")
-  assert cli.main(["surrogates", *flags, "--out", str(tmp_path / "never")]) == 2
-  error = capsys.readouterr().err
-  assert message in error and error.count("\n") == 1
-  assert not (tmp_path / "never").exists()

@@ -14,7 +14,7 @@ from scipy import stats
 
 import activations
 from activations import functional
-from research import cli, grid
+from research import findings, grid
 from research.config import Config
 from research.studies import xor
 
@@ -83,6 +83,27 @@ def test_the_study_writes_its_files_and_the_summary_answers(tiny):
   assert "Threshold sensitivity" in tiny.summary and f"{TINY.datasets[0]} at 0.95: abs" in tiny.summary
   ceilings = tiny.tables.measured["ceilings"]
   assert list(ceilings["dataset"]) == list(TINY.datasets) and 0.8 < ceilings["ceiling"][0] <= 1
+  (counts_table, outcome_table) = (table.frame for table in tiny.findings.tables)
+  assert list(counts_table.columns) == ["dataset", "depth", "width", "learning rate", *TINY.base.activations]
+  solved = int(counts["abs"]["solved"])  # a cell: solved/trials, then the share with its interval
+  share = findings.Estimate.of_proportion(solved, TINY.base.seeds)
+  assert counts_table["abs"][0] == f"{solved}/{TINY.base.seeds} {share.text()}"
+  assert outcome_table["n"].sum() == 3 * TINY.base.seeds and list(outcome_table.iloc[0][:3]) == [
+      TINY.datasets[0], "relu", "failed"]  # by dataset, activation, failed before solved
+
+
+def test_findings_json_holds_the_headlines_with_their_numbers(tiny):
+  content = findings.from_json((tiny.out / "findings.json").read_text(encoding="utf-8"))
+  headlines = [answer for answer in content["answers"] if answer["headline"]]
+  assert [answer["topic"] for answer in headlines] == [xor.ABS_TOPIC, xor.MIXED_TOPIC]
+  abs_share, relu_share = headlines[0]["estimates"]  # one dataset: abs vs relu, solved fractions
+  assert abs_share["value"] == sum(_solved_by_seed(tiny, "abs").values()) / TINY.base.seeds
+  assert relu_share["value"] == 0 and relu_share["n"] == TINY.base.seeds and relu_share["high"] > 0
+  assert abs_share["text"] in headlines[0]["text"] and headlines[1]["verdict"] in ("held", "did not hold", "undecided")
+  per_dataset = [a for a in content["answers"] if a["topic"] == xor.ABS_TOPIC and not a["headline"]]
+  assert len(per_dataset) == 1 and per_dataset[0]["text"].endswith(
+      tuple(f"{verdict}." for verdict in xor._ABS_VERDICT.values()))
+  assert content["data"] == ["solved.csv"] and content["plots"] == ["solved_vs_width.png"]
 
 
 X = jnp.array([[-1.5, -0.5, 0.5, 2.0], [3.0, -2.0, -1.0, 0.0]])
@@ -176,28 +197,3 @@ def test_the_noise_ceiling_falls_with_the_noise():
   assert math.isclose(xor.noise_ceiling("xor", points=20_000), 1.0, abs_tol=0.01)
 
 
-def test_help_lists_the_flags(capsys, monkeypatch):
-  monkeypatch.setenv("XLA_FLAGS", "")
-  with pytest.raises(SystemExit) as exit_info:
-    cli.main(["xor", "--help"])
-  assert exit_info.value.code == 0
-  text = capsys.readouterr().out
-  for field in dataclasses.fields(xor.Settings):
-    if field.name != "base":
-      assert f"--{field.name.replace('_', '-')}" in text, field.name
-  assert "--base.activations" in text
-
-
-@pytest.mark.parametrize("flags,message", [
-    (["--datasets", "xor,mnist1d", "--depths", "1,1", "--thresholds", "0.9,0.9"], "Choose from: xor, moons, spirals"),
-    (["--base.activations", "relu,mixed(activations='relu,abz')"], "Did you mean 'abs'"),
-    (["--widths", "3"], "does not fit width 3"),
-    (["--base.activations", "relu,sofplus"], "Did you mean 'softplus'"),
-    (["--base.width", "4"], "base.width is set per part by the xor study"),
-])
-def test_a_bad_flag_fails_in_one_line_before_anything_runs(flags, message, capsys, tmp_path, monkeypatch):
-  monkeypatch.setenv("XLA_FLAGS", "")
-  assert cli.main(["xor", *flags, "--out", str(tmp_path / "never")]) == 2
-  error = capsys.readouterr().err
-  assert message in error and error.count("\n") == 1
-  assert not (tmp_path / "never").exists()

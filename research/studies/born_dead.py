@@ -352,7 +352,8 @@ def analyse(settings: Settings, found: tables.Tables) -> Findings:
                 f" learning rate(s) {', '.join(map(str, base.learning_rates))}, {base.steps} steps of"
                 f" batch {base.batch_size}."),
       ),
-      notes=NOTES, plots=("born_dead.png", "collapse.png"), data={"collapse": collapse},
+      notes=NOTES, plots=("born_dead.png", "collapse.png"),
+      data={"born_dead": born, "collapse": collapse},  # born_dead.csv rewritten as measure wrote it
   )
 
 

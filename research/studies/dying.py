@@ -18,9 +18,8 @@ changing the model, which this study does not own.
 Default (the full study): MNIST-1D and MNIST-5k, Adam and SGD, relu,
 leaky_relu(0.01), necro_relu(0.1), elu and windowed_necro_relu (the surrogate
 designed from this study's measurements), 6 Adam and 7 SGD learning rates, 3
-seeds, MLP 100-100, 1500 steps: 390 runs. On 2 CPU cores shared with other
-jobs (load average 6-9) it took 796 s with a cold compilation cache and 557 s
-with a warm one.
+seeds, MLP 100-100, 1500 steps: 390 runs. On 2 busy CPU cores it took 796 s
+with a cold compilation cache and 557 s with a warm one.
 
 Command::
 
@@ -32,18 +31,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+import activations
 from research import config as config_lib
-from research import experiment, plots, tables
+from research import experiment, metrics, plots, tables
 from research.config import Config, Floats, Specs
 from research.findings import Answer, Estimate, Findings, Table
-from research.statistics import mean_confidence_interval
 from research.study import Study
 
 # Per optimizer, from stable to divergent (measured on MNIST-1D and MNIST-5k,
@@ -54,15 +53,17 @@ DEFAULT_LEARNING_RATES: dict[str, tuple[float, ...]] = {
     "sgd": (1e-2, 1e-1, 0.3, 0.6, 1.0, 2.0, 3.0),
     "momentum": (1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0),
 }
-DEFAULT_ACTIVATIONS = (
-    "relu", "leaky_relu(negative_slope=0.01)", "necro_relu(negative_slope=0.1)", "elu",
-    "windowed_necro_relu(negative_slope=0.1,window=3.0)",
-)  # PReLU is left out: the engine's MLP has no learned-slope activation
+ACTIVATIONS = ("relu", "leaky_relu(negative_slope=0.01)", "necro_relu(negative_slope=0.1)", "elu",
+               "windowed_necro_relu(negative_slope=0.1,window=3.0)")  # no PReLU: no learned slope in the MLP
 DYING_THRESHOLD = 0.10  # ReLU "dies" at a rate where its mean dead fraction reaches this
 PREVENTS_THRESHOLD = 0.02  # a remedy "prevents" dying where its dead fraction stays below this
+CS231N = 0.395  # "as much as 40%": reached at 39.5% and above
 DEAD_VS_RATE_PLOT, ACCURACY_VS_RATE_PLOT, DIVERGENCE_PLOT = (
-    "dead_vs_learning_rate.png", "accuracy_vs_learning_rate.png", "divergence.png",
-)
+    "dead_vs_learning_rate.png", "accuracy_vs_learning_rate.png", "divergence.png")
+GROUP, CELL = ["dataset", "optimizer"], ["dataset", "optimizer", "activation"]
+SETTING = [*CELL, "learning_rate"]
+DEAD, INACTIVE, ACCURACY = (metrics.describe(column).label for column in (
+    "dead_fraction", "inactive_fraction", "test_accuracy"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,22 +74,24 @@ class Settings:
   optimizers: Specs = ("adam", "sgd")  # comma-separated optax optimizers (sgd, momentum, adam, adamw), one part each
   rates: Floats = ()  # swept learning rates for every optimizer; empty: each optimizer's defaults (adam 1e-4..1e-1, sgd 0.01..3)
   base: Config = Config(  # the engine's settings: MLP 100-100, 1500 steps, evaluated every 100; relu is the baseline activation
-      activations=DEFAULT_ACTIVATIONS, seeds=3, steps=1500, eval_every=100)
+      activations=ACTIVATIONS, seeds=3, steps=1500, eval_every=100)
 
 
 def validate(settings: Settings) -> None:
   """Raises a ``ValueError`` naming the first invalid setting and the valid values.
 
   Examples:
-    >>> validate(Settings(optimizers=()))
+    >>> validate(Settings(optimizers=("nesterov",)))
     Traceback (most recent call last):
     ...
-    ValueError: datasets and optimizers must each name at least one value.
+    ValueError: optimizers: 'nesterov' has no default learning rates (adam, adamw, sgd, momentum have); set --rates.
   """
-  if not settings.datasets or not settings.optimizers:
-    raise ValueError("datasets and optimizers must each name at least one value.")
+  for field in ("datasets", "optimizers"):
+    values = getattr(settings, field)
+    if not values or len(set(values)) != len(values):
+      raise ValueError(f"{field} must name one or more distinct values, got {values!r}.")
   for optimizer in settings.optimizers:
-    learning_rates(settings, optimizer)  # names the valid optimizers
+    learning_rates(settings, optimizer)
 
 
 def learning_rates(settings: Settings, optimizer: str) -> tuple[float, ...]:
@@ -104,6 +107,8 @@ def learning_rates(settings: Settings, optimizer: str) -> tuple[float, ...]:
     return tuple(settings.rates)
   if optimizer not in DEFAULT_LEARNING_RATES:
     config_lib.validate(Config(optimizer=optimizer))  # names the valid optimizers
+    raise ValueError(f"optimizers: {optimizer!r} has no default learning rates"
+                     f" ({', '.join(DEFAULT_LEARNING_RATES)} have); set --rates.")
   return DEFAULT_LEARNING_RATES[optimizer]
 
 
@@ -114,257 +119,206 @@ def parts(settings: Settings) -> list[experiment.Part]:
     >>> [part.keys for part in parts(Settings(datasets=("digits",)))]
     [{'dataset': 'digits', 'optimizer': 'adam'}, {'dataset': 'digits', 'optimizer': 'sgd'}]
   """
-  validate(settings)
-  built = []
-  for dataset in settings.datasets:
-    for optimizer in settings.optimizers:
-      config = dataclasses.replace(settings.base, dataset=dataset, optimizer=optimizer,
-                                   learning_rates=learning_rates(settings, optimizer))
-      config_lib.validate(config)
-      built.append(experiment.Part({"dataset": dataset, "optimizer": optimizer}, config))
-  return built
+  return [experiment.Part({"dataset": dataset, "optimizer": optimizer}, dataclasses.replace(
+      settings.base, dataset=dataset, optimizer=optimizer,
+      learning_rates=learning_rates(settings, optimizer)))
+      for dataset in settings.datasets for optimizer in settings.optimizers]
 
 
-def _groups(runs: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
-  return list(dict.fromkeys((row["dataset"], row["optimizer"]) for row in runs))
+# --- the analysis ---------------------------------------------------------------
 
 
-def _activations(runs: Sequence[Mapping[str, Any]]) -> list[str]:
-  return list(dict.fromkeys(str(row["activation"]) for row in runs))
+def _diverged(frame: pd.DataFrame) -> pd.Series:
+  return frame["diverged"].eq(True)
 
 
-def _rates(runs: Sequence[Mapping[str, Any]]) -> list[float]:
-  return sorted({float(row["learning_rate"]) for row in runs})
+def _where(frame: pd.DataFrame, **keys: Any) -> pd.DataFrame:
+  mask = np.ones(len(frame), bool)
+  for key, value in keys.items():
+    mask &= (frame[key] == value).to_numpy()
+  return frame[mask]
 
 
-def _select(runs: Sequence[Mapping[str, Any]], **keys: Any) -> list[Mapping[str, Any]]:
-  return [row for row in runs if all(row.get(k) == v for k, v in keys.items())]
+def _mean(rows: pd.DataFrame, column: str) -> Estimate:
+  """The mean over the runs that did not diverge, with its 95% t interval."""
+  return Estimate.of_mean(rows.loc[~_diverged(rows), column].tolist(), column)
 
 
-def _estimate(rows: Sequence[Mapping[str, Any]], column: str) -> tuple[float, float]:
-  values = [row[column] for row in rows if not row.get("diverged")
-            and isinstance(row.get(column), (int, float)) and math.isfinite(row[column])]
-  return mean_confidence_interval(values)
+def _median(values: Sequence[float | None]) -> float:
+  values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+  return float(np.median(values)) if values else math.nan
 
 
-def _pct(column: str, rows: Sequence[Mapping[str, Any]]) -> Estimate | str:
-  """The mean of ``column`` over the non-diverged rows, with its interval; text when none."""
-  mean, half = _estimate(rows, column)
-  if math.isnan(mean):
-    return "- (every run diverged)"
-  kind = "percent" if column != "train_loss" else "number"
-  return Estimate(mean, mean - half, mean + half, kind, sum(not r.get("diverged") for r in rows))
+def _3g(value: float) -> float:
+  """A median to 3 significant figures, as the tables show it."""
+  return value if math.isnan(value) else float(f"{value:.3g}")
 
 
-def _text(value: Estimate | str) -> str:
-  return value.text() if isinstance(value, Estimate) else value
+def _lr(rate: float | None) -> str:
+  return "none" if rate is None else f"{rate:g}"
 
 
-def _name(row: Mapping[str, Any]) -> str:
-  return str(row.get("name") or str(row["activation"]).split("(")[0])
+def per_rate(runs: pd.DataFrame) -> pd.DataFrame:
+  """Per (dataset, optimizer, activation, rate), rates ascending: runs, diverged and the means."""
+  runs = runs.assign(_cell=runs.groupby(CELL, sort=False).ngroup()).sort_values(
+      ["_cell", "learning_rate"], kind="stable")
+  rated = tables.grouped_estimates(
+      runs, SETTING, ["dead_fraction", "inactive_fraction", "test_accuracy", "train_loss"])
+  return rated.assign(runs=rated["n"] + rated["diverged"])
 
 
-def _relu_answer(runs: Sequence[Mapping[str, Any]]) -> list[Answer]:
-  topic, answers, worst_overall = "How much of a ReLU network dies as the learning rate grows", [], 0.0
-  for dataset, optimizer in _groups(runs):
-    relu = _select(runs, dataset=dataset, optimizer=optimizer, activation="relu")
-    by_rate = {rate: _select(relu, learning_rate=rate) for rate in _rates(relu)}
-    parts = []
-    for rate, rows in by_rate.items():
-      diverged = sum(bool(row.get("diverged")) for row in rows)
-      note = f" ({diverged} of {len(rows)} diverged)" if diverged else ""
-      parts.append(f"lr {rate:g}: {_text(_pct('dead_fraction', rows))}{note}")
-    means = {rate: _estimate(rows, "dead_fraction")[0] for rate, rows in by_rate.items()}
-    finite = {rate: mean for rate, mean in means.items() if not math.isnan(mean)}
-    sentence = f"{dataset}, {optimizer}: " + "; ".join(parts) + "."
-    if finite:
-      worst_rate = max(finite, key=finite.get)
-      worst_overall = max(worst_overall, finite[worst_rate])
-      sentence += (
-          f" From the lowest rate to the worst one (lr {worst_rate:g}) the dead fraction goes"
-          f" from {100 * finite.get(min(by_rate), math.nan):.1f}% to {100 * finite[worst_rate]:.1f}%"
-          + (", beyond CS231n's 40%." if finite[worst_rate] > 0.4 else
-             ", reaching CS231n's 40%." if finite[worst_rate] >= 0.395 else "."))
-    answers.append(Answer(sentence, topic=topic))
+def dying_rates(rated: pd.DataFrame) -> dict[tuple[str, str], list[float]]:
+  """Per (dataset, optimizer), the rates where ReLU's mean dead fraction reaches :data:`DYING_THRESHOLD`."""
+  return {key: [rate for rate, activation, dead in zip(group["learning_rate"], group["activation"], group[DEAD])
+                if activation == "relu" and dead.value >= DYING_THRESHOLD]
+          for key, group in rated.groupby(GROUP, sort=False)}
+
+
+def _relu_answers(rated: pd.DataFrame) -> list[Answer]:
+  topic, answers, worst = "How much of a ReLU network dies as the learning rate grows", [], None
+  for (dataset, optimizer), relu in rated[rated["activation"] == "relu"].groupby(GROUP, sort=False):
+    pieces = [f"lr {rate:g}: {{}}" + (f" ({lost} of {total} diverged)" if lost else "")
+              for rate, lost, total in zip(relu["learning_rate"], relu["diverged"], relu["runs"])]
+    estimates, text = list(relu[DEAD]), f"{dataset}, {optimizer}: " + "; ".join(pieces) + "."
+    dead = relu[DEAD].map(lambda estimate: estimate.value)
+    if dead.notna().any():
+      top = relu.loc[dead.idxmax(), DEAD]
+      worst = top if worst is None or top.value > worst.value else worst
+      text += (f" From the lowest rate to the worst one (lr {relu.at[dead.idxmax(), 'learning_rate']:g})"
+               " the dead fraction goes from {} to {}" + (
+                   ", beyond CS231n's 40%." if top.value > 0.4 else
+                   ", reaching CS231n's 40%." if top.value >= CS231N else "."))
+      estimates += [relu[DEAD].iloc[0], top]
+    answers.append(Answer(text, tuple(estimates), topic=topic))
+  worst = worst or Estimate(math.nan, kind="percent")
+  held = worst.value >= CS231N
   answers.append(Answer(
-      f"Across every dataset and optimizer, the largest mean dead fraction of ReLU is"
-      f" {100 * worst_overall:.1f}%: CS231n's \"as much as 40%\""
-      + (" held." if worst_overall >= 0.395 else " was not reached here."), topic=topic))
+      "CS231n's \"as much as 40% of your network can be dead\" at a high learning rate: the largest"
+      " mean dead fraction of ReLU over every dataset and optimizer is {}"
+      + ("." if held else ", so 40% was not reached here."), (worst,),
+      "held" if held else "did not hold", topic, headline=True))
   return answers
 
 
-def _dying_rates(runs: Sequence[Mapping[str, Any]], dataset: str, optimizer: str) -> list[float]:
-  """The rates where ReLU's mean dead fraction reaches :data:`DYING_THRESHOLD`."""
-  relu = _select(runs, dataset=dataset, optimizer=optimizer, activation="relu")
-  found = []
-  for rate in _rates(relu):
-    mean = _estimate(_select(relu, learning_rate=rate), "dead_fraction")[0]
-    if not math.isnan(mean) and mean >= DYING_THRESHOLD:
-      found.append(rate)
-  return found
+def _remedy_verdict(dying: Sequence[float], activation: str, diverged: int, dead: float,
+                    first: float | None, relu_first: float | None) -> str:
+  verdict = ("ReLU does not die here" if not dying else "baseline" if activation == "relu" else
+             "prevents" if diverged == 0 and dead < PREVENTS_THRESHOLD else
+             "diverges instead" if diverged else "does not prevent")
+  if first is not None and (relu_first is None or first < relu_first):
+    verdict += (f" (from lr {first:g}; ReLU does not diverge there)" if verdict == "diverges instead"
+                else f"; diverges from lr {first:g}, where ReLU does not")
+  return verdict
 
 
-def _first_divergence(rows: Sequence[Mapping[str, Any]]) -> float | None:
-  rates = [float(row["learning_rate"]) for row in rows if row.get("diverged")]
-  return min(rates) if rates else None
+def remedies(runs: pd.DataFrame, dying: Mapping[tuple[str, str], list[float]]) -> pd.DataFrame:
+  """Per (dataset, optimizer, activation): its runs at the rates where ReLU dies, and the verdict."""
+  firsts = runs[_diverged(runs)].groupby(CELL)["learning_rate"].min().to_dict()
+  rows = []
+  for (dataset, optimizer, activation), mine in runs.groupby(CELL, sort=False):
+    rates = dying[(dataset, optimizer)]
+    at = mine[mine["learning_rate"].isin(rates)]
+    first, relu_first = firsts.get((dataset, optimizer, activation)), firsts.get((dataset, optimizer, "relu"))
+    diverged, dead = int(_diverged(at).sum()), _mean(at, "dead_fraction")
+    rows.append({
+        "dataset": dataset, "optimizer": optimizer, "activation": activation,
+        "ReLU dies at lr": ", ".join(f"{rate:g}" for rate in rates) or "-", "runs": len(at),
+        "diverged": diverged, DEAD: dead, INACTIVE: _mean(at, "inactive_fraction"),
+        ACCURACY: _mean(at, "test_accuracy"),
+        "first diverging lr (ReLU's)": f"{_lr(first)} ({_lr(relu_first)})",
+        "verdict": _remedy_verdict(rates, activation, diverged, dead.value, first, relu_first)})
+  return pd.DataFrame(rows)
 
 
-def _remedy_verdict(activation: str, dying, diverged: int, mean_dead: float, first, relu_first) -> str:
-  unstable = first is not None and (relu_first is None or first < relu_first)
-  if not dying:
-    verdict = "ReLU does not die here"
-  elif activation == "relu":
-    verdict = "baseline"
-  elif diverged == 0 and not math.isnan(mean_dead) and mean_dead < PREVENTS_THRESHOLD:
-    verdict = "prevents"
-  elif diverged:
-    verdict = "diverges instead"
-  else:
-    verdict = "does not prevent"
-  if unstable and verdict == "diverges instead":
-    return verdict + f" (from lr {first:g}; ReLU does not diverge there)"
-  return verdict + (f"; diverges from lr {first:g}, where ReLU does not" if unstable else "")
+def _remedy_answers(remedy: pd.DataFrame) -> list[Answer]:
+  return [Answer(f"`{activation}`: " + "; ".join(
+      f"{d}/{o}: {v}" for d, o, v in zip(rows["dataset"], rows["optimizer"], rows["verdict"])) + ".",
+      topic="Does each remedy prevent it, and does it stay stable?")
+      for activation, rows in remedy.groupby("activation", sort=False) if activation != "relu"]
 
 
-def _remedy_row(runs, dataset: str, optimizer: str, activation: str) -> dict[str, Any]:
-  dying = _dying_rates(runs, dataset, optimizer)
-  group = _select(runs, dataset=dataset, optimizer=optimizer)
-  relu_first = _first_divergence(_select(group, activation="relu"))
-  mine = _select(group, activation=activation)
-  at_dying = [row for row in mine if float(row["learning_rate"]) in dying]
-  first = _first_divergence(mine)
-  diverged = sum(bool(row.get("diverged")) for row in at_dying)
-  verdict = _remedy_verdict(activation, dying, diverged, _estimate(at_dying, "dead_fraction")[0], first, relu_first)
-  return {"dataset": dataset, "optimizer": optimizer, "activation": activation,
-          "ReLU dies at lr": ", ".join(f"{rate:g}" for rate in dying) or "-", "runs": len(at_dying),
-          "diverged": diverged,
-          **{label: _pct(column, at_dying) if at_dying else "-" for label, column in (
-              ("dead units", "dead_fraction"), ("inactive units", "inactive_fraction"),
-              ("test accuracy", "test_accuracy"))},
-          "first diverging lr (ReLU's)": f"{first if first is not None else 'none'}"
-                                         f" ({relu_first if relu_first is not None else 'none'})",
-          "verdict": verdict}
-
-
-REMEDY_NOTE = (f"At the rates where ReLU dies (its mean dead fraction reaches {100 * DYING_THRESHOLD:.0f}%),"
-               " each activation's dead fraction, inactive fraction, test accuracy and diverged runs. A"
-               f" remedy *prevents* dying there when its dead fraction stays below {100 * PREVENTS_THRESHOLD:.0f}%"
-               " and no run diverges; it is *stable* where ReLU is when it diverges at no rate at which"
-               " ReLU did not.")
-
-
-def _remedy_answer(runs: Sequence[Mapping[str, Any]]) -> tuple[list[Answer], Table]:
-  rows = [_remedy_row(runs, dataset, optimizer, activation) for dataset, optimizer in _groups(runs)
-          for activation in _activations(_select(runs, dataset=dataset, optimizer=optimizer))]
-  verdicts: dict[str, list[str]] = {}
-  for row in rows:
-    verdicts.setdefault(row["activation"], []).append(f"{row['dataset']}/{row['optimizer']}: {row['verdict']}")
-  answers = [Answer(f"`{activation}`: " + "; ".join(items) + ".",
-                    topic="Does each remedy prevent it, and does it stay stable?")
-             for activation, items in verdicts.items() if activation != "relu"]
-  return answers, Table("Each remedy at the rates where ReLU dies", pd.DataFrame(rows), note=REMEDY_NOTE)
-
-
-def _stability_row(runs, dataset: str, optimizer: str, activation: str) -> dict[str, Any]:
-  mine = _select(runs, dataset=dataset, optimizer=optimizer, activation=activation)
-  stable = [rate for rate in _rates(mine) if not any(r.get("diverged") for r in _select(mine, learning_rate=rate))]
-  first = _first_divergence(mine)
-  best = None
-  for rate in _rates(mine):
-    mean, _ = _estimate(_select(mine, learning_rate=rate), "test_accuracy")
-    if not math.isnan(mean) and (best is None or mean > best[0]):
-      best = (mean, rate)
-  return {"dataset": dataset, "optimizer": optimizer, "activation": activation,
-          "diverged runs": f"{sum(bool(r.get('diverged')) for r in mine)}/{len(mine)}",
-          "largest rate, none diverged": f"{max(stable):g}" if stable else "none",
-          "lowest rate, some diverged": f"{first:g}" if first is not None else "none",
-          "best test accuracy": "-" if best is None else _pct("test_accuracy", _select(mine, learning_rate=best[1])),
-          "at lr": "-" if best is None else f"{best[1]:g}"}
-
-
-def _stability_answer(runs: Sequence[Mapping[str, Any]]) -> Table:
-  """Per (dataset, optimizer, activation): diverged runs, the stable range, the best accuracy."""
-  rows = [_stability_row(runs, dataset, optimizer, activation) for dataset, optimizer in _groups(runs)
-          for activation in _activations(_select(runs, dataset=dataset, optimizer=optimizer))]
-  return Table("Which activations stay stable, and the best each reaches", pd.DataFrame(rows),
-               note="Per activation: its diverged runs over all rates, the largest rate with no diverged run,"
-               " the lowest rate with one, and its best mean test accuracy over the rates (non-diverged runs).")
-
-
-def _held(runs: Sequence[Mapping[str, Any]]) -> list[str]:  # sentences; analyse makes them answers
-  """Plain statements, each computed: the claim, each remedy, each surrogate's stability."""
-  lines = []
-  worst = max((_estimate(_select(runs, dataset=d, optimizer=o, activation="relu",
-                                 learning_rate=rate), "dead_fraction")[0]
-               for d, o in _groups(runs)
-               for rate in _rates(_select(runs, dataset=d, optimizer=o, activation="relu"))),
-              key=lambda v: -1 if math.isnan(v) else v, default=math.nan)
-  lines.append(
-      f"- CS231n's \"as much as 40% of your network can be dead\" at a high learning rate:"
-      f" {'held' if worst >= 0.395 else 'did not hold'} (worst ReLU mean dead fraction"
-      f" {100 * worst:.1f}%)."
-  )
-  optimizers = list(dict.fromkeys(o for _, o in _groups(runs)))
-  totals = []
-  for activation in _activations(runs):
-    counts = []
-    for optimizer in optimizers:
-      mine = _select(runs, optimizer=optimizer, activation=activation)
-      counts.append(f"{sum(bool(r.get('diverged')) for r in mine)}/{len(mine)} with {optimizer}")
-    totals.append(f"`{activation}` {', '.join(counts)}")
-  lines.append("- Diverged runs over every dataset and rate: " + "; ".join(totals) + ".")
-  for activation in _activations(runs):
-    if activation == "relu":
+def _held_answer(runs: pd.DataFrame, dying: Mapping[tuple[str, str], list[float]],
+                 activation: str) -> Answer:
+  """Where ``activation`` prevents dying, fails to, or diverges more often than ReLU."""
+  found: dict[str, list[tuple[str, Estimate | None]]] = {
+      "prevents dying on ": [], "does not prevent it on ": [], "diverges more often than ReLU on ": []}
+  prevents, fails, unstable = found.values()
+  for (dataset, optimizer), rates in dying.items():
+    at = _where(runs, dataset=dataset, optimizer=optimizer)
+    at = at[at["learning_rate"].isin(rates)]
+    mine, relu = _where(at, activation=activation), _where(at, activation="relu")
+    if mine.empty:
       continue
-    prevented, failed, unstable = [], [], []
-    for dataset, optimizer in _groups(runs):
-      dying = _dying_rates(runs, dataset, optimizer)
-      group = _select(runs, dataset=dataset, optimizer=optimizer)
-      mine = [r for r in _select(group, activation=activation) if float(r["learning_rate"]) in dying]
-      relu = [r for r in _select(group, activation="relu") if float(r["learning_rate"]) in dying]
-      if not dying or not mine:
-        continue
-      label = f"{dataset}/{optimizer}"
-      diverged = sum(bool(r.get("diverged")) for r in mine)
-      relu_diverged = sum(bool(r.get("diverged")) for r in relu)
-      dead = _estimate(mine, "dead_fraction")[0]
-      if diverged > relu_diverged:
-        unstable.append(f"{label} ({diverged}/{len(mine)} diverged, ReLU {relu_diverged}/{len(relu)})")
-      elif diverged == 0 and not math.isnan(dead) and dead < PREVENTS_THRESHOLD:
-        prevented.append(label)
-      else:
-        failed.append(f"{label} ({100 * dead:.1f}% dead)" if not math.isnan(dead) else label)
-    text = f"- `{activation}` at the rates where ReLU dies: "
-    pieces = []
-    if prevented:
-      pieces.append("prevents dying on " + ", ".join(prevented))
-    if failed:
-      pieces.append("does not prevent it on " + ", ".join(failed))
-    if unstable:
-      pieces.append("diverges more often than ReLU on " + ", ".join(unstable))
-    lines.append(text + ("; ".join(pieces) or "no setting where ReLU dies") + ".")
-  return lines
+    label, lost, relu_lost = f"{dataset}/{optimizer}", _diverged(mine).sum(), _diverged(relu).sum()
+    dead = _mean(mine, "dead_fraction")
+    if lost > relu_lost:
+      unstable.append((f"{label} ({lost}/{len(mine)} diverged, ReLU {relu_lost}/{len(relu)})", None))
+    elif lost == 0 and dead.value < PREVENTS_THRESHOLD:
+      prevents.append((f"{label} ({{}} dead)", dead))
+    else:
+      fails.append((label if math.isnan(dead.value) else f"{label} ({{}} dead)", dead))
+  text = "; ".join(head + ", ".join(t for t, _ in items) for head, items in found.items() if items)
+  verdict = ("held" if prevents and not (fails or unstable) else
+             "did not hold" if not prevents and (fails or unstable) else "")
+  return Answer(f"`{activation}` at the rates where ReLU dies: {text or 'no setting where ReLU dies'}.",
+                tuple(e for items in found.values() for t, e in items if "{}" in t), verdict,
+                "What held and what did not", headline=True)
 
 
-def _layer_series(
-    layers: Sequence[Mapping[str, Any]], run_id: str
-) -> dict[int, list[Mapping[str, Any]]]:
-  series: dict[int, list[Mapping[str, Any]]] = {}
-  for row in layers:
-    if row["run_id"] == run_id:
-      series.setdefault(int(row["layer"]), []).append(row)
-  for rows in series.values():
-    rows.sort(key=lambda row: row["step"])
-  return series
+def _totals_answer(runs: pd.DataFrame) -> Answer:
+  counts = runs.assign(lost=_diverged(runs)).groupby(["activation", "optimizer"], sort=False)["lost"]
+  lost, total = counts.sum(), counts.size()
+  optimizers = list(dict.fromkeys(runs["optimizer"]))
+  return Answer("Diverged runs over every dataset and rate: " + "; ".join(
+      f"`{a}` " + ", ".join(f"{lost[a, o]}/{total[a, o]} with {o}" for o in optimizers if (a, o) in total)
+      for a in dict.fromkeys(runs["activation"])) + ".", topic="What held and what did not")
 
 
-def _until(rows: Sequence[Mapping[str, Any]], step: int | None) -> list[Mapping[str, Any]]:
-  """Rows up to ``step`` whose weight norm is finite (a diverged run's last healthy state)."""
-  return [row for row in rows if (step is None or row["step"] <= step)
-          and isinstance(row.get("weight_norm"), float) and math.isfinite(row["weight_norm"])]
+def stability(rated: pd.DataFrame) -> pd.DataFrame:
+  """Per (dataset, optimizer, activation): diverged runs, the stable range, the best accuracy."""
+  rows = []
+  for (dataset, optimizer, activation), mine in rated.groupby(CELL, sort=False):
+    stable, unstable = mine[mine["diverged"] == 0], mine[mine["diverged"] > 0]
+    accuracy = mine[ACCURACY].map(lambda estimate: estimate.value)
+    best = mine.loc[accuracy.idxmax()] if accuracy.notna().any() else None
+    rows.append({
+        "dataset": dataset, "optimizer": optimizer, "activation": activation,
+        "diverged runs": f"{mine['diverged'].sum()}/{mine['runs'].sum()}",
+        "largest rate, none diverged": _lr(stable["learning_rate"].max() if len(stable) else None),
+        "lowest rate, some diverged": _lr(unstable["learning_rate"].min() if len(unstable) else None),
+        "best test accuracy": None if best is None else best[ACCURACY],
+        "at lr": None if best is None else best["learning_rate"]})
+  return pd.DataFrame(rows)
 
 
-def diagnose(run: Mapping[str, Any], layers: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+def relu_layers(runs: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
+  """ReLU's dead fraction and mean pre-activation per hidden layer at the end of training."""
+  if "dead_fraction" not in layers:
+    return pd.DataFrame()
+  relu = runs.loc[runs["activation"] == "relu", ["run_id", "diverged"]]
+  rows = layers[layers["dead_fraction"].notna()].merge(relu, on="run_id")
+  last = rows.sort_values("step", kind="stable").groupby(["run_id", "layer"]).tail(1)
+  by = ["dataset", "optimizer", "learning_rate", "layer"]
+  return tables.grouped_estimates(last.sort_values(by, kind="stable"), by,
+                                  ["dead_fraction", "preactivation_mean"])
+
+
+# --- the divergence diagnosis ------------------------------------------------------
+
+
+def _until(rows: pd.DataFrame, step: float | None) -> pd.DataFrame:
+  """Layer rows up to ``step`` whose weight norm is finite (a diverged run's last healthy state)."""
+  rows = rows[np.isfinite(pd.to_numeric(rows["weight_norm"], errors="coerce").to_numpy(float))]
+  if step is not None and not pd.isna(step):
+    rows = rows[rows["step"] <= step]
+  return rows.sort_values(["layer", "step"], kind="stable")
+
+
+def _value(value: Any) -> float | None:
+  return None if value is None or pd.isna(value) else float(value)
+
+
+def diagnose(run: Mapping[str, Any], layers: pd.DataFrame) -> dict[str, Any] | None:
   """Per layer, how a run's weights and pre-activations moved up to its divergence.
 
   Returns the layer whose weight norm grew most (``layer``), its growth factor
@@ -374,392 +328,303 @@ def diagnose(run: Mapping[str, Any], layers: Sequence[Mapping[str, Any]]) -> dic
   negative mean pre-activation of any hidden layer, and the step; ``None``
   without layer rows.
   """
-  series = _layer_series(layers, run["run_id"])
-  step = run.get("diverged_step") if run.get("diverged") else None
-  found = []
-  for layer, rows in series.items():
-    rows = _until(rows, step)
-    if len(rows) < 2:
-      continue
-    first, last = rows[0], rows[-1]
-    growth = last["weight_norm"] / first["weight_norm"]
-    found.append((growth, layer, first, last))
-  if not found:
+  if "run_id" not in layers:
     return None
-  growth, layer, first, last = max(found, key=lambda item: item[0])
-  pre = [rows_last["preactivation_mean"] for _, _, _, rows_last in found
-         if rows_last.get("preactivation_mean") is not None]
-  elapsed = last["step"] - first["step"]
-  return {
-      "layer": layer,
-      "growth": growth,
-      "doubling_steps": elapsed * math.log(2) / math.log(growth) if growth > 1 else math.inf,
-      "preactivation_mean": last.get("preactivation_mean"),
-      "inactive_fraction": last.get("inactive_fraction"),
-      "lowest_preactivation_mean": min(pre) if pre else None,
-      "step": last["step"],
-      "num_layers": len(series),
-  }
+  mine = layers[layers["run_id"] == run["run_id"]]
+  by_layer = _until(mine, run.get("diverged_step") if run.get("diverged") else None).groupby("layer")
+  kept = by_layer.size()[lambda size: size >= 2].index
+  if not len(kept):
+    return None
+  first = by_layer.head(1).set_index("layer").loc[kept]
+  last = by_layer.tail(1).set_index("layer").loc[kept]
+  growth = last["weight_norm"] / first["weight_norm"]
+  layer = growth.idxmax()
+  elapsed, grew = last.at[layer, "step"] - first.at[layer, "step"], float(growth[layer])
+  lowest = last["preactivation_mean"].dropna()
+  return {"layer": int(layer), "growth": grew,
+          "doubling_steps": elapsed * math.log(2) / math.log(grew) if grew > 1 else math.inf,
+          "preactivation_mean": _value(last.at[layer, "preactivation_mean"]),
+          "inactive_fraction": _value(last.at[layer, "inactive_fraction"]),
+          "lowest_preactivation_mean": float(lowest.min()) if len(lowest) else None,
+          "step": int(last.at[layer, "step"]), "num_layers": int(mine["layer"].nunique())}
 
 
-def _median(values: Sequence[float]) -> float:
-  ordered = sorted(values)
-  if not ordered:
-    return math.nan
-  middle = len(ordered) // 2
-  return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-
-
-def _divergence_row(runs, layers, key, rows) -> dict[str, Any]:
-  dataset, optimizer, activation, rate = key
-  found = [(row, d) for row, d in ((row, diagnose(row, layers)) for row in rows) if d is not None]
-  total = len(_select(runs, dataset=dataset, optimizer=optimizer, activation=activation, learning_rate=rate))
-  row = {"dataset": dataset, "optimizer": optimizer, "activation": activation, "lr": rate,
-         "diverged": f"{len(rows)}/{total}",
-         "median step": f"{_median([r['diverged_step'] for r in rows if r.get('diverged_step') is not None]):.0f}"}
-  if not found:
-    return row | dict.fromkeys(DIVERGENCE_COLUMNS, "-")
-  layer = max({d["layer"] for _, d in found}, key=[d["layer"] for _, d in found].count)
-  relu_growth, relu_lowest = _relu_reference(runs, layers, dataset, optimizer, rate, found, layer)
-  values = (f"{layer}{' (output)' if layer == found[0][1]['num_layers'] else ''}",
-            f"{_median([d['growth'] for _, d in found]):.3g}x",
-            f"{_median([d['doubling_steps'] for _, d in found]):.0f}",
-            _number(_median([d["preactivation_mean"] for _, d in found if d["preactivation_mean"] is not None])),
-            _number(_median([d["lowest_preactivation_mean"] for _, d in found
-                             if d["lowest_preactivation_mean"] is not None])),
-            _number(relu_growth, "x"), _number(relu_lowest))
-  return row | dict(zip(DIVERGENCE_COLUMNS, values))
-
-
-DIVERGENCE_COLUMNS = ("layer growing most", "weight-norm growth", "doubling (steps)", "its mean pre-activation",
-                      "lowest hidden mean pre-activation", "ReLU's growth, same layer",
-                      "ReLU's lowest mean pre-activation")
-DIVERGENCE_NOTE = (
-    "Per (dataset, optimizer, activation, learning rate): the median step of divergence; the layer whose"
-    " kernel norm grew most from step 0 to the evaluation that found the divergence, or the last one before a"
-    " non-finite step (the output layer is the last; '-' when the run blew up before the first evaluation"
-    " after step 0), its median growth factor and weight-norm doubling time; the median mean pre-activation"
-    " of that layer and the most negative mean pre-activation of any hidden layer then; and, for comparison,"
-    " the same numbers for the ReLU runs of the same seeds and rate at the same step (if they did not diverge).")
-
-
-def _divergence_answer(runs, layers) -> tuple[list[Answer], list[Table]]:
-  topic = "Which runs diverge, and why"
-  diverged = [row for row in runs if row.get("diverged")]
-  if not diverged:
-    return [Answer("No run diverged.", topic=topic)], []
-  keyed: dict[tuple, list[Mapping[str, Any]]] = {}
-  for row in diverged:
-    keyed.setdefault((row["dataset"], row["optimizer"], str(row["activation"]), float(row["learning_rate"])),
-                     []).append(row)
-  table = pd.DataFrame([_divergence_row(runs, layers, key, rows) for key, rows in keyed.items()])
-  answers = [Answer(f"{len(diverged)} of {len(runs)} runs diverged.", topic=topic)]
-  answers += [Answer(text, topic=topic) for text in _divergence_reading(runs, keyed, layers)]
-  return answers, [Table("Diverged runs: how their weights and pre-activations moved", table, note=DIVERGENCE_NOTE)]
-
-
-def _number(value: float, suffix: str = "") -> str:
-  return "-" if value is None or math.isnan(value) else f"{value:.3g}{suffix}"
-
-
-def _relu_reference(runs, layers, dataset, optimizer, rate, found, layer) -> tuple[float, float]:
+def _relu_reference(runs: pd.DataFrame, layers: pd.DataFrame, diagnosed: Sequence[tuple[dict, dict]],
+                    layer: int) -> tuple[float, float]:
   """ReLU's weight-norm growth of ``layer`` and lowest hidden mean pre-activation, same seeds and steps."""
   growths, lowest = [], []
-  for row, d in found:
-    relu = _select(runs, dataset=dataset, optimizer=optimizer, activation="relu",
-                   learning_rate=rate, seed=row["seed"])
-    if not relu or relu[0].get("diverged"):
+  for row, found in diagnosed:
+    relu = _where(runs, dataset=row["dataset"], optimizer=row["optimizer"], activation="relu",
+                  learning_rate=row["learning_rate"], seed=row["seed"])
+    if relu.empty or _diverged(relu).iloc[0]:
       continue
-    series = _layer_series(layers, relu[0]["run_id"])
-    rows = _until(series.get(layer, []), d["step"])
-    if len(rows) >= 2:
-      growths.append(rows[-1]["weight_norm"] / rows[0]["weight_norm"])
-    pre = [_until(s, d["step"])[-1].get("preactivation_mean") for s in series.values() if _until(s, d["step"])]
-    pre = [value for value in pre if value is not None]
-    if pre:
-      lowest.append(min(pre))
+    rows = _until(layers[layers["run_id"] == relu["run_id"].iloc[0]], found["step"])
+    own = rows.loc[rows["layer"] == layer, "weight_norm"]
+    if len(own) >= 2:
+      growths.append(own.iloc[-1] / own.iloc[0])
+    pre = rows.groupby("layer").tail(1)["preactivation_mean"].dropna()
+    if len(pre):
+      lowest.append(pre.min())
   return _median(growths), _median(lowest)
 
 
-def _diagnosed_text(runs, layers, key, rows, found, own_true: bool, runaway: list) -> str:
-  dataset, optimizer, activation, rate = key
-  lowest = _median([d["lowest_preactivation_mean"] for d in found if d["lowest_preactivation_mean"] is not None])
-  _, relu_lowest = _relu_reference(runs, layers, dataset, optimizer, rate,
-                                   [(row, diagnose(row, layers)) for row in rows
-                                    if diagnose(row, layers) is not None], found[0]["layer"])
-  text = (f" Before diverging, its kernels grew most in layer {found[0]['layer']}"
-          f" (median x{_median([d['growth'] for d in found]):.3g}, doubling every"
-          f" {_median([d['doubling_steps'] for d in found]):.0f} steps) and its lowest mean"
-          f" hidden pre-activation was {lowest:.3g} (ReLU's, same seeds and step: {_number(relu_lowest)}).")
-  if own_true:
-    return text + " Its backward is a true gradient: an ordinary blow-up of a too-large step."
-  if not math.isnan(relu_lowest) and lowest < 10 * min(relu_lowest, -1.0):
-    runaway.append((dataset, optimizer, rate))
-    return text + " Its pre-activations ran away below zero, far past ReLU's: see below."
-  return text
+DIAGNOSIS_COLUMNS = [
+    "dataset", "optimizer", "activation", "lr", "diverged", "median step", "layer growing most",
+    "weight-norm growth (x)", "doubling (steps)", "its mean pre-activation",
+    "lowest hidden mean pre-activation", "ReLU's growth, same layer (x)",
+    "ReLU's lowest mean pre-activation"]
 
 
-def _undiagnosed_text(runs, key, rows, own_true: bool) -> str:
-  dataset, optimizer, activation, rate = key
-  steps = _median([r["diverged_step"] for r in rows if r.get("diverged_step") is not None])
-  also = sorted({str(r["activation"]) for r in _select(runs, dataset=dataset, optimizer=optimizer, learning_rate=rate)
-                 if r.get("diverged") and _true_gradient(_name(r))} - {activation})
-  return (f" It blew up within {steps:.0f} steps (median), before the first evaluation after step 0, so there"
-          " is no per-layer record of it; "
-          + ("its backward is a true gradient: an ordinary blow-up of a too-large step." if own_true
-             else f"activations with a true gradient diverged at this setting too ({', '.join(f'`{a}`' for a in also)}):"
-             " a step too large for this optimizer, not a failure special to the surrogate." if also else
-             "no activation with a true gradient diverged at this setting."))
-
-
-RUNAWAY = (
-    "), lowest mean pre-activation more than 10 times ReLU's): a surrogate's gradient below zero does not"
-    " change the forward pass, so while a unit is inactive nothing checks the update it causes. Where the"
-    " pre-activations of inactive units are driven ever more negative and the kernels feeding them grow"
-    " geometrically (the table of diverged runs), the update is running away along a direction the loss cannot"
-    " see, until the active units it shares weights with blow the loss up. A true gradient (LeakyReLU, ELU:"
-    " their rows in the stability table) feels those units in the forward pass and is pulled back.")
-
-
-def _divergence_reading(runs, keyed, layers) -> list[str]:
-  """Sentences on the activations that diverge where ReLU does not."""
-  lines, runaway = [], []
-  for key, rows in keyed.items():
-    dataset, optimizer, activation, rate = key
-    relu = _select(runs, dataset=dataset, optimizer=optimizer, activation="relu", learning_rate=rate)
-    if activation == "relu" or not relu or any(row.get("diverged") for row in relu):
-      continue
-    found = [d for d in (diagnose(row, layers) for row in rows) if d is not None and d["step"] > 0]
-    total = len(_select(runs, dataset=dataset, optimizer=optimizer, activation=activation, learning_rate=rate))
-    text = (f"{dataset}, {optimizer}, lr {rate:g}: `{activation}` diverged in {len(rows)} of {total} runs where"
-            f" ReLU merely lost {100 * _estimate(relu, 'dead_fraction')[0]:.1f}% of its units.")
-    own_true = _true_gradient(_name(rows[0]))
-    text += (_diagnosed_text(runs, layers, key, rows, found, own_true, runaway) if found
-             else _undiagnosed_text(runs, key, rows, own_true))
-    lines.append(text)
-  if runaway:
-    lines.append("Why, where the per-layer record shows a surrogate's pre-activations running away ("
-                 + "; ".join(f"{d}, {o}, lr {r:g}" for d, o, r in dict.fromkeys(runaway)) + RUNAWAY)
-  return lines
+def diagnoses(runs: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
+  """Per (dataset, optimizer, activation, rate) where runs diverged: when, and how (medians over runs)."""
+  rows = []
+  for key, lost in runs[_diverged(runs)].groupby(SETTING, sort=False):
+    diagnosed = [(row, found) for row in tables.records(lost)
+                 if (found := diagnose(row, layers)) is not None]
+    row = dict(zip(DIAGNOSIS_COLUMNS, key)) | {
+        "diverged": f"{len(lost)}/{len(_where(runs, **dict(zip(SETTING, key))))}",
+        "median step": round(_median(list(lost["diverged_step"])))}
+    if diagnosed:
+      counts = pd.Series([found["layer"] for _, found in diagnosed]).value_counts()
+      layer = int(counts[counts == counts.max()].index.min())
+      median = {key: _median([found[key] for _, found in diagnosed]) for key in (
+          "growth", "doubling_steps", "preactivation_mean", "lowest_preactivation_mean")}
+      relu_growth, relu_lowest = _relu_reference(runs, layers, diagnosed, layer)
+      output = " (output)" if layer == diagnosed[0][1]["num_layers"] else ""
+      row |= dict(zip(DIAGNOSIS_COLUMNS[6:], (
+          f"{layer}{output}", _3g(median["growth"]), round(median["doubling_steps"], 0),
+          _3g(median["preactivation_mean"]), _3g(median["lowest_preactivation_mean"]),
+          _3g(relu_growth), _3g(relu_lowest))))
+    rows.append(row)
+  return pd.DataFrame(rows, columns=DIAGNOSIS_COLUMNS)
 
 
 def _true_gradient(name: str) -> bool:
   """Whether a registry name's backward is its true derivative (not a surrogate)."""
-  import activations
-
   try:
     return activations.registry.kind(name) == "true derivative"
   except (KeyError, ValueError):
     return False
 
 
-def _final_layer_rows(runs, layers, *, activation: str) -> list[dict[str, Any]]:
-  """Per run of ``activation`` and hidden layer: the final evaluation's layer metrics."""
-  wanted = {row["run_id"]: row for row in runs if str(row["activation"]) == activation}
-  last: dict[tuple[str, int], Mapping[str, Any]] = {}
-  for row in layers:
-    run = wanted.get(row["run_id"])
-    if run is None or row.get("dead_fraction") is None:
-      continue
-    key = (row["run_id"], int(row["layer"]))
-    if key not in last or row["step"] > last[key]["step"]:
-      last[key] = row
-  rows = []
-  for (run_id, layer), row in last.items():
-    run = wanted[run_id]
-    rows.append({"dataset": run["dataset"], "optimizer": run["optimizer"],
-                 "learning_rate": run["learning_rate"], "layer": layer,
-                 "diverged": run.get("diverged"), "dead_fraction": row["dead_fraction"],
-                 "preactivation_mean": row.get("preactivation_mean")})
-  rows.sort(key=lambda r: (r["dataset"], r["optimizer"], r["learning_rate"], r["layer"]))
-  return rows
+TRUE_GRADIENT = "its backward is a true gradient: an ordinary blow-up of a too-large step."
+
+
+def _reading(runs: pd.DataFrame, found: Mapping[str, Any]) -> tuple[Answer, bool] | None:
+  """Why one activation diverged (a row of :func:`diagnoses`) where ReLU did not; and whether it ran away."""
+  where = {"dataset": found["dataset"], "optimizer": found["optimizer"], "learning_rate": found["lr"]}
+  relu, mine = _where(runs, activation="relu", **where), _where(runs, activation=found["activation"], **where)
+  if found["activation"] == "relu" or relu.empty or _diverged(relu).any():
+    return None
+  own_true, relu_lowest = _true_gradient(mine["name"].iloc[0]), found["ReLU's lowest mean pre-activation"]
+  text = (f"{found['dataset']}, {found['optimizer']}, lr {found['lr']:g}: `{found['activation']}`"
+          f" diverged in {found['diverged'].replace('/', ' of ')} runs where ReLU merely lost {{}} of its units.")
+  runaway = False
+  if isinstance(found["layer growing most"], str):
+    lowest = found["lowest hidden mean pre-activation"]
+    text += (f" Before diverging, its kernels grew most in layer {found['layer growing most']} (median"
+             f" x{found['weight-norm growth (x)']:g}, doubling every {found['doubling (steps)']:.0f}"
+             f" steps) and its lowest mean hidden pre-activation was {lowest:g} (ReLU's, same seeds"
+             f" and step: {'-' if math.isnan(relu_lowest) else f'{relu_lowest:g}'}).")
+    runaway = not own_true and not math.isnan(relu_lowest) and lowest < 10 * min(relu_lowest, -1.0)
+    text += (" " + TRUE_GRADIENT.capitalize() if own_true else
+             " Its pre-activations ran away below zero, far past ReLU's: see below." if runaway else "")
+  else:
+    others = _where(runs[_diverged(runs)], **where)
+    also = sorted({a for a, name in zip(others["activation"], others["name"])
+                   if _true_gradient(name)} - {found["activation"]})
+    text += (f" It blew up within {found['median step']} steps (median), before the first evaluation"
+             " after step 0, so there is no per-layer record of it; " + (
+                 TRUE_GRADIENT if own_true else
+                 "activations with a true gradient diverged at this setting too"
+                 f" ({', '.join(f'`{a}`' for a in also)}): a step too large for this optimizer,"
+                 " not a failure special to the surrogate." if also else
+                 "no activation with a true gradient diverged at this setting."))
+  return Answer(text, (_mean(relu, "dead_fraction"),), topic="Which runs diverge, and why"), runaway
+
+
+def _divergence_answers(runs: pd.DataFrame, diagnosed: pd.DataFrame) -> list[Answer]:
+  topic, lost = "Which runs diverge, and why", int(_diverged(runs).sum())
+  if not lost:
+    return [Answer("No run diverged.", topic=topic)]
+  answers, runaway = [Answer(f"{lost} of {len(runs)} runs diverged.", topic=topic)], []
+  for found in diagnosed.to_dict("records"):
+    reading = _reading(runs, found)
+    if reading is not None:
+      answers.append(reading[0])
+      runaway += [(found["dataset"], found["optimizer"], found["lr"])] if reading[1] else []
+  if runaway:
+    answers.append(Answer(
+        "Why, where the per-layer record shows a surrogate's pre-activations running away ("
+        + "; ".join(f"{d}, {o}, lr {r:g}" for d, o, r in dict.fromkeys(runaway))
+        + ", lowest mean pre-activation more than 10 times ReLU's): a surrogate's gradient below"
+        " zero does not change the forward pass, so while a unit is inactive nothing checks the"
+        " update it causes. Where the pre-activations of inactive units are driven ever more"
+        " negative and the kernels feeding them grow geometrically (the divergence table), the"
+        " update is running away along a direction the loss cannot see, until the active units"
+        " it shares weights with blow the loss up. A true gradient (LeakyReLU, ELU: their rows in"
+        " the stability table) feels those units in the forward pass and is pulled back.",
+        topic=topic))
+  return answers
+
+
+def analyse(settings: Settings, found: tables.Tables) -> Findings:
+  """The dead fraction against the rate, each remedy's verdict, stability and the divergence diagnosis."""
+  del settings  # everything comes from the rows
+  runs, layers = found.runs, found.layers
+  rated, baseline = per_rate(runs), bool((runs["activation"] == "relu").any())
+  dying, diagnosed, per_layer = dying_rates(rated), diagnoses(runs, layers), relu_layers(runs, layers)
+  remedy = remedies(runs, dying) if baseline else pd.DataFrame()
+  names = [name for name in dict.fromkeys(runs["activation"]) if name != "relu"]
+  answers = [*_relu_answers(rated), *_remedy_answers(remedy)] if baseline else []
+  answers += _divergence_answers(runs, diagnosed)
+  answers += [_totals_answer(runs), *(_held_answer(runs, dying, name) for name in names)] if baseline else []
+  return Findings(
+      question="how much of a ReLU network dies as the learning rate grows, and does each remedy prevent it?",
+      answers=tuple(answers),
+      tables=(
+          *([Table("Does each remedy prevent it? At the rates where ReLU dies", remedy, note=(
+              f"The rates where ReLU dies: its mean dead fraction reaches {DYING_THRESHOLD:.0%}. A"
+              f" remedy *prevents* dying there when its dead fraction stays below"
+              f" {PREVENTS_THRESHOLD:.0%} and no run diverges; it is *stable* where ReLU is when it"
+              " diverges at no rate at which ReLU did not."))] if baseline else []),
+          Table("Which activations stay stable, and the best each reaches", stability(rated), note=(
+              "Per activation: its diverged runs over all rates, the largest rate with no diverged"
+              " run, the lowest rate with one, and its best mean test accuracy over the rates"
+              " (non-diverged runs only).")),
+          *([Table("Which runs diverge, and how", diagnosed, note=DIAGNOSIS_NOTE)] if len(diagnosed) else []),
+          *(Table(f"{dataset}, {optimizer}: final metrics per activation and learning rate",
+                  group.drop(columns=[*GROUP, "runs"]))
+            for (dataset, optimizer), group in rated.groupby(GROUP, sort=False)),
+          *([Table("ReLU's dead fraction per layer (layer 1 nearest the input), end of training",
+                   per_layer)] if len(per_layer) else []),
+      ),
+      notes=NOTES,
+      plots=(DEAD_VS_RATE_PLOT, ACCURACY_VS_RATE_PLOT,
+             *((DIVERGENCE_PLOT,) if divergence_focus(runs) else ())),
+  )
+
+
+DIAGNOSIS_NOTE = (
+    "Per (dataset, optimizer, activation, learning rate): the median step of divergence; the layer"
+    " whose kernel norm grew most from step 0 to the evaluation that found the divergence, or the"
+    " last one before a non-finite step (the output layer is the last; '-' when the run blew up"
+    " before the first evaluation after step 0), its median growth factor and weight-norm doubling"
+    " time; the median mean pre-activation of that layer and the most negative mean pre-activation"
+    " of any hidden layer then; and, for comparison, the same numbers for the ReLU runs of the same"
+    " seeds and rate at the same step (if they did not diverge). Medians to 3 significant figures.")
+NOTES = (
+    "Claim 1 of the research brief (CS231n: with too high a learning rate \"as much as 40% of your"
+    " network can be dead\"). A unit is *dead* when the activation's backward derivative is 0 on"
+    " every training example (it cannot learn), *inactive* when its pre-activation is <= 0 on every"
+    " training example; they coincide for ReLU.",
+    "Fractions are means over the hidden layers at the end of training; intervals are 95% Student t"
+    " over seeds; diverged runs are counted, never averaged ('-' where every run diverged).",
+    "PReLU is not compared: the engine's MLP has no learned-slope activation (adding one means"
+    " changing research/models.py).",
+    f"`{DEAD_VS_RATE_PLOT}`: final dead fraction (mean, 95% band) against the learning rate, per"
+    " dataset (rows) and optimizer (columns); a cross on top marks a rate where runs of that"
+    f" activation diverged. `{ACCURACY_VS_RATE_PLOT}`: the same for test accuracy.",
+    f"`{DIVERGENCE_PLOT}`: where runs diverged, per-layer weight norm, mean pre-activation and"
+    " largest |weight| against the step for every activation at the focus setting named in its"
+    " title, one line per run; a diverging run's line stops at its divergence.",
+)
 
 
 # --- the plots -----------------------------------------------------------------
 
 
-def write_plots(
-    folder: str | os.PathLike,
-    runs: Sequence[Mapping[str, Any]],
-    layers: Sequence[Mapping[str, Any]],
-) -> list[pathlib.Path]:
-  """Writes the study's PNG plots into ``folder``; returns their paths."""
-  groups = _groups(runs)
-  written = [
-      plots.save_figure(_against_rate(runs, groups, "dead_fraction"), folder, DEAD_VS_RATE_PLOT),
-      plots.save_figure(_against_rate(runs, groups, "test_accuracy"), folder, ACCURACY_VS_RATE_PLOT),
-  ]
-  focus = divergence_focus(runs)
-  if focus is not None:
-    written.append(plots.save_figure(_divergence_figure(runs, layers, focus), folder, DIVERGENCE_PLOT))
-  return written
-
-
-def _against_rate(runs, groups, column: str) -> Any:
-  datasets = list(dict.fromkeys(dataset for dataset, _ in groups))
-  optimizers = list(dict.fromkeys(optimizer for _, optimizer in groups))
-  figure = plots.new_figure(4.2 * len(optimizers), 3.2 * len(datasets))
-  axes = figure.subplots(len(datasets), len(optimizers), squeeze=False)
+def _against_rate(rated: pd.DataFrame, column: str) -> Any:
   from matplotlib import colormaps
 
-  names = _activations(runs)
-  palette = colormaps["tab10"]
-  for (dataset, optimizer) in groups:
+  label, palette = metrics.describe(column).label, colormaps["tab10"]
+  datasets, optimizers = (list(dict.fromkeys(rated[key])) for key in GROUP)
+  names = list(dict.fromkeys(rated["activation"]))
+  figure = plots.new_figure(4.2 * len(optimizers), 3.2 * len(datasets))
+  axes = figure.subplots(len(datasets), len(optimizers), squeeze=False)
+  for (dataset, optimizer), group in rated.groupby(GROUP, sort=False):
     axis = axes[datasets.index(dataset)][optimizers.index(optimizer)]
-    group = _select(runs, dataset=dataset, optimizer=optimizer)
     for index, activation in enumerate(names):
-      mine = _select(group, activation=activation)
-      rates, means, lows, highs, crosses = [], [], [], [], []
-      for rate in _rates(mine):
-        rows = _select(mine, learning_rate=rate)
-        mean, half = _estimate(rows, column)
-        if any(row.get("diverged") for row in rows):
-          crosses.append(rate)
-        if math.isnan(mean):
-          continue
-        half = 0.0 if math.isnan(half) else half
-        rates.append(rate)
-        means.append(100 * mean)
-        lows.append(100 * max(0.0, mean - half))
-        highs.append(100 * min(1.0, mean + half))
-      color = palette(index % palette.N)
-      axis.plot(rates, means, marker="o", color=color, label=activation)
-      axis.fill_between(rates, lows, highs, color=color, alpha=0.15, linewidth=0)
+      mine, color = group[group["activation"] == activation], palette(index % palette.N)
+      crosses = list(mine.loc[mine["diverged"] > 0, "learning_rate"])
+      kept = mine[[not math.isnan(e.value) for e in mine[label]]]
+      means, lows, highs = (np.array([getattr(e, end) if e.has_interval else e.value
+                                      for e in kept[label]], float) for end in ("value", "low", "high"))
+      axis.plot(kept["learning_rate"], 100 * means, marker="o", color=color, label=activation)
+      axis.fill_between(kept["learning_rate"], 100 * np.clip(lows, 0, 1), 100 * np.clip(highs, 0, 1),
+                        color=color, alpha=0.15, linewidth=0)
       if crosses:
         axis.scatter(crosses, [102 + 2 * index] * len(crosses), marker="x", color=color)
-    axis.set_xscale("log")
-    axis.set_ylim(-2, 104 + 2 * len(names))
-    axis.set_title(f"{dataset}, {optimizer}")
-    axis.set_xlabel("learning rate")
-    axis.set_ylabel(f"final {column.replace('_', ' ')} (%)")
+    axis.set(xscale="log", ylim=(-2, 104 + 2 * len(names)), title=f"{dataset}, {optimizer}",
+             xlabel="learning rate", ylabel=f"final {column.replace('_', ' ')} (%)")
     axis.grid(alpha=0.3)
   axes[0][0].legend(fontsize=7)
   return figure
 
 
-def divergence_focus(runs: Sequence[Mapping[str, Any]]) -> tuple[str, str, float] | None:
+def divergence_focus(runs: pd.DataFrame) -> tuple[str, str, float] | None:
   """The (dataset, optimizer, rate) to show: the lowest rate where a non-ReLU run diverged and ReLU did not.
 
   Falls back to the lowest rate with any diverged run; ``None`` if none diverged.
   """
   candidates = []
-  for row in runs:
-    if not row.get("diverged"):
-      continue
+  for row in tables.records(runs[_diverged(runs)]):
     key = (row["dataset"], row["optimizer"], float(row["learning_rate"]))
-    relu = _select(runs, dataset=key[0], optimizer=key[1], activation="relu", learning_rate=key[2])
-    relu_stable = bool(relu) and not any(r.get("diverged") for r in relu)
-    candidates.append((not (relu_stable and _name(row) != "relu"), key[2], key))
+    relu = _where(runs, dataset=key[0], optimizer=key[1], activation="relu", learning_rate=key[2])
+    relu_stable = not relu.empty and not _diverged(relu).any()
+    candidates.append((not (relu_stable and row["name"] != "relu"), key[2], key))
   return min(candidates)[2] if candidates else None
 
 
-def _divergence_figure(runs, layers, focus) -> Any:
-  dataset, optimizer, rate = focus
-  group = _select(runs, dataset=dataset, optimizer=optimizer, learning_rate=rate)
-  names = _activations(group)
-  num_layers = max((int(row["layer"]) for row in layers), default=1)
-  hidden = num_layers - 1
-  figure = plots.new_figure(3.6 * num_layers, 8.5)
-  axes = figure.subplots(3, num_layers, squeeze=False)
+def _divergence_figure(runs: pd.DataFrame, layers: pd.DataFrame, focus: tuple[str, str, float]) -> Any:
   from matplotlib import colormaps
 
-  palette = colormaps["tab10"]
-  all_names = _activations(runs)
-  for row in group:
-    color = palette(all_names.index(str(row["activation"])) % palette.N)
-    series = _layer_series(layers, row["run_id"])
-    stop = row.get("diverged_step") if row.get("diverged") else None
-    style = "--" if row.get("diverged") else "-"
-    label = f"{row['activation']}{' (diverged)' if row.get('diverged') else ''}"
-    for layer, rows in series.items():
-      rows = _until(rows, stop)
-      steps = [r["step"] for r in rows]
-      axes[0][layer - 1].plot(steps, [r["weight_norm"] for r in rows], style, color=color,
+  dataset, optimizer, rate = focus
+  num_layers, palette = int(layers["layer"].max()), colormaps["tab10"]
+  names = list(dict.fromkeys(runs["activation"]))
+  figure = plots.new_figure(3.6 * num_layers, 8.5)
+  axes = figure.subplots(3, num_layers, squeeze=False)
+  for row in tables.records(_where(runs, dataset=dataset, optimizer=optimizer, learning_rate=rate)):
+    color, lost = palette(names.index(row["activation"]) % palette.N), bool(row["diverged"])
+    style, label = ("--", f"{row['activation']} (diverged)") if lost else ("-", row["activation"])
+    series = _until(layers[layers["run_id"] == row["run_id"]], row["diverged_step"] if lost else None)
+    for layer, rows in series.groupby("layer"):
+      axes[0][layer - 1].plot(rows["step"], rows["weight_norm"], style, color=color,
                               label=label if row["seed"] == 0 else None)
-      axes[2][layer - 1].plot(steps, [r.get("max_abs_weight") for r in rows], style, color=color)
-      if layer <= hidden:
-        axes[1][layer - 1].plot(steps, [r.get("preactivation_mean") for r in rows], style,
-                                color=color)
+      axes[2][layer - 1].plot(rows["step"], rows["max_abs_weight"], style, color=color)
+      if layer < num_layers:
+        axes[1][layer - 1].plot(rows["step"], rows["preactivation_mean"], style, color=color)
   for layer in range(1, num_layers + 1):
-    axes[0][layer - 1].set_yscale("log")
-    axes[0][layer - 1].set_title(f"layer {layer}{' (output)' if layer == num_layers else ''}")
-    axes[0][layer - 1].set_ylabel("weight norm")
-    axes[2][layer - 1].set_xlabel("step")
-    axes[2][layer - 1].set_yscale("log")
-    axes[2][layer - 1].set_ylabel("largest |weight|")
-    if layer <= hidden:
-      axes[1][layer - 1].set_yscale("symlog")
-      axes[1][layer - 1].set_ylabel("mean pre-activation")
+    top, middle, bottom = (axes[row][layer - 1] for row in range(3))
+    top.set(yscale="log", ylabel="weight norm",
+            title=f"layer {layer}{' (output)' if layer == num_layers else ''}")
+    bottom.set(yscale="log", ylabel="largest |weight|", xlabel="step")
+    if layer < num_layers:
+      middle.set(yscale="symlog", ylabel="mean pre-activation")
     else:
-      axes[1][layer - 1].axis("off")
-    for axis in (axes[0][layer - 1], axes[1][layer - 1], axes[2][layer - 1]):
+      middle.axis("off")
+    for axis in (top, middle, bottom):
       axis.grid(alpha=0.3)
   axes[0][0].legend(fontsize=7)
-  del names
   figure.suptitle(f"{dataset}, {optimizer}, lr {rate:g}: one line per run"
                   " (dashed: diverged, cut at its divergence)")
   return figure
 
 
-# --- the findings ----------------------------------------------------------------
-
-NOTES = (
-    "Claim 1 of the research brief (CS231n: with too high a learning rate \"as much as 40% of your network can"
-    " be dead\"). A unit is dead when the activation's backward derivative is 0 on every training example (it"
-    " cannot learn), inactive when its pre-activation is <= 0 on every training example; they coincide for"
-    " ReLU. Fractions are means over the hidden layers at the end of training; intervals are 95% Student t"
-    " over seeds; diverged runs are counted, never averaged.",
-    "PReLU is not compared: the engine's MLP has no learned-slope activation.",
-    f"{DEAD_VS_RATE_PLOT}: final dead fraction (mean, 95% band) against the learning rate, per dataset (rows)"
-    f" and optimizer (columns); a cross on top marks a rate where runs of that activation diverged."
-    f" {ACCURACY_VS_RATE_PLOT}: the same for test accuracy. {DIVERGENCE_PLOT}: where runs diverged, per-layer"
-    " weight norm and mean pre-activation against the step at the focus setting named in its title.",
-)
-
-
-def _metric_tables(found: tables.Tables, runs, layers) -> list[Table]:
-  built = [Table(f"{dataset}, {optimizer}: final metrics per activation and learning rate",
-                 tables.grouped_estimates(
-                     found.runs[(found.runs["dataset"] == dataset) & (found.runs["optimizer"] == optimizer)],
-                     ["activation", "learning_rate"],
-                     ["dead_fraction", "inactive_fraction", "test_accuracy", "train_loss"]))
-           for dataset, optimizer in _groups(runs)]
-  per_layer = _final_layer_rows(runs, layers, activation="relu")
-  if per_layer:
-    built.append(Table("ReLU's dead fraction per layer (layer 1 nearest the input), end of training",
-                       tables.grouped_estimates(pd.DataFrame(per_layer),
-                                                ["dataset", "optimizer", "learning_rate", "layer"],
-                                                ["dead_fraction", "preactivation_mean"])))
-  return built
-
-
-def analyse(settings: Settings, found: tables.Tables) -> Findings:
-  """How much ReLU dies per rate, whether each remedy prevents it, which runs diverge and why."""
+def write_plots(settings: Settings, found: tables.Tables, folder: pathlib.Path) -> None:
+  """The dead fraction and accuracy against the rate, and, where runs diverged, their layers."""
   del settings
-  runs, layers = tables.records(found.runs), tables.records(found.layers)
-  has_relu = "relu" in _activations(runs)
-  remedy_answers, remedy_table = _remedy_answer(runs) if has_relu else ([], None)
-  divergence_answers, divergence_tables = _divergence_answer(runs, layers)
-  held = [Answer(line.removeprefix("- "), topic="What held and what did not", headline=True)
-          for line in _held(runs)] if has_relu else []
-  return Findings(
-      question="dying units against the learning rate, and the remedies",
-      answers=(*held, *(_relu_answer(runs) if has_relu else []), *remedy_answers, *divergence_answers),
-      tables=(*([remedy_table] if remedy_table is not None else []), _stability_answer(runs),
-              *divergence_tables, *_metric_tables(found, runs, layers)),
-      notes=NOTES,
-      plots=(DEAD_VS_RATE_PLOT, ACCURACY_VS_RATE_PLOT) + ((DIVERGENCE_PLOT,) if divergence_focus(runs) else ()),
-  )
-
-
-def _plots(settings: Settings, found: tables.Tables, folder: pathlib.Path) -> None:
-  del settings
-  write_plots(folder, tables.records(found.runs), tables.records(found.layers))
+  rated = per_rate(found.runs)
+  plots.save_figure(_against_rate(rated, "dead_fraction"), folder, DEAD_VS_RATE_PLOT)
+  plots.save_figure(_against_rate(rated, "test_accuracy"), folder, ACCURACY_VS_RATE_PLOT)
+  focus = divergence_focus(found.runs)
+  if focus is not None and "layer" in found.layers:
+    plots.save_figure(_divergence_figure(found.runs, found.layers, focus), folder, DIVERGENCE_PLOT)
 
 
 STUDY = Study(
     name="dying",
     question="Dying units against the learning rate, per dataset and optimizer, with remedies.",
-    settings=Settings, parts=parts, analyse=analyse, validate=validate, plots=_plots,
+    settings=Settings, parts=parts, analyse=analyse, validate=validate, plots=write_plots,
     owns=("dataset", "optimizer", "learning_rates"),
 )

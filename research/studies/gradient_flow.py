@@ -38,13 +38,13 @@ from research import config as config_lib
 from research import experiment, models, plots, tables
 from research.config import Config
 from research.findings import Answer, Estimate, Findings, Table
-from research.statistics import mean_confidence_interval
 from research.study import Study
 
 USUAL = "usual"  # each activation with its usual initialisation
 USUAL_INITS = {"sigmoid": "xavier_normal", "tanh": "xavier_normal", "selu": "lecun_normal"}
 DEFAULT_INIT = "he_normal"  # the usual one for the ReLU family, and for activations not named above
 RUN_KEYS = ["run_id", "activation", "name", "seed", "learning_rate", "depth", "init"]
+GROUP = ["activation", "init", "depth", "step"]  # one estimate of the log10 ratio per group
 
 Ints = Annotated[tuple[int, ...], config_lib.comma_separated(int, "INT,INT,...")]
 
@@ -134,24 +134,36 @@ def gradient_ratios(layers: pd.DataFrame) -> pd.DataFrame:
   return found.reset_index(drop=True)
 
 
-def _ratio_cell(values: pd.Series) -> object:
-  """The mean log10 ratio with its interval; runs whose first-layer gradient is exactly 0 counted apart."""
-  finite = values[np.isfinite(values)]
-  other = len(values) - len(finite)
-  if finite.empty:
-    return f"- ({other} not finite)" if other else "-"
-  estimate = Estimate.of_mean(finite)
-  return f"{estimate.text()} ({other} not finite)" if other else estimate
+def ratio_estimates(ratios: pd.DataFrame) -> pd.DataFrame:
+  """Per activation, init, depth and step: the mean log10 ratio over runs with its interval.
+
+  ``not_finite`` counts the runs left out of ``estimate`` because their ratio is
+  not finite (a first-layer gradient exactly 0 in float32).
+
+  Examples:
+    >>> ratios = pd.DataFrame({"activation": "relu", "init": "he_normal", "depth": 2, "step": 0,
+    ...                        "log10_ratio": [-1.0, -3.0, -math.inf]})
+    >>> found = ratio_estimates(ratios)
+    >>> found["estimate"][0].value, found["not_finite"].tolist()
+    (-2.0, [1])
+  """
+  grouped = ratios.groupby(GROUP, sort=False)["log10_ratio"]
+  return pd.DataFrame({"estimate": grouped.apply(Estimate.of_mean),
+                       "not_finite": grouped.apply(lambda v: int((~np.isfinite(v)).sum()))
+                       }).reset_index()
 
 
-def _ratio_table(ratios: pd.DataFrame, settings: Settings, step: int) -> pd.DataFrame:
-  at_step = ratios[ratios["step"] == step]
-  rows = []
-  for (activation, init), group in at_step.groupby(["activation", "init"], sort=False):
-    rows.append({"activation": activation, "init": init} | {
-        f"depth {depth}": _ratio_cell(group.loc[group["depth"] == depth, "log10_ratio"])
-        for depth in sorted(settings.depths)})
-  return pd.DataFrame(rows)
+def _ratio_table(summary: pd.DataFrame, depths: list[int], step: int) -> pd.DataFrame:
+  """Activations down, depths across; a cell counts apart the runs whose ratio is not finite."""
+  at = summary[summary["step"] == step]
+  if at.empty:
+    return pd.DataFrame()
+  at = at.assign(cell=[estimate if other == 0 else f"{estimate.text()} ({other} not finite)"
+                       for estimate, other in zip(at["estimate"], at["not_finite"])])
+  order = pd.MultiIndex.from_frame(at[["activation", "init"]].drop_duplicates())
+  table = at.pivot(index=["activation", "init"], columns="depth", values="cell")
+  table = table.reindex(index=order, columns=depths)
+  return table.set_axis([f"depth {depth}" for depth in depths], axis=1).reset_index()
 
 
 def paired_difference(ratios: pd.DataFrame, first: str, second: str, depth: int, step: int) -> Estimate:
@@ -170,39 +182,26 @@ def _slope(depths: list[int], means: list[float]) -> str:
   return f"; least-squares slope {per_layer:+.3f} per added layer, a factor of {10 ** per_layer:.2f} per layer"
 
 
-def _activation_answer(ratios: pd.DataFrame, activation: str, init: str, depths: list[int]) -> Answer:
-  texts, estimates, finite_depths, means = [], [], [], []
-  for depth in depths:
-    values = ratios.loc[(ratios["activation"] == activation) & (ratios["depth"] == depth)
-                        & (ratios["step"] == 0), "log10_ratio"]
-    finite = values[np.isfinite(values)]
-    if finite.empty:
-      texts.append(f"below float32 (first-layer gradient exactly 0 in {len(values)} run(s))")
-      continue
-    texts.append("{}")
-    estimates.append(Estimate.of_mean(finite))
-    finite_depths.append(depth)
-    means.append(estimates[-1].value)
+def _activation_answer(summary: pd.DataFrame, activation: str, init: str) -> Answer:
+  at_init = summary[(summary["activation"] == activation) & (summary["step"] == 0)].sort_values("depth")
+  finite = at_init[[not math.isnan(estimate.value) for estimate in at_init["estimate"]]]
+  texts = ["{}" if not math.isnan(estimate.value) else
+           f"below float32 (first-layer gradient exactly 0 in {other} run(s))"
+           for estimate, other in zip(at_init["estimate"], at_init["not_finite"])]
+  means = [estimate.value for estimate in finite["estimate"]]
   return Answer(
       f"{activation} ({init}): log10(first/last hidden gradient norm) at init for depths"
-      f" {', '.join(map(str, depths))}: {', '.join(texts)}{_slope(finite_depths, means)}.",
-      tuple(estimates), topic="Do gradients vanish with depth?", headline=True)
-
-
-def _relu_and_necro(runs: pd.DataFrame) -> tuple[str, str] | None:
-  """ReLU's and NecroReLU's specs when both ran with the same initialisation."""
-  found = {activations.parse_spec(a)[0]: (a, i) for a, i in zip(runs["activation"], runs["init"])}
-  if "relu" in found and "necro_relu" in found and found["relu"][1] == found["necro_relu"][1]:
-    return found["relu"][0], found["necro_relu"][0]
-  return None
+      f" {', '.join(map(str, at_init['depth']))}: {', '.join(texts)}"
+      f"{_slope(list(finite['depth']), means)}.",
+      tuple(finite["estimate"]), topic="Do gradients vanish with depth?", headline=True)
 
 
 def _surrogate_parts(ratios: pd.DataFrame, runs: pd.DataFrame, settings: Settings):
   """NecroReLU minus ReLU (same seed, same forward network): the answer and the table."""
-  pair = _relu_and_necro(runs)
-  if pair is None:
-    return [], []
-  relu, necro = pair
+  found = {activations.parse_spec(a)[0]: (a, i) for a, i in zip(runs["activation"], runs["init"])}
+  if "relu" not in found or "necro_relu" not in found or found["relu"][1] != found["necro_relu"][1]:
+    return [], []  # the pair needs both, with the same initialisation (the same forward network)
+  (relu, _), (necro, _) = found["relu"], found["necro_relu"]
   steps, deepest = settings.base.steps, max(settings.depths)
   answer = Answer(
       f"Surrogate backward ({necro} minus {relu}, same seed, same forward network), difference"
@@ -219,22 +218,23 @@ def _surrogate_parts(ratios: pd.DataFrame, runs: pd.DataFrame, settings: Setting
 def analyse(settings: Settings, found: tables.Tables) -> Findings:
   """The log10 gradient ratio per activation and depth, NecroReLU against ReLU, and accuracy."""
   ratios = gradient_ratios(found.layers)
-  runs, depths, steps = found.runs, sorted(settings.depths), settings.base.steps
-  inits = dict(zip(runs["activation"], runs["init"]))
+  summary = ratio_estimates(ratios)
+  runs, depths, base = found.runs, sorted(settings.depths), settings.base
   surrogate_answers, surrogate_tables = _surrogate_parts(ratios, runs, settings)
-  base = settings.base
   return Findings(
       question="do gradients vanish with depth?",
-      answers=(*(_activation_answer(ratios, a, i, depths) for a, i in inits.items()),
+      answers=(*(_activation_answer(summary, activation, init)
+                 for activation, init in dict(zip(runs["activation"], runs["init"])).items()),
                *surrogate_answers),
       tables=(
           Table("At initialisation: log10(first / last hidden gradient norm)",
-                _ratio_table(ratios, settings, 0)),
-          Table(f"After {steps} steps: log10(first / last hidden gradient norm)",
-                _ratio_table(ratios, settings, steps)),
+                _ratio_table(summary, depths, 0)),
+          Table(f"After {base.steps} steps: log10(first / last hidden gradient norm)",
+                _ratio_table(summary, depths, base.steps)),
           *surrogate_tables,
           Table("Final test accuracy per depth (does the gradient flow matter for learning?)",
-                tables.grouped_estimates(runs, ["activation", "depth"], ["test_accuracy"])),
+                tables.grouped_estimates(runs.sort_values("depth", kind="stable"),
+                                         ["activation", "depth"], ["test_accuracy"])),
       ),
       notes=(
           "A log10 ratio of -k means the first hidden layer's gradient is 10^k times smaller than"
@@ -242,38 +242,43 @@ def analyse(settings: Settings, found: tables.Tables) -> Findings:
           f" {base.seeds} seed(s) x {len(base.learning_rates)} learning rate(s). `not finite` counts"
           " runs whose first-layer gradient is exactly 0 in float32 (log = -inf).",
           f"Setup: MLP of width {base.width} on `{base.dataset}`, {base.optimizer}, learning rate(s)"
-          f" {', '.join(map(str, base.learning_rates))}, {steps} steps of batch {base.batch_size}."
-          " Gradient norms are measured on the whole training set.",
+          f" {', '.join(map(str, base.learning_rates))}, {base.steps} steps of batch"
+          f" {base.batch_size}. Gradient norms are measured on the whole training set.",
+          "`gradient_ratio.png`: the log10 ratio vs depth; `gradient_profile.png`: the gradient"
+          f" norm per layer at init, depth {max(depths)}; every layer's gradient norm is in"
+          " `layers.csv`.",
       ),
       plots=("gradient_ratio.png", "gradient_profile.png"),
       data={"ratios": ratios},
   )
 
 
-def _ratio_plot(settings: Settings, ratios: pd.DataFrame, names: list[str], folder: pathlib.Path) -> None:
+def _finish(figure, axis, folder: pathlib.Path, name: str, xlabel: str, ylabel: str, title: str) -> None:
+  axis.set(xlabel=xlabel, ylabel=ylabel, title=title)
+  axis.grid(alpha=0.3)
+  axis.legend(fontsize=7)
+  plots.save_figure(figure, folder, name)
+
+
+def _ratio_plot(settings: Settings, summary: pd.DataFrame, names: list[str], folder: pathlib.Path) -> None:
   depths = sorted(settings.depths)
   figure = plots.new_figure(7, 4.5)
   axis = figure.add_subplot()
   for index, activation in enumerate(names):
     for step, style in ((0, "-"), (settings.base.steps, ":")):
-      estimates = []
-      for depth in depths:
-        values = ratios.loc[(ratios["activation"] == activation) & (ratios["depth"] == depth)
-                            & (ratios["step"] == step), "log10_ratio"]
-        finite = values[np.isfinite(values)]
-        estimates.append(mean_confidence_interval(finite) if len(finite) else (math.nan, math.nan))
-      means, halves = np.array(estimates).T
-      axis.errorbar(depths, means, yerr=np.nan_to_num(halves), fmt=style, marker="o", markersize=3,
-                    capsize=3, color=f"C{index}", label=activation if step == 0 else None)
+      chosen = summary[(summary["activation"] == activation) & (summary["step"] == step)]
+      estimates = chosen.set_index("depth")["estimate"].reindex(depths)
+      estimates = [e if isinstance(e, Estimate) else Estimate(math.nan) for e in estimates]
+      axis.errorbar(depths, [e.value for e in estimates],
+                    yerr=np.nan_to_num([e.high - e.value for e in estimates]), fmt=style,
+                    marker="o", markersize=3, capsize=3, color=f"C{index}",
+                    label=activation if step == 0 else None)
   axis.set_xscale("log")
   axis.set_xticks(depths, [str(d) for d in depths])
   axis.minorticks_off()
-  axis.set_xlabel("depth (hidden layers)")
-  axis.set_ylabel("log10(first / last hidden gradient norm)")
-  axis.set_title(f"At init (solid) and after {settings.base.steps} steps (dotted), 95% t intervals")
-  axis.grid(alpha=0.3)
-  axis.legend(fontsize=7)
-  plots.save_figure(figure, folder, "gradient_ratio.png")
+  _finish(figure, axis, folder, "gradient_ratio.png", "depth (hidden layers)",
+          "log10(first / last hidden gradient norm)",
+          f"At init (solid) and after {settings.base.steps} steps (dotted), 95% t intervals")
 
 
 def _profile_plot(settings: Settings, layers: pd.DataFrame, names: list[str], folder: pathlib.Path) -> None:
@@ -286,17 +291,14 @@ def _profile_plot(settings: Settings, layers: pd.DataFrame, names: list[str], fo
     mine = chosen[chosen["activation"] == activation]
     profile = np.log10(mine["gradient_norm"].astype(float)).groupby(mine["layer"]).mean()
     axis.plot(profile.index, profile.values, marker=".", color=f"C{index}", label=activation)
-  axis.set_xlabel("hidden layer (1 = nearest the input)")
-  axis.set_ylabel("log10 gradient norm (mean over seeds)")
-  axis.set_title(f"Gradient norm per layer at initialisation, depth {deepest}")
-  axis.grid(alpha=0.3)
-  axis.legend(fontsize=7)
-  plots.save_figure(figure, folder, "gradient_profile.png")
+  _finish(figure, axis, folder, "gradient_profile.png", "hidden layer (1 = nearest the input)",
+          "log10 gradient norm (mean over seeds)",
+          f"Gradient norm per layer at initialisation, depth {deepest}")
 
 
 def _plots(settings: Settings, found: tables.Tables, folder: pathlib.Path) -> None:
   names = list(found.runs["activation"].unique())
-  _ratio_plot(settings, gradient_ratios(found.layers), names, folder)
+  _ratio_plot(settings, ratio_estimates(gradient_ratios(found.layers)), names, folder)
   _profile_plot(settings, found.layers, names, folder)
 
 

@@ -35,7 +35,7 @@ import dataclasses
 import math
 import pathlib
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
@@ -126,20 +126,28 @@ def parts(settings: Settings) -> list[experiment.Part]:
   ]
 
 
-def by_seed(rows: Sequence[dict[str, Any]], metric: str, **where: Any) -> dict[int, float]:
-  """``{seed: metric}`` over the non-diverged rows that match ``where``.
+def per_seed(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
+  """``metric`` of the runs that did not diverge: a row per depth, activation and seed, a column per init.
 
   Examples:
-    >>> rows = [{"seed": 0, "depth": 2, "test_accuracy": 0.6}, {"seed": 1, "depth": 5, "test_accuracy": 0.5}]
-    >>> by_seed(rows, "test_accuracy", depth=2)
-    {0: 0.6}
+    >>> rows = pd.DataFrame({"depth": 2, "activation": "relu", "seed": [0, 0, 1], "diverged": [False, False, True],
+    ...                      "initialisation": ["he", "small", "he"], "test_accuracy": [0.6, 0.2, 0.5]})
+    >>> per_seed(rows, "test_accuracy").to_dict("index")
+    {(2, 'relu', 0): {'he': 0.6, 'small': 0.2}}
   """
-  return {row["seed"]: row[metric] for row in rows
-          if all(row.get(k) == v for k, v in where.items()) and not row.get("diverged")
-          and row.get(metric) is not None}
+  kept = rows[~rows["diverged"].fillna(False).astype(bool) & rows[metric].notna()]
+  return kept.pivot_table(index=["depth", "activation", "seed"], columns="initialisation", values=metric,
+                          aggfunc="last").rename_axis(columns=None)
 
 
-def best_inits(runs: Sequence[dict[str, Any]], names: Sequence[str]) -> list[dict[str, Any]]:
+def seeds(wide: pd.DataFrame, depth: int, activation: str, names: Sequence[str]) -> pd.DataFrame:
+  """One (depth, activation) of :func:`per_seed`: a row per seed, a column per init of ``names``."""
+  if (depth, activation) in wide.index.droplevel("seed"):
+    return wide.loc[(depth, activation)].reindex(columns=list(names))
+  return pd.DataFrame(columns=list(names), dtype=float)
+
+
+def best_inits(runs: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
   """Per activation and depth: the init of highest mean test accuracy and those tied with it.
 
   An init is tied with the best when the 95% interval of the paired (by seed)
@@ -147,59 +155,54 @@ def best_inits(runs: Sequence[dict[str, Any]], names: Sequence[str]) -> list[dic
 
   Examples:
     >>> accuracy = {"he": [0.60, 0.61, 0.62], "lecun": [0.61, 0.58, 0.60], "small": [0.10, 0.11, 0.10]}
-    >>> runs = [{"activation": "relu", "depth": 2, "initialisation": i, "seed": s, "test_accuracy": a}
-    ...         for i, values in accuracy.items() for s, a in enumerate(values)]
-    >>> row = best_inits(runs, ["he", "lecun", "small"])[0]
-    >>> row["best"], row["tied"]
-    ('he', ('he', 'lecun'))
+    >>> runs = pd.DataFrame([{"activation": "relu", "depth": 2, "initialisation": i, "seed": s, "test_accuracy": a,
+    ...                       "diverged": False} for i, values in accuracy.items() for s, a in enumerate(values)])
+    >>> best_inits(runs, ["he", "lecun", "small"])[["best", "tied"]].iloc[0].tolist()
+    ['he', ('he', 'lecun')]
   """
-  found = []
-  for activation in dict.fromkeys(r["activation"] for r in runs):
-    for depth in sorted({r["depth"] for r in runs}):
-      accuracy = {name: by_seed(runs, "test_accuracy", activation=activation, depth=depth, initialisation=name)
-                  for name in names}
-      means = {name: float(np.mean(list(v.values()))) for name, v in accuracy.items() if v}
-      if not means:
+  wide, found = per_seed(runs, "test_accuracy"), []
+  for activation in runs["activation"].unique():
+    for depth in sorted(runs["depth"].unique()):
+      accuracy = {name: column.dropna() for name, column in seeds(wide, depth, activation, names).items()
+                  if column.notna().any()}
+      if not accuracy:
         continue
+      means = {name: float(np.mean(column.to_numpy())) for name, column in accuracy.items()}
       best = max(means, key=means.get)
-      mean, half = mean_confidence_interval(list(accuracy[best].values()))
-      tied = []
-      for name in means:
-        gap = paired_comparison(accuracy[best], accuracy[name])
-        if name == best or not math.isfinite(gap.half_width) or gap.mean_difference - gap.half_width <= 0:
-          tied.append(name)
+      mean, half = mean_confidence_interval(list(accuracy[best]))
+      gaps = {name: paired_comparison(accuracy[best].to_dict(), column.to_dict())
+              for name, column in accuracy.items()}
+      tied = tuple(name for name, gap in gaps.items() if name == best or not math.isfinite(gap.half_width)
+                   or gap.mean_difference - gap.half_width <= 0)
       found.append({"activation": activation, "depth": depth, "best": best, "mean": mean, "half_width": half,
-                    "tied": tuple(tied)})
-  return found
+                    "tied": tied})
+  return pd.DataFrame(found, columns=["activation", "depth", "best", "mean", "half_width", "tied"])
 
 
-def common_best(best: Sequence[dict[str, Any]], depth: int) -> tuple[str, ...]:
+def common_best(best: pd.DataFrame, depth: int) -> tuple[str, ...]:
   """The inits tied with the best for every activation at ``depth`` (in the first's order).
 
   Examples:
-    >>> rows = [{"depth": 2, "tied": ("he", "lecun")}, {"depth": 2, "tied": ("lecun",)}]
-    >>> common_best(rows, 2)
+    >>> common_best(pd.DataFrame({"depth": [2, 2], "tied": [("he", "lecun"), ("lecun",)]}), 2)
     ('lecun',)
   """
-  sets = [row["tied"] for row in best if row["depth"] == depth]
+  sets = best.loc[best["depth"] == depth, "tied"].tolist()
   return tuple(name for name in sets[0] if all(name in s for s in sets)) if sets else ()
 
 
-def spread_by_seed(runs: Sequence[dict[str, Any]], names: Sequence[str], **where: Any) -> dict[int, float]:
-  """``{seed: standard deviation of test accuracy across inits}``, seeds where every init is healthy.
+def spread_by_seed(accuracy: pd.DataFrame) -> pd.Series:
+  """Standard deviation of test accuracy across inits (columns) per seed (rows), seeds where every init is healthy.
 
   Examples:
-    >>> runs = [{"initialisation": i, "seed": 0, "test_accuracy": a} for i, a in (("he", 0.6), ("small", 0.2))]
-    >>> round(spread_by_seed(runs, ["he", "small"])[0], 4)
-    0.2828
+    >>> spread_by_seed(pd.DataFrame({"he": [0.6, 0.5], "small": [0.2, None]})).round(4).to_dict()
+    {0: 0.2828}
   """
-  accuracy = [by_seed(runs, "test_accuracy", initialisation=name, **where) for name in names]
-  seeds = set.intersection(*(set(a) for a in accuracy)) if accuracy else set()
-  return {seed: float(np.std([a[seed] for a in accuracy], ddof=1)) if len(names) > 1 else 0.0
-          for seed in sorted(seeds)}
+  complete = accuracy.dropna().sort_index()
+  return pd.Series([float(np.std(row, ddof=1)) if accuracy.shape[1] > 1 else 0.0 for row in complete.to_numpy()],
+                   index=complete.index, dtype=float)
 
 
-def spreads(runs: Sequence[dict[str, Any]], names: Sequence[str], baseline: str, group: str = "all inits") -> list[dict[str, Any]]:
+def spreads(runs: pd.DataFrame, names: Sequence[str], baseline: str, group: str = "all inits") -> pd.DataFrame:
   """Per depth and activation: the spread of accuracy across inits, and its difference from ``baseline``'s.
 
   ``range_of_means`` is the best minus the worst per-init mean; ``spread`` the
@@ -207,22 +210,24 @@ def spreads(runs: Sequence[dict[str, Any]], names: Sequence[str], baseline: str,
   seed) difference with the baseline activation's; ``diverged`` counts the
   runs left out (a seed with a diverged init drops out of the spread).
   """
-  found = []
-  for depth in sorted({r["depth"] for r in runs}):
-    base = spread_by_seed(runs, names, depth=depth, activation=baseline)
-    for activation in dict.fromkeys(r["activation"] for r in runs):
-      per_seed = spread_by_seed(runs, names, depth=depth, activation=activation)
-      accuracy = [by_seed(runs, "test_accuracy", depth=depth, activation=activation, initialisation=n) for n in names]
-      means = [float(np.mean(list(a.values()))) for a in accuracy if a]
-      spread, half = mean_confidence_interval(list(per_seed.values()))
-      gap = paired_comparison(per_seed, base)
-      diverged = sum(1 for r in runs if r["depth"] == depth and r["activation"] == activation
-                     and r["initialisation"] in names and r.get("diverged"))
-      found.append({"inits": group, "depth": depth, "activation": activation, "seeds": len(per_seed), "diverged": diverged,
+  wide, found = per_seed(runs, "test_accuracy"), []
+  chosen = runs[runs["initialisation"].isin(names)]
+  diverged = chosen[chosen["diverged"].fillna(False).astype(bool)].groupby(["depth", "activation"]).size()
+  for depth in sorted(runs["depth"].unique()):
+    base = spread_by_seed(seeds(wide, depth, baseline, names))
+    for activation in runs["activation"].unique():
+      accuracy = seeds(wide, depth, activation, names)
+      per_seed_spread = spread_by_seed(accuracy)
+      means = [float(np.mean(column.dropna().to_numpy())) for _, column in accuracy.items()
+               if column.notna().any()]
+      spread, half = mean_confidence_interval(list(per_seed_spread))
+      gap = paired_comparison(per_seed_spread.to_dict(), base.to_dict())
+      found.append({"inits": group, "depth": depth, "activation": activation, "seeds": len(per_seed_spread),
+                    "diverged": int(diverged.get((depth, activation), 0)),
                     "range_of_means": max(means) - min(means) if means else math.nan,
                     "spread": spread, "spread_half_width": half,
                     "difference": gap.mean_difference, "difference_half_width": gap.half_width})
-  return found
+  return pd.DataFrame(found)
 
 
 def direction(mean: float, half_width: float, below: str = "lower", above: str = "higher") -> str:
@@ -243,14 +248,30 @@ def direction(mean: float, half_width: float, below: str = "lower", above: str =
   return "not distinguishable from 0"
 
 
-def _estimate(column: str, values: dict[int, float]) -> Estimate:
-  """``values`` by seed as an estimate (a percentage for a fraction)."""
-  return Estimate.of_mean(list(values.values()), column)
+def step_zero_pairs(history: pd.DataFrame, first: str, second: str, column: str = "name") -> tuple[int, int]:
+  """``(equal, pairs)``: runs whose step-0 inactive fraction is the same for two values of ``column``.
+
+  Runs are paired on depth, seed, learning rate and the other of ``name`` and
+  ``initialisation``: two activations at the same init, or two inits for the
+  same activation.
+
+  Examples:
+    >>> rows = pd.DataFrame([{"name": n, "depth": 2, "initialisation": "he_normal", "seed": 0,
+    ...                       "learning_rate": 0.1, "step": 0, "inactive_fraction": 0.05}
+    ...                      for n in ("relu", "necro_relu")])
+    >>> step_zero_pairs(rows, "relu", "necro_relu")
+    (1, 1)
+  """
+  key = ["depth", "initialisation" if column == "name" else "name", "seed", "learning_rate"]
+  at_zero = history[history["step"] == 0]
+  return tables.equal_pairs(*(at_zero[at_zero[column] == value].drop_duplicates(key, keep="last")
+                              for value in (first, second)), key, ["inactive_fraction"])
 
 
-def _points(mean: float, half: float, n: int = 0) -> Estimate:
-  """A difference of fractions in percentage points."""
-  return Estimate(mean, mean - half, mean + half, "points", n)
+def estimates(frame: pd.DataFrame, value: str, half_width: str, kind: str, n: str = "") -> list[Estimate]:
+  """Each row's ``value`` with the interval ``value`` +- ``half_width`` (columns) as an :class:`Estimate`."""
+  return [Estimate(v, v - h, v + h, kind, int(row[n]) if n else 0)
+          for (_, row), v, h in zip(frame.iterrows(), frame[value], frame[half_width])]
 
 
 def _find(names: Sequence[str], registry_name: str) -> str | None:
@@ -262,18 +283,17 @@ SPREAD = "Does NecroReLU make the init matter less?"
 DETAILS = "Small inits, positive biases, inactive units"
 
 
-def _best_answers(best: Sequence[dict[str, Any]], depths: Sequence[int]) -> list[Answer]:
+def _best_answers(best: pd.DataFrame, depths: Sequence[int]) -> list[Answer]:
   answers = []
   for depth in depths:
-    rows = [row for row in best if row["depth"] == depth]
+    rows = best[best["depth"] == depth]
     answers.append(Answer(
         f"Best init at depth {depth} (highest mean test accuracy; tied: the 95% interval of the paired"
         " difference with the best contains 0): " + "; ".join(
-            f"{row['activation']}: {row['best']} {{}} (tied: {', '.join(n for n in row['tied'] if n != row['best']) or 'none'})"
-            for row in rows) + ".",
-        tuple(Estimate(r["mean"], r["mean"] - r["half_width"], r["mean"] + r["half_width"], "percent") for r in rows),
-        topic=MATCH))
-  same = [str(d) for d in depths if len({row["best"] for row in best if row["depth"] == d}) == 1]
+            f"{row.activation}: {row.best} {{}} (tied: "
+            f"{', '.join(n for n in row.tied if n != row.best) or 'none'})" for row in rows.itertuples()) + ".",
+        tuple(estimates(rows, "mean", "half_width", "percent")), topic=MATCH))
+  same = [str(d) for d in depths if best.loc[best["depth"] == d, "best"].nunique() == 1]
   answers.append(Answer(
       (f"The best init (highest mean) is the same for every activation at depth(s) {', '.join(same)}" if same
        else "The best init (highest mean) differs between activations at every depth")
@@ -288,50 +308,51 @@ def _best_answers(best: Sequence[dict[str, Any]], depths: Sequence[int]) -> list
   return answers
 
 
-def _spread_answer(spread_rows: Sequence[dict[str, Any]], baseline: str, group: str, activation: str) -> Answer:
-  base = {r["depth"]: r for r in spread_rows if r["activation"] == baseline and r["inits"] == group}
-  mine = [r for r in spread_rows if r["activation"] == activation and r["inits"] == group]
-  verdicts = {r["depth"]: direction(r["difference"], r["difference_half_width"], "smaller", "larger") for r in mine}
-  cells = [f"depth {r['depth']}: {100 * r['spread']:.1f} vs {100 * base[r['depth']]['spread']:.1f} points,"
-           f" difference {{}} ({verdicts[r['depth']]}"
-           + (f"; {r['diverged'] + base[r['depth']]['diverged']} diverged run(s) left out"
-              if r["diverged"] + base[r["depth"]]["diverged"] else "") + ")" for r in mine]
-  smaller = [str(d) for d, verdict in verdicts.items() if verdict == "smaller"]
+def _spread_answer(found: pd.DataFrame, baseline: str, activation: str) -> Answer:
+  base = found.loc[found["activation"] == baseline, ["depth", "spread", "diverged"]]
+  mine = found[found["activation"] == activation].merge(base, on="depth", suffixes=("", "_base"))
+  mine["verdict"] = [direction(mean, half, "smaller", "larger")
+                     for mean, half in zip(mine["difference"], mine["difference_half_width"])]
+  cells = [f"depth {r.depth}: {100 * r.spread:.1f} vs {100 * r.spread_base:.1f} points, difference {{}} ({r.verdict}"
+           + (f"; {r.diverged + r.diverged_base} diverged run(s) left out" if r.diverged + r.diverged_base else "")
+           + ")" for r in mine.itertuples()]
+  smaller = [str(r.depth) for r in mine.itertuples() if r.verdict == "smaller"]
   return Answer(
-      f"Does {activation} make the init matter less than {baseline} ({group})? Standard deviation of test"
-      " accuracy across inits (at each seed, mean over seeds), paired by seed: " + "; ".join(cells)
-      + (f". Smaller at depth(s) {', '.join(smaller)}." if smaller else ". Never smaller with 95% confidence: not supported."),
-      tuple(_points(r["difference"], r["difference_half_width"], r["seeds"]) for r in mine),
+      f"Does {activation} make the init matter less than {baseline} ({mine['inits'].iloc[0]})? Standard deviation"
+      " of test accuracy across inits (at each seed, mean over seeds), paired by seed: " + "; ".join(cells)
+      + (f". Smaller at depth(s) {', '.join(smaller)}." if smaller
+         else ". Never smaller with 95% confidence: not supported."),
+      tuple(estimates(mine, "difference", "difference_half_width", "points", "seeds")),
       topic=SPREAD, headline=True, verdict="held" if smaller else "did not hold")
 
 
-def _spread_answers(spread_rows: Sequence[dict[str, Any]], baseline: str) -> list[Answer]:
-  others = [a for a in dict.fromkeys(r["activation"] for r in spread_rows) if a != baseline]
+def _spread_answers(found: pd.DataFrame, baseline: str) -> list[Answer]:
+  others = [a for a in found["activation"].unique() if a != baseline]
   asked = [_find(others, "necro_relu")] if _find(others, "necro_relu") else others  # the question is NecroReLU's
-  return [_spread_answer(spread_rows, baseline, group, activation)
-          for group, activation in dict.fromkeys((r["inits"], r["activation"]) for r in spread_rows)
-          if activation in asked]
+  return [_spread_answer(group, baseline, activation) for _, group in found.groupby("inits", sort=False)
+          for activation in asked]
 
 
-def _first_gradient(layers: Sequence[dict[str, Any]], **where: Any) -> list[float]:
+def _first_gradient(layers: pd.DataFrame, depth: int, initialisation: str) -> list[float]:
   """log10 of the first hidden layer's gradient norm at step 0 per run (-inf when it is 0)."""
-  return [math.log10(r["gradient_norm"]) if r["gradient_norm"] > 0 else -math.inf for r in layers
-          if r["step"] == 0 and r["layer"] == 1 and r.get("gradient_norm") is not None
-          and all(r.get(k) == v for k, v in where.items())]
+  chosen = layers[(layers["step"] == 0) & (layers["layer"] == 1) & layers["gradient_norm"].notna()
+                  & (layers["depth"] == depth) & (layers["initialisation"] == initialisation)]
+  return [math.log10(g) if g > 0 else -math.inf for g in chosen["gradient_norm"]]
 
 
-def _small_init_answers(runs, layers, names, depths: Sequence[int], width: int, baseline: str) -> list[Answer]:
+def _small_init_answers(accuracy: pd.DataFrame, layers: pd.DataFrame, names: Sequence[str],
+                        activation_names: Sequence[str], depths: Sequence[int], width: int,
+                        baseline: str) -> list[Answer]:
   if "normal_002" not in names:
     return []
-  deepest, activation_names = max(depths), list(dict.fromkeys(r["activation"] for r in runs))
-  at_deepest = [by_seed(runs, "test_accuracy", activation=a, depth=deepest, initialisation="normal_002")
-                for a in activation_names]
-  trend = [by_seed(runs, "test_accuracy", activation=baseline, depth=d, initialisation="normal_002") for d in depths]
-  gradients = _first_gradient(layers, depth=deepest, initialisation="normal_002")
+  deepest = max(depths)
+  at_deepest = [seeds(accuracy, deepest, a, names)["normal_002"].dropna() for a in activation_names]
+  trend = [seeds(accuracy, d, baseline, names)["normal_002"].dropna() for d in depths]
+  gradients = _first_gradient(layers, deepest, "normal_002")
   finite = [g for g in gradients if math.isfinite(g)]
-  he = [g for g in _first_gradient(layers, depth=deepest, initialisation="he_normal") if math.isfinite(g)]
+  he = [g for g in _first_gradient(layers, deepest, "he_normal") if math.isfinite(g)]
   gain = 0.02 * math.sqrt(width / 2)  # a ReLU layer's factor on the signal's scale: sqrt(fan_in / 2) x std
-  upper = [sum(mean_confidence_interval(list(v.values()))) for v in at_deepest if len(v) > 1]
+  upper = [sum(mean_confidence_interval(list(v))) for v in at_deepest if len(v) > 1]
   verdict = ("at chance for every activation (each upper 95% bound below chance + 5 points)"
              if upper and max(upper) < CHANCE + 0.05 else "above chance for some activation")
   return [Answer(
@@ -341,35 +362,38 @@ def _small_init_answers(runs, layers, names, depths: Sequence[int], width: int, 
       f" signal's scale by about {gain:.2f}, {gain ** deepest:.0e} over {deepest} layers. The first layer's"
       " gradient norm at init is"
       + (f" 10^{np.mean(finite):.1f} (mean log10 over {len(finite)} runs)" if finite else " not finite")
-      + (f", exactly 0 in {len(gradients) - len(finite)} of {len(gradients)} runs" if len(finite) < len(gradients) else "")
+      + (f", exactly 0 in {len(gradients) - len(finite)} of {len(gradients)} runs"
+         if len(finite) < len(gradients) else "")
       + (f"; he_normal's is 10^{np.mean(he):.1f}" if he else "") + ".",
-      tuple(_estimate("test_accuracy", v) for v in (*at_deepest, *trend)), topic=DETAILS)]
+      tuple(Estimate.of_mean(v, "test_accuracy") for v in (*at_deepest, *trend)), topic=DETAILS)]
 
 
-def _bias_depth(runs, history, settings: Settings, baseline: str, depth: int, verdicts: dict) -> Answer:
+def _bias_depth(inactive: dict[str, pd.DataFrame], settings: Settings, baseline: str, depth: int,
+                verdicts: dict[str, dict[str, list[str]]]) -> Answer:
   zero = label(settings.bias_kernel_init)
-  texts, estimates = [], []
-  for when, rows in (("at init", [r for r in history if r["step"] == 0]), ("after training", runs)):
-    where = {"activation": baseline, "depth": depth}
-    reference = by_seed(rows, "inactive_fraction", initialisation=zero, **where)
-    cells, estimates = [f"{zero} {{}}"], estimates + [_estimate("inactive_fraction", reference)]
-    for bias in settings.bias_inits:
-      biased = by_seed(rows, "inactive_fraction", initialisation=label(zero, bias), **where)
-      gap = paired_comparison(biased, reference)
-      found = direction(gap.mean_difference, gap.half_width)
-      verdicts[when].setdefault(found, []).append(f"{bias:g} at depth {depth}")
-      cells.append(f"bias {bias:g} {{}} ({{}}, {found})")
-      estimates += [_estimate("inactive_fraction", biased), Estimate.of_difference(gap, "inactive_fraction")]
+  names = [label(settings.bias_kernel_init, bias) for bias in settings.bias_inits]
+  texts, found = [], []
+  for when, wide in inactive.items():
+    chosen = seeds(wide, depth, baseline, [zero, *names])
+    reference = chosen[zero].dropna()
+    cells, found = [f"{zero} {{}}"], found + [Estimate.of_mean(reference, "inactive_fraction")]
+    for bias, name in zip(settings.bias_inits, names):
+      gap = paired_comparison(chosen[name].dropna().to_dict(), reference.to_dict())
+      change = direction(gap.mean_difference, gap.half_width)
+      verdicts[when].setdefault(change, []).append(f"{bias:g} at depth {depth}")
+      cells.append(f"bias {bias:g} {{}} ({{}}, {change})")
+      found += [Estimate.of_mean(chosen[name].dropna(), "inactive_fraction"),
+                Estimate.of_difference(gap, "inactive_fraction")]
     texts.append(f"{when} " + ", ".join(cells))
   return Answer(f"Positive bias, {baseline} at depth {depth}, inactive units: " + "; ".join(texts) + ".",
-                tuple(estimates), topic=DETAILS)
+                tuple(found), topic=DETAILS)
 
 
-def _bias_answers(runs, history, settings: Settings, baseline: str) -> list[Answer]:
+def _bias_answers(inactive: dict[str, pd.DataFrame], settings: Settings, baseline: str) -> list[Answer]:
   if not settings.bias_inits or label(settings.bias_kernel_init) not in settings.inits:
     return []
-  verdicts: dict[str, dict[str, list[str]]] = {"at init": {}, "after training": {}}
-  answers = [_bias_depth(runs, history, settings, baseline, depth, verdicts) for depth in sorted(settings.depths)]
+  verdicts: dict[str, dict[str, list[str]]] = {when: {} for when in inactive}
+  answers = [_bias_depth(inactive, settings, baseline, depth, verdicts) for depth in sorted(settings.depths)]
   summaries = []
   for when, found in verdicts.items():
     changes = [f"{word} with bias " + ", ".join(found[word]) for word in ("lower", "higher") if word in found]
@@ -381,41 +405,16 @@ def _bias_answers(runs, history, settings: Settings, baseline: str) -> list[Answ
                  topic=DETAILS), *answers]
 
 
-def step_zero_pairs(history: Sequence[dict[str, Any]], first: str, second: str, column: str = "name") -> tuple[int, int]:
-  """``(equal, pairs)``: runs whose step-0 inactive fraction is the same for two values of ``column``.
-
-  Runs are paired on depth, seed, learning rate and the other of ``name`` and
-  ``initialisation``: two activations at the same init, or two inits for the
-  same activation.
-
-  Examples:
-    >>> rows = [{"name": n, "depth": 2, "initialisation": "he_normal", "seed": 0, "learning_rate": 0.1,
-    ...          "step": 0, "inactive_fraction": 0.05} for n in ("relu", "necro_relu")]
-    >>> step_zero_pairs(rows, "relu", "necro_relu")
-    (1, 1)
-  """
-  other = "initialisation" if column == "name" else "name"
-
-  def values(value: str) -> dict[tuple, float]:
-    return {(r["depth"], r[other], r["seed"], r["learning_rate"]): r["inactive_fraction"]
-            for r in history if r["step"] == 0 and r[column] == value}
-
-  firsts, seconds = values(first), values(second)
-  both = firsts.keys() & seconds.keys()
-  return sum(firsts[k] == seconds[k] for k in both), len(both)
-
-
-def _diverged_answer(runs: Sequence[dict[str, Any]], factor: float) -> Answer:
-  counts: dict[tuple, list[int]] = {}
-  for row in runs:
-    counts.setdefault((row["depth"], row["initialisation"], row["activation"]), []).append(bool(row.get("diverged")))
-  cells = [f"{activation} with {name} at depth {depth}: {sum(flags)} of {len(flags)}"
-           for (depth, name, activation), flags in counts.items() if any(flags)]
+def _diverged_answer(runs: pd.DataFrame, factor: float) -> Answer:
+  counts = runs.groupby(["depth", "initialisation", "activation"], sort=False)["diverged"].agg(["sum", "size"])
+  cells = [f"{activation} with {name} at depth {depth}: {row.sum} of {row.size}"
+           for (depth, name, activation), row in zip(counts.index, counts.itertuples()) if row.sum]
   return Answer(f"Diverged runs (training loss non-finite or above {factor:g} times its initial value; left out"
                 " of every mean): " + ("; ".join(cells) if cells else "none") + ".", topic=DETAILS)
 
 
-def _equal_at_init_answers(history, names: Sequence[str], relu: str | None, necro: str | None) -> list[Answer]:
+def _equal_at_init_answers(history: pd.DataFrame, names: Sequence[str], relu: str | None,
+                           necro: str | None) -> list[Answer]:
   answers = []
   if relu and necro:
     equal, pairs = step_zero_pairs(history, "relu", "necro_relu")
@@ -434,36 +433,21 @@ def _equal_at_init_answers(history, names: Sequence[str], relu: str | None, necr
   return answers
 
 
-def _inactive_answer(runs, history, names, activation: str, depth: int) -> Answer:
-  at_init = [r for r in history if r["step"] == 0]
-  where = {"activation": activation, "depth": depth}
-  estimates = [estimate for name in names for estimate in (
-      _estimate("inactive_fraction", by_seed(at_init, "inactive_fraction", initialisation=name, **where)),
-      _estimate("inactive_fraction", by_seed(runs, "inactive_fraction", initialisation=name, **where)))]
+def _inactive_answer(inactive: dict[str, pd.DataFrame], names: Sequence[str], activation: str,
+                     depth: int) -> Answer:
+  at_init, after = (seeds(wide, depth, activation, names) for wide in inactive.values())
   return Answer(f"{activation}, depth {depth}, inactive units at init -> after training: "
-                + "; ".join(f"{name} {{}} -> {{}}" for name in names) + ".", tuple(estimates), topic=DETAILS)
+                + "; ".join(f"{name} {{}} -> {{}}" for name in names) + ".",
+                tuple(Estimate.of_mean(table[name].dropna(), "inactive_fraction")
+                      for name in names for table in (at_init, after)), topic=DETAILS)
 
 
-def _spread_table(spread_rows: Sequence[dict[str, Any]], baseline: str) -> pd.DataFrame:
-  return pd.DataFrame([{
-      "inits": row["inits"], "depth": row["depth"], "activation": row["activation"], "seeds": row["seeds"],
-      "range of means": f"{100 * row['range_of_means']:.1f} points",
-      "std across inits": Estimate(row["spread"], row["spread"] - row["spread_half_width"],
-                                   row["spread"] + row["spread_half_width"], "percent", row["seeds"]),
-      "difference": "-" if row["activation"] == baseline else _points(
-          row["difference"], row["difference_half_width"], row["seeds"]),
-  } for row in spread_rows])
-
-
-def derived(settings: Settings, runs: Sequence[dict[str, Any]]):
-  """The best inits and the spreads across inits (``best.csv``, ``spread.csv``), and the baseline."""
-  names = [name for name, _, _ in initialisations(settings)]
-  activation_names = list(dict.fromkeys(r["activation"] for r in runs))
-  baseline = _find(activation_names, "relu") or activation_names[0]
-  spread_rows = spreads(runs, names, baseline)
-  if "normal_002" in names and len(names) > 2:  # its signal vanishes whatever the backward pass
-    spread_rows += spreads(runs, [n for n in names if n != "normal_002"], baseline, "inits but normal_002")
-  return best_inits(runs, names), spread_rows, baseline
+def _spread_table(found: pd.DataFrame, baseline: str) -> pd.DataFrame:
+  differences = estimates(found, "difference", "difference_half_width", "points", "seeds")
+  return found[["inits", "depth", "activation", "seeds"]].assign(**{
+      "range of means": [f"{100 * value:.1f} points" for value in found["range_of_means"]],
+      "std across inits": estimates(found, "spread", "spread_half_width", "percent", "seeds"),
+      "difference": ["-" if a == baseline else d for a, d in zip(found["activation"], differences)]})
 
 
 NOTES = (
@@ -483,62 +467,63 @@ NOTES = (
 
 def analyse(settings: Settings, found: tables.Tables) -> Findings:
   """Best inits, the spread across inits (NecroReLU vs ReLU), small inits, positive biases."""
-  runs, history, layers = (tables.records(frame) for frame in (found.runs, found.history, found.layers))
+  runs, at_init = found.runs, found.history[found.history["step"] == 0]
   names = [name for name, _, _ in initialisations(settings)]
-  activation_names = list(dict.fromkeys(r["activation"] for r in runs))
+  activation_names, depths = list(runs["activation"].unique()), sorted(settings.depths)
   relu, necro = _find(activation_names, "relu"), _find(activation_names, "necro_relu")
-  best, spread_rows, baseline = derived(settings, runs)
-  depths = sorted(settings.depths)
-  at_init = found.history[found.history["step"] == 0]
+  baseline = relu or activation_names[0]
+  best, spread = best_inits(runs, names), spreads(runs, names, baseline)
+  if "normal_002" in names and len(names) > 2:  # its signal vanishes whatever the backward pass
+    others = spreads(runs, [n for n in names if n != "normal_002"], baseline, "inits but normal_002")
+    spread = pd.concat([spread, others], ignore_index=True)
+  inactive = {"at init": per_seed(at_init, "inactive_fraction"),
+              "after training": per_seed(runs, "inactive_fraction")}
   return Findings(
       question="does the initialisation have to match the activation, and does NecroReLU make it matter less?",
-      answers=(*_best_answers(best, depths), *_spread_answers(spread_rows, baseline),
-               *_small_init_answers(runs, layers, names, depths, settings.base.width, baseline),
-               *_bias_answers(runs, history, settings, baseline),
+      answers=(*_best_answers(best, depths), *_spread_answers(spread, baseline),
+               *_small_init_answers(per_seed(runs, "test_accuracy"), found.layers, names, activation_names, depths,
+                                    settings.base.width, baseline),
+               *_bias_answers(inactive, settings, baseline),
                _diverged_answer(runs, settings.base.divergence_factor),
-               *(_inactive_answer(runs, history, names, a, max(depths)) for a in dict.fromkeys(x for x in (relu, necro) if x)),
-               *_equal_at_init_answers(history, names, relu, necro)),
+               *(_inactive_answer(inactive, names, a, max(depths))
+                 for a in dict.fromkeys(x for x in (relu, necro) if x)),
+               *_equal_at_init_answers(found.history, names, relu, necro)),
       tables=(
           Table("Test accuracy, inactive and dead units after training", tables.grouped_estimates(
-              found.runs, ["depth", "initialisation", "activation"],
+              runs, ["depth", "initialisation", "activation"],
               ["test_accuracy", "inactive_fraction", "dead_fraction"])),
           Table("Inactive units at initialisation (step 0)", tables.grouped_estimates(
               at_init, ["depth", "initialisation", "activation"], ["inactive_fraction"])),
-          Table("Spread of test accuracy across inits", _spread_table(spread_rows, baseline)),
+          Table("Spread of test accuracy across inits", _spread_table(spread, baseline)),
       ),
       notes=(*NOTES, f"Setup: MLP of width {settings.base.width} on `{settings.base.dataset}`, batch"
              f" {settings.base.batch_size}; positive biases use {settings.bias_kernel_init} kernels (the same"
              " draws as its zero-bias runs at each seed)."),
       plots=("init_accuracy.png", "init_inactive.png"),
-      data={"best": pd.DataFrame([{**row, "tied": " ".join(row["tied"])} for row in best]),
-            "spread": pd.DataFrame(spread_rows)},
+      data={"best": best.assign(tied=best["tied"].map(" ".join)), "spread": spread},
   )
 
 
-def _by_depth(rows, metric: str, depths, **where) -> tuple[np.ndarray, np.ndarray]:
-  estimates = [mean_confidence_interval(list(by_seed(rows, metric, depth=d, **where).values()) or [math.nan])
-               for d in depths]
-  return 100 * np.array([e[0] for e in estimates]), 100 * np.nan_to_num(np.array([e[1] for e in estimates]))
-
-
 def _plots(settings: Settings, found: tables.Tables, folder: pathlib.Path) -> None:
-  runs, history = tables.records(found.runs), tables.records(found.history)
   names = [name for name, _, _ in initialisations(settings)]
-  activation_names = list(dict.fromkeys(r["activation"] for r in runs))
-  depths = sorted(settings.depths)
-  at_init = [r for r in history if r["step"] == 0]
+  activation_names, depths = list(found.runs["activation"].unique()), sorted(settings.depths)
+  accuracy = per_seed(found.runs, "test_accuracy")
+  inactive = (per_seed(found.history[found.history["step"] == 0], "inactive_fraction"),
+              per_seed(found.runs, "inactive_fraction"))
   for filename, title, series in (
-      ("init_accuracy.png", "test accuracy (%)", ((runs, "test_accuracy", "-"),)),
+      ("init_accuracy.png", "test accuracy (%)", ((accuracy, "-"),)),
       ("init_inactive.png", "inactive units (%): at init dashed, after training solid",
-       ((at_init, "inactive_fraction", "--"), (runs, "inactive_fraction", "-")))):
+       ((inactive[0], "--"), (inactive[1], "-")))):
     figure = plots.new_figure(4.2 * len(activation_names), 4.6)
     for index, activation in enumerate(activation_names):
       axis = figure.add_subplot(1, len(activation_names), index + 1)
       for position, name in enumerate(names):
-        for rows, metric, style in series:
-          means, halves = _by_depth(rows, metric, depths, activation=activation, initialisation=name)
-          axis.errorbar(depths, means, yerr=halves, fmt=style, marker="o", markersize=3, capsize=2,
-                        color=f"C{position}", label=name if index == 0 and style == "-" else None)
+        for wide, style in series:
+          by_depth = 100 * np.array([mean_confidence_interval(
+              list(seeds(wide, d, activation, names)[name].dropna()) or [math.nan]) for d in depths])
+          axis.errorbar(depths, by_depth[:, 0], yerr=np.nan_to_num(by_depth[:, 1]), fmt=style, marker="o",
+                        markersize=3, capsize=2, color=f"C{position}",
+                        label=name if index == 0 and style == "-" else None)
       axis.set_xscale("log")
       axis.set_xticks(depths, [str(d) for d in depths])
       axis.minorticks_off()

@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -53,6 +53,8 @@ SLOPE = "negative_slope"  # the swept hyperparameter
 REFERENCE = "relu"  # trained beside the sweeps: slope 0 must reproduce it
 PLOT = "accuracy_vs_slope.png"
 EXACT_COLUMNS = ("diverged", "test_accuracy", "test_loss", "train_loss", "train_accuracy")
+CELL = ["dataset", "learning_rate", "family"]  # a sweep: every slope of one activation at one rate
+COMPARED = ["pairs", "difference", "low", "high", "p", "diverged", "baseline_diverged", "verdict"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,23 +135,18 @@ def family_column(settings: Settings) -> experiment.RunColumns:
   return lambda row: {"family": family_of.get(row["grid"], row["grid"])}
 
 
-# --- pure helpers over runs.csv rows --------------------------------------------
+# --- the rows, as cells and paired comparisons ----------------------------------------
 
 
-def _matching(runs: Sequence[Mapping[str, Any]], **where: Any) -> list[Mapping[str, Any]]:
-  return [r for r in runs if all(r.get(key) == value for key, value in where.items())]
-
-
-def _slopes(runs: Sequence[Mapping[str, Any]], **where: Any) -> list[float]:
-  """The swept slopes of the rows matching ``where``, ascending."""
-  return sorted({r[SLOPE] for r in _matching(runs, **where) if r.get(SLOPE) is not None})
-
-
-def _accuracy_by_seed(runs: Sequence[Mapping[str, Any]], **where: Any) -> tuple[dict[int, float], int]:
-  """``({seed: test accuracy} of the healthy runs, diverged runs)`` of the rows matching ``where``."""
-  mine = _matching(runs, **where)
-  healthy = {r["seed"]: r["test_accuracy"] for r in mine if not r.get("diverged")}
-  return healthy, len(mine) - len(healthy)
+def cells(runs: pd.DataFrame) -> pd.DataFrame:
+  """One row per swept (dataset, learning rate, family, slope): ``accuracy`` by seed of its healthy runs
+  and its ``diverged`` runs; sweeps in the order the runs first name them, slopes ascending."""
+  swept = runs[runs[SLOPE].notna()]
+  healthy = ~swept["diverged"].fillna(False).astype(bool)
+  swept = swept.assign(order=swept.groupby(CELL, sort=False).ngroup(), healthy=healthy)
+  found = [(*key, dict(zip(rows["seed"][rows["healthy"]], rows["test_accuracy"][rows["healthy"]])),
+            int((~rows["healthy"]).sum())) for key, rows in swept.groupby(["order", *CELL, SLOPE])]
+  return pd.DataFrame(found, columns=["order", *CELL, SLOPE, "accuracy", "diverged"])
 
 
 def verdict(diverged: int, baseline_diverged: int, low: float, high: float) -> str:
@@ -161,122 +158,96 @@ def verdict(diverged: int, baseline_diverged: int, low: float, high: float) -> s
   """
   if diverged != baseline_diverged:
     return "helps" if diverged < baseline_diverged else "hurts"
-  if low > 0:
-    return "helps"
-  if high < 0:
-    return "hurts"
-  return "no clear effect"
+  return "helps" if low > 0 else "hurts" if high < 0 else "no clear effect"
 
 
-def compare_cells(treatment: tuple[dict[int, float], int], baseline: tuple[dict[int, float], int]) -> dict[str, Any]:
-  """Paired difference in accuracy (treatment minus baseline) with its interval, divergences, verdict."""
-  (treated, diverged), (control, baseline_diverged) = treatment, baseline
-  result = paired_comparison(treated, control)
+def compare(treated: dict, diverged: int, baseline: dict, baseline_diverged: int) -> list[Any]:
+  """Accuracy by seed, treatment minus baseline: the :data:`COMPARED` values."""
+  result = paired_comparison(treated, baseline)
   low, high = result.mean_difference - result.half_width, result.mean_difference + result.half_width
-  return {"pairs": result.num_pairs, "difference": result.mean_difference, "low": low, "high": high,
-          "p": result.p_value, "diverged": diverged, "baseline_diverged": baseline_diverged,
-          "verdict": verdict(diverged, baseline_diverged, low, high)}
+  return [result.num_pairs, result.mean_difference, low, high, result.p_value, diverged, baseline_diverged,
+          verdict(diverged, baseline_diverged, low, high)]
 
 
-def _cells(runs: Sequence[Mapping[str, Any]]) -> list[tuple[Any, float, str]]:
-  """(dataset, learning rate, family) of the swept runs, in order of appearance."""
-  return list(dict.fromkeys((r["dataset"], r["learning_rate"], r["family"]) for r in runs
-                            if r.get(SLOPE) is not None))
+def _compared(pairs: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+  """Merged cells (treatment ``_x``, baseline ``_y``) as paired comparisons, keyed by ``keys``."""
+  found = [compare(*cell) for cell in pairs[["accuracy_x", "diverged_x", "accuracy_y", "diverged_y"]]
+           .itertuples(index=False)]
+  return pd.concat([pairs[list(keys)].rename(columns={SLOPE: "slope"}).reset_index(drop=True),
+                    pd.DataFrame(found, columns=COMPARED)], axis=1)
 
 
-def slope_effects(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def slope_effects(runs: pd.DataFrame) -> pd.DataFrame:
   """Each nonzero slope against slope 0 of the same activation, learning rate and seed."""
-  rows = []
-  for dataset, rate, family in _cells(runs):
-    where = {"dataset": dataset, "learning_rate": rate, "family": family}
-    baseline = _accuracy_by_seed(runs, **where, **{SLOPE: 0.0})
-    for slope in _slopes(runs, **where):
-      if slope != 0.0:
-        rows.append({**where, "slope": slope,
-                     **compare_cells(_accuracy_by_seed(runs, **where, **{SLOPE: slope}), baseline)})
-  return rows
+  found = cells(runs)
+  baseline = found[found[SLOPE] == 0.0].drop(columns=["order", SLOPE])
+  return _compared(found[found[SLOPE] != 0.0].merge(baseline, on=CELL), [*CELL, SLOPE])
 
 
-def best_slopes(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def forward_backward(runs: pd.DataFrame, first: str, second: str) -> pd.DataFrame:
+  """Family ``first`` minus family ``second`` at the same dataset, learning rate, slope and seed."""
+  found, keys = cells(runs), ["dataset", "learning_rate", SLOPE]
+  treated = found[(found["family"] == first) & (found[SLOPE] != 0.0)]  # at 0 both are ReLU
+  return _compared(treated.merge(found[found["family"] == second], on=keys), keys)
+
+
+def best_slopes(runs: pd.DataFrame) -> pd.DataFrame:
   """Per (dataset, learning rate, family): the slope of highest mean accuracy with no diverged run.
 
   ``tied`` lists the slopes, also without divergence, whose paired difference
   from the best has an interval that includes 0: within seed noise of it.
 
   Examples:
-    >>> runs = [{"dataset": "d", "learning_rate": 0.1, "family": "f", SLOPE: s, "seed": seed,
-    ...          "diverged": s == 1.0, "test_accuracy": a + 0.01 * seed}
-    ...         for s, a in ((0.0, 0.5), (0.1, 0.6), (1.0, 0.9)) for seed in range(3)]
-    >>> row = best_slopes(runs)[0]
+    >>> runs = pd.DataFrame([{"dataset": "d", "learning_rate": 0.1, "family": "f", SLOPE: s, "seed": seed,
+    ...                       "diverged": s == 1.0, "test_accuracy": a + 0.01 * seed}
+    ...                      for s, a in ((0.0, 0.5), (0.1, 0.6), (1.0, 0.9)) for seed in range(3)])
+    >>> row = best_slopes(runs).to_dict("records")[0]
     >>> row["best"], row["tied"], round(row["mean"], 3)
     (0.1, (0.1,), 0.61)
   """
   rows = []
-  for dataset, rate, family in _cells(runs):
-    where = {"dataset": dataset, "learning_rate": rate, "family": family}
-    cells = {slope: _accuracy_by_seed(runs, **where, **{SLOPE: slope}) for slope in _slopes(runs, **where)}
-    stable = {slope: cell[0] for slope, cell in cells.items() if cell[1] == 0 and cell[0]}
-    if not stable:
-      rows.append({**where, "best": None, "mean": math.nan, "half_width": math.nan, "tied": ()})
+  for _, sweep in cells(runs).groupby("order"):
+    stable = sweep[(sweep["diverged"] == 0) & sweep["accuracy"].astype(bool)]
+    row = dict(zip(CELL, sweep.iloc[0][CELL]))
+    if stable.empty:
+      rows.append({**row, "best": None, "mean": math.nan, "half_width": math.nan, "tied": ()})
       continue
-    best = max(stable, key=lambda slope: np.mean(list(stable[slope].values())))
-    tied = tuple(slope for slope in stable
-                 if slope == best or not compare_cells((stable[best], 0), (stable[slope], 0))["low"] > 0)
-    mean, half_width = mean_confidence_interval(list(stable[best].values()))
-    rows.append({**where, "best": best, "mean": mean, "half_width": half_width, "tied": tied})
-  return rows
+    best = stable.loc[stable["accuracy"].map(lambda a: np.mean(list(a.values()))).idxmax()]
+    tied = tuple(float(slope) for slope, accuracy in zip(stable[SLOPE], stable["accuracy"])
+                 if slope == best[SLOPE] or not compare(best["accuracy"], 0, accuracy, 0)[2] > 0)
+    mean, half_width = mean_confidence_interval(list(best["accuracy"].values()))
+    rows.append({**row, "best": best[SLOPE], "mean": mean, "half_width": half_width, "tied": tied})
+  return pd.DataFrame(rows, columns=[*CELL, "best", "mean", "half_width", "tied"])
 
 
-def forward_backward(runs: Sequence[Mapping[str, Any]], first: str, second: str) -> list[dict[str, Any]]:
-  """Family ``first`` minus family ``second`` at the same dataset, learning rate, slope and seed."""
-  rows = []
-  for dataset, rate, family in _cells(runs):
-    if family != first:
-      continue
-    where = {"dataset": dataset, "learning_rate": rate}
-    for slope in (s for s in _slopes(runs, **where, family=first) if s != 0.0):  # 0 is ReLU for both
-      rows.append({**where, "slope": slope, **compare_cells(
-          _accuracy_by_seed(runs, **where, family=first, **{SLOPE: slope}),
-          _accuracy_by_seed(runs, **where, family=second, **{SLOPE: slope}))})
-  return rows
-
-
-def exact_matches(runs: Sequence[Mapping[str, Any]] | pd.DataFrame, family: str, reference: str = REFERENCE) -> tuple[int, int]:
+def exact_matches(runs: pd.DataFrame, family: str, reference: str = REFERENCE) -> tuple[int, int]:
   """``(equal, pairs)``: runs of ``family`` at slope 0 whose final metrics equal ``reference``'s exactly.
 
   ``reference`` is relu or another swept family (then at slope 0 too). Pairs
   are matched on dataset, learning rate and seed; compared are
-  :data:`EXACT_COLUMNS`.
+  :data:`EXACT_COLUMNS` (two missing values are equal).
 
   Examples:
-    >>> rows = [{"dataset": "d", "learning_rate": 0.1, "seed": 0, "family": f, SLOPE: s,
-    ...          "test_accuracy": 0.5} for f, s in (("relu", None), ("necro_relu", 0.0))]
+    >>> rows = pd.DataFrame([{"dataset": "d", "learning_rate": 0.1, "seed": 0, "family": f, SLOPE: s,
+    ...                       "test_accuracy": 0.5} for f, s in (("relu", None), ("necro_relu", 0.0))])
     >>> exact_matches(rows, "necro_relu")
     (1, 1)
   """
-  runs = tables.records(runs) if isinstance(runs, pd.DataFrame) else runs
-
-  def key(row: Mapping[str, Any]) -> tuple:
-    return row["dataset"], row["learning_rate"], row["seed"]
-
-  def values(row: Mapping[str, Any]) -> tuple:
-    return tuple(row.get(column) for column in EXACT_COLUMNS)
-
-  references = {key(r): values(r) for r in runs if r["family"] == reference and r.get(SLOPE) in (None, 0.0)}
-  swept = {key(r): values(r) for r in runs if r["family"] == family and r.get(SLOPE) == 0.0}
-  both = references.keys() & swept.keys()
-  return sum(references[k] == swept[k] for k in both), len(both)
+  key, runs = ["dataset", "learning_rate", "seed"], runs.reindex(columns=[*CELL, "seed", SLOPE, *EXACT_COLUMNS])
+  references = runs[(runs["family"] == reference) & (runs[SLOPE].isna() | (runs[SLOPE] == 0.0))]
+  return tables.equal_pairs(references, runs[(runs["family"] == family) & (runs[SLOPE] == 0.0)],
+                            key, EXACT_COLUMNS)
 
 
 # --- the findings -----------------------------------------------------------------
 
 
-def difference(row: Mapping[str, Any]) -> Estimate:
+def difference(row: Any) -> Estimate:
   """A paired accuracy difference in percentage points with its 95% interval."""
   return Estimate(row["difference"], row["low"], row["high"], "points", int(row["pairs"]))
 
 
-def _cell(row: Mapping[str, Any], seeds: int) -> tuple[str, tuple[Estimate, ...]]:
+def _cell(row: dict[str, Any], seeds: int) -> tuple[str, tuple[Estimate, ...]]:
   text = f"lr {row['learning_rate']:g} slope {row['slope']:g}: "
   if row["diverged"] != row["baseline_diverged"]:
     return text + f"{row['diverged']} of {seeds} diverged vs {row['baseline_diverged']}", ()
@@ -285,77 +256,68 @@ def _cell(row: Mapping[str, Any], seeds: int) -> tuple[str, tuple[Estimate, ...]
   return text + "{}", (difference(row),)
 
 
-def _verdicts(rows: Sequence[Mapping[str, Any]], seeds: int, words: tuple[str, str, str]):
+def _verdicts(rows: pd.DataFrame, seeds: int, words: tuple[str, str, str]) -> tuple[str, tuple[Estimate, ...]]:
   """``helps in 2 of 15 cells (...); hurts in 1 (...); no clear effect in 12``, and its estimates."""
-  texts, estimates = [], []
-  for key in ("helps", "hurts"):
-    cells = [_cell(r, seeds) for r in rows if r["verdict"] == key]
-    texts.append((len(cells), f" ({'; '.join(text for text, _ in cells)})" if cells else ""))
-    estimates += [estimate for _, found in cells for estimate in found]
-  (helps, helped), (hurts, hurt) = texts
-  return (f"{words[0]} in {helps} of {len(rows)} cells{helped}; {words[1]} in {hurts}{hurt};"
-          f" {words[2]} in {len(rows) - helps - hurts}"), tuple(estimates)
+  found = {key: [_cell(row, seeds) for row in rows[rows["verdict"] == key].to_dict("records")]
+           for key in ("helps", "hurts")}
+  listed = {key: f" ({'; '.join(text for text, _ in said)})" if said else "" for key, said in found.items()}
+  helps, hurts = len(found["helps"]), len(found["hurts"])
+  return (f"{words[0]} in {helps} of {len(rows)} cells{listed['helps']}; {words[1]} in {hurts}{listed['hurts']};"
+          f" {words[2]} in {len(rows) - helps - hurts}"), tuple(
+              estimate for said in found.values() for _, estimates in said for estimate in estimates)
 
 
-def _best(row: Mapping[str, Any], effects: Sequence[Mapping[str, Any]]):
-  if row["best"] is None:
+def _best(row: dict[str, Any]) -> tuple[str, tuple[Estimate, ...]]:
+  """One learning rate's best slope, its accuracy and its gain over slope 0 (``row``: best and effect)."""
+  if pd.isna(row["best"]):
     return f"lr {row['learning_rate']:g}: none (every slope diverged in some seed)", ()
-  mean, half = row["mean"], row["half_width"]
-  estimates = [Estimate(mean, mean - half, mean + half, "percent")]
-  gain = next((e for e in effects if e["slope"] == row["best"] and all(
-      e[k] == row[k] for k in ("dataset", "learning_rate", "family"))), None)
-  if gain is not None and gain["pairs"]:
-    estimates.append(difference(gain))
+  mean, half, gain = row["mean"], row["half_width"], row["pairs"] > 0
   tied = ", ".join(f"{slope:g}" for slope in row["tied"])
-  return (f"lr {row['learning_rate']:g}: {row['best']:g} ({{}}{', {} vs slope 0' if len(estimates) > 1 else ''};"
-          f" within noise: {tied})"), tuple(estimates)
+  return (f"lr {row['learning_rate']:g}: {row['best']:g} ({{}}{', {} vs slope 0' if gain else ''};"
+          f" within noise: {tied})"), (Estimate(mean, mean - half, mean + half, "percent"),
+                                       *((difference(row),) if gain else ()))
 
 
-def _dependence(found: Sequence[Mapping[str, Any]]) -> str:
+def _dependence(found: pd.DataFrame) -> str:
   """Whether the best slope depends on the learning rate, beyond seed noise or not."""
   if len(found) < 2:
     return "Too few learning rates with a stable slope to say whether the best one depends on the rate."
-  if len({r["best"] for r in found}) == 1:
-    return f"The best slope is {found[0]['best']:g} at every learning rate."
-  common = sorted(set.intersection(*(set(r["tied"]) for r in found)))
-  if common:
-    return ("The best slope changes with the learning rate, but not beyond seed noise: "
-            f"{'slope' if len(common) == 1 else 'slopes'} {', '.join(f'{slope:g}' for slope in common)}"
-            f" {'is' if len(common) == 1 else 'are'} within noise of the best at every rate.")
-  return ("The best slope depends on the learning rate beyond seed noise: no slope is within noise of the best"
-          " at every rate.")
+  if found["best"].nunique() == 1:
+    return f"The best slope is {found['best'].iloc[0]:g} at every learning rate."
+  common = sorted(set.intersection(*map(set, found["tied"])))
+  if not common:
+    return ("The best slope depends on the learning rate beyond seed noise: no slope is within noise of the"
+            " best at every rate.")
+  listed, one = ", ".join(f"{slope:g}" for slope in common), len(common) == 1
+  return ("The best slope changes with the learning rate, but not beyond seed noise: "
+          f"{'slope' if one else 'slopes'} {listed} {'is' if one else 'are'} within noise of the best at every rate.")
 
 
-def _family_named(settings: Settings, name: str) -> str | None:
-  return next((spec for spec in settings.families if activations.parse_spec(spec)[0] == name), None)
-
-
-def _in_short(effects: Sequence[Mapping[str, Any]], dataset: str, seeds: int) -> Answer:
-  """Per dataset: how often a slope helped or hurt, per slope, and the diverged runs per cell."""
-  mine = [r for r in effects if r["dataset"] == dataset]
-  count = lambda rows, key: sum(r["verdict"] == key for r in rows)  # noqa: E731
-  by_divergence = sum(r["verdict"] == "hurts" and r["diverged"] > r["baseline_diverged"] for r in mine)
-  per_slope = "; ".join(f"{slope:g}: {count(rows, 'helps')}/{count(rows, 'hurts')}" for slope, rows in (
-      (slope, [r for r in mine if r["slope"] == slope]) for slope in sorted({r["slope"] for r in mine})))
-  failing = dict.fromkeys(f"{r['family']} lr {r['learning_rate']:g} slope 0: {r['baseline_diverged']}"
-                          for r in mine if r["baseline_diverged"])
-  failing.update(dict.fromkeys(f"{r['family']} lr {r['learning_rate']:g} slope {r['slope']:g}: {r['diverged']}"
-                               for r in mine if r["diverged"]))
+def _in_short(mine: pd.DataFrame, dataset: str, seeds: int) -> Answer:
+  """One dataset's effects: how often a slope helped or hurt, per slope, and the diverged runs per cell."""
+  helps, hurts = mine["verdict"] == "helps", mine["verdict"] == "hurts"
+  by_divergence = int((hurts & (mine["diverged"] > mine["baseline_diverged"])).sum())
+  per_slope = "; ".join(f"{slope:g}: {(rows['verdict'] == 'helps').sum()}/{(rows['verdict'] == 'hurts').sum()}"
+                        for slope, rows in mine.groupby("slope"))
+  rows = mine.to_dict("records")
+  failing = dict.fromkeys([f"{r['family']} lr {r['learning_rate']:g} slope 0: {r['baseline_diverged']}"
+                           for r in rows if r["baseline_diverged"]]
+                          + [f"{r['family']} lr {r['learning_rate']:g} slope {r['slope']:g}: {r['diverged']}"
+                             for r in rows if r["diverged"]])
   return Answer(
       f"{dataset} in short: of {len(mine)} (activation, learning rate, slope) cells, a nonzero slope"
-      f" helped in {count(mine, 'helps')} and hurt in {count(mine, 'hurts')} ({by_divergence} of them by"
-      f" diverged runs; by chance alone about {(1 - CONFIDENCE) * (len(mine) - by_divergence):.1f} of the"
-      f" others would show an effect at 95%); helped/hurt per slope: {per_slope}. Diverged runs per cell"
-      f" (of {seeds}): " + ("; ".join(failing) or "none") + ".", topic=dataset, headline=True)
+      f" helped in {helps.sum()} and hurt in {hurts.sum()} ({by_divergence} of them by diverged runs; by"
+      f" chance alone about {(1 - CONFIDENCE) * (len(mine) - by_divergence):.1f} of the others would show an"
+      f" effect at 95%); helped/hurt per slope: {per_slope}. Diverged runs per cell (of {seeds}): "
+      + ("; ".join(failing) or "none") + ".", topic=dataset, headline=True)
 
 
-def _exactness(settings: Settings, runs: Sequence[Mapping[str, Any]]) -> Answer:
+def _exactness(settings: Settings, runs: pd.DataFrame) -> Answer:
   """Whether slope 0 reproduced relu, and whether the swept activations agree with each other there."""
   counts = {family: exact_matches(runs, family) for family in settings.families}
   text = "Slope 0 is ReLU: reproduced relu exactly (" + ", ".join(EXACT_COLUMNS) + ") in " + "; ".join(
       f"{equal} of {pairs} runs for {family}" for family, (equal, pairs) in counts.items()) + "."
-  first, *others = settings.families
-  mutual = [exact_matches(runs, other, reference=first) for other in others]
+  mutual = [exact_matches(runs, other, reference=settings.families[0]) for other in settings.families[1:]]
   agree = all(equal == pairs for equal, pairs in mutual)
   if mutual:
     text += (" At slope 0 the swept activations agree with each other in every run." if agree else
@@ -368,70 +330,67 @@ def _exactness(settings: Settings, runs: Sequence[Mapping[str, Any]]) -> Answer:
   return Answer(text, topic="Slope 0 is ReLU", verdict="held" if exact else "did not hold")
 
 
-def _dataset_answers(settings: Settings, dataset: str, effects, best, versus) -> list[Answer]:
+def _family_named(settings: Settings, name: str) -> str | None:
+  return next((spec for spec in settings.families if activations.parse_spec(spec)[0] == name), None)
+
+
+def _dataset_answers(settings: Settings, dataset: str, effects: pd.DataFrame, best: pd.DataFrame,
+                     versus: pd.DataFrame) -> list[Answer]:
+  """One dataset: in short, each family against slope 0, its best slopes, forward vs backward."""
+  seeds, effects = settings.base.seeds, effects[effects["dataset"] == dataset]
   necro, leaky = _family_named(settings, "necro_relu"), _family_named(settings, "leaky_relu")
-  seeds, answers = settings.base.seeds, [_in_short(effects, dataset, settings.base.seeds)]
+  answers = [_in_short(effects, dataset, seeds)]
   for family in settings.families:
-    text, found = _verdicts([r for r in effects if (r["dataset"], r["family"]) == (dataset, family)],
-                            seeds, ("helps", "hurts", "no clear effect"))
+    text, found = _verdicts(effects[effects["family"] == family], seeds, ("helps", "hurts", "no clear effect"))
     answers.append(Answer(f"{family} vs slope 0 (ReLU), paired by seed: {text}.", found, topic=dataset))
+  # each best slope beside its own effect against slope 0 (none for slope 0 itself)
+  gains = best.merge(effects, how="left", left_on=[*CELL, "best"], right_on=[*CELL, "slope"])
   for family in settings.families:
-    mine = [r for r in best if (r["dataset"], r["family"]) == (dataset, family)]
-    cells = [_best(r, effects) for r in mine]
+    mine = gains[(gains["dataset"] == dataset) & (gains["family"] == family)]
+    lines = [_best(row) for row in mine.to_dict("records")]
     answers.append(Answer(
-        f"{family}, best slope per learning rate: " + "; ".join(text for text, _ in cells) + ". "
-        + _dependence([r for r in mine if r["best"] is not None]),
-        tuple(e for _, found in cells for e in found), topic=dataset))
+        f"{family}, best slope per learning rate: " + "; ".join(text for text, _ in lines) + ". "
+        + _dependence(mine[mine["best"].notna()]), tuple(e for _, found in lines for e in found), topic=dataset))
   if necro and leaky:
-    mine = [r for r in versus if r["dataset"] == dataset]
+    mine = versus[versus["dataset"] == dataset]
     text, found = _verdicts(mine, seeds, ("better", "worse", "no clear difference"))
     answers.append(Answer(
         f"Forward vs backward: {necro} minus {leaky} at the same slope (the same derivative below zero;"
-        f" ReLU's forward vs the leaky one), paired by seed: {text}. Diverged runs:"
-        f" {sum(r['diverged'] for r in mine)} vs {sum(r['baseline_diverged'] for r in mine)}.",
+        " ReLU's forward vs the leaky one), paired by seed:"
+        f" {text}. Diverged runs: {mine['diverged'].sum()} vs {mine['baseline_diverged'].sum()}.",
         found, topic=dataset))
   return answers
 
 
-def _accuracy_table(runs: Sequence[Mapping[str, Any]], settings: Settings, dataset: str) -> pd.DataFrame:
-  """Test accuracy per slope (columns) for each learning rate and activation (rows)."""
-  rows = []
-  for rate in settings.base.learning_rates:
-    for family in settings.families:
-      row = {"learning rate": rate, "activation": family}
-      for slope in settings.slopes:
-        healthy, diverged = _accuracy_by_seed(runs, dataset=dataset, learning_rate=rate, family=family,
-                                              **{SLOPE: slope})
-        estimate = Estimate.of_mean(list(healthy.values()), "test_accuracy")
-        row[f"{slope:g}"] = f"{estimate.text()} ({diverged} div.)" if diverged else estimate
-      rows.append(row)
-  return pd.DataFrame(rows)
+def _accuracy_table(settings: Settings, found: pd.DataFrame, dataset: str) -> pd.DataFrame:
+  """Test accuracy per slope (columns) for each learning rate and activation (rows) of the ``cells``."""
+  found = found[found["dataset"] == dataset]
+  texts = [Estimate.of_mean(list(accuracy.values()), "test_accuracy") for accuracy in found["accuracy"]]
+  texts = [f"{estimate.text()} ({diverged} div.)" if diverged else estimate
+           for estimate, diverged in zip(texts, found["diverged"])]
+  grid_of = pd.Series(texts, index=pd.MultiIndex.from_frame(found[["learning_rate", "family", SLOPE]]))
+  return grid_of.unstack(SLOPE).reindex(
+      index=pd.MultiIndex.from_product([settings.base.learning_rates, settings.families],
+                                       names=["learning rate", "activation"]),
+      columns=list(settings.slopes)).rename(columns=lambda slope: f"{slope:g}").reset_index()
 
 
-def _comparison_table(rows: Sequence[Mapping[str, Any]], by: Sequence[str]) -> pd.DataFrame:
-  return pd.DataFrame([{**{key: row[key] for key in by}, "pairs": row["pairs"],
-                        "difference": difference(row) if row["pairs"] else "no pair without divergence",
-                        "p": "-" if math.isnan(row["p"]) else f"{row['p']:.3g}", "diverged": row["diverged"],
-                        "baseline diverged": row["baseline_diverged"], "verdict": row["verdict"]}
-                       for row in rows])
+def _comparison_table(rows: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+  return rows[[*by, "pairs"]].assign(
+      difference=[difference(row) if row["pairs"] else "no pair without divergence"
+                  for row in rows.to_dict("records")],
+      p=rows["p"].map(lambda p: "-" if math.isnan(p) else f"{p:.3g}"), diverged=rows["diverged"],
+      **{"baseline diverged": rows["baseline_diverged"]}, verdict=rows["verdict"])
 
 
-def derived(settings: Settings, runs: Sequence[Mapping[str, Any]]):
-  """The slope effects, the best slopes and necro_relu minus leaky_relu (the study's CSV files)."""
-  necro, leaky = _family_named(settings, "necro_relu"), _family_named(settings, "leaky_relu")
-  versus = forward_backward(runs, necro, leaky) if necro and leaky else []
-  return slope_effects(runs), best_slopes(runs), versus
-
-
-def _tables(settings: Settings, found: tables.Tables, effects, versus) -> list[Table]:
-  runs = tables.records(found.runs)
-  necro, leaky = _family_named(settings, "necro_relu"), _family_named(settings, "leaky_relu")
-  built = [Table(f"Test accuracy per slope: {dataset}", _accuracy_table(runs, settings, dataset))
+def _tables(settings: Settings, found: tables.Tables, effects: pd.DataFrame, versus: pd.DataFrame) -> list[Table]:
+  built = [Table(f"Test accuracy per slope: {dataset}", _accuracy_table(settings, cells(found.runs), dataset))
            for dataset in settings.datasets]
   built.append(Table("Each slope against slope 0 (paired by seed)",
                      _comparison_table(effects, ["dataset", "learning_rate", "family", "slope"])))
-  if versus:
-    built.append(Table(f"{necro} minus {leaky} at the same slope (paired by seed)",
+  if not versus.empty:
+    built.append(Table(f"{_family_named(settings, 'necro_relu')} minus {_family_named(settings, 'leaky_relu')}"
+                       " at the same slope (paired by seed)",
                        _comparison_table(versus, ["dataset", "learning_rate", "slope"])))
   built.append(Table("Every cell: accuracy and units", tables.grouped_estimates(
       found.runs, ["dataset", "learning_rate", "family", SLOPE],
@@ -454,49 +413,55 @@ def _notes(settings: Settings) -> tuple[str, ...]:
       "Slope 0 matches ReLU except where a pre-activation is exactly 0 or subnormal (XLA's CPU flushes"
       " those to 0; the sweep's derivative there is 1, relu's 0): the exact-match count says whether that"
       " ever mattered.",
+      f"`{PLOT}`: test accuracy vs slope (symlog x axis with 0 shown), a panel per dataset and learning"
+      " rate; bands are 95% t intervals, crosses mark cells with diverged runs, the dashed line is relu."
+      " `runs.csv` has a `family` column: the activation as given, without its slope.",
   )
 
 
 def analyse(settings: Settings, found: tables.Tables) -> Findings:
   """Each slope against slope 0, the best slope per rate, forward vs backward, slope 0 = ReLU."""
-  runs = tables.records(found.runs)
-  effects, best, versus = derived(settings, runs)
+  necro, leaky = _family_named(settings, "necro_relu"), _family_named(settings, "leaky_relu")
+  effects, best = slope_effects(found.runs), best_slopes(found.runs)
+  versus = forward_backward(found.runs, necro, leaky) if necro and leaky else pd.DataFrame(
+      columns=["dataset", "learning_rate", "slope", *COMPARED])
   answers = [a for dataset in settings.datasets for a in _dataset_answers(settings, dataset, effects, best, versus)]
-  if not (_family_named(settings, "necro_relu") and _family_named(settings, "leaky_relu")):
+  if not (necro and leaky):
     answers.append(Answer("Forward vs backward: not measured (it needs necro_relu and leaky_relu among"
                           " the families)."))
   if settings.relu_reference:
-    answers.append(_exactness(settings, runs))
-  best_rows = [{**r, "tied": " ".join(f"{s:g}" for s in r["tied"])} for r in best]
+    answers.append(_exactness(settings, found.runs))
   return Findings(
       question="where does the surrogate's negative slope help or hurt, and does the best slope depend"
       " on the learning rate?",
       answers=tuple(answers), tables=tuple(_tables(settings, found, effects, versus)),
       notes=_notes(settings), plots=(PLOT,),
-      data={"slope_effects": pd.DataFrame(effects), "forward_backward": pd.DataFrame(versus),
-            "best_slopes": pd.DataFrame(best_rows)},
+      data={"slope_effects": effects, "forward_backward": versus,
+            "best_slopes": best.assign(tied=best["tied"].map(lambda tied: " ".join(f"{s:g}" for s in tied)))},
   )
 
 
 def _plots(settings: Settings, found: tables.Tables, folder: pathlib.Path) -> None:
-  runs = tables.records(found.runs)
+  """Test accuracy against the slope, a panel per dataset and learning rate."""
   rows, columns, slopes = len(settings.datasets), len(settings.base.learning_rates), sorted(settings.slopes)
+  runs, swept = found.runs[~found.runs["diverged"].fillna(False).astype(bool)], cells(found.runs)
   figure = plots.new_figure(3.6 * columns, 3.0 * rows + 0.6)
   any_failed = False
   for index, (dataset, rate) in enumerate((d, r) for d in settings.datasets for r in settings.base.learning_rates):
     axis = figure.add_subplot(rows, columns, index + 1)
-    where = {"dataset": dataset, "learning_rate": rate}
-    reference = list(_accuracy_by_seed(runs, **where, family=REFERENCE)[0].values())
-    if reference:
-      axis.axhline(100 * np.mean(reference), color="0.3", linestyle="--", linewidth=1, label=REFERENCE)
+    here = (runs["dataset"] == dataset) & (runs["learning_rate"] == rate) & (runs["family"] == REFERENCE)
+    if here.any():
+      axis.axhline(100 * runs.loc[here, "test_accuracy"].mean(), color="0.3", linestyle="--", linewidth=1,
+                   label=REFERENCE)
     for number, family in enumerate(settings.families):
-      cells = [_accuracy_by_seed(runs, **where, family=family, **{SLOPE: s}) for s in slopes]
-      estimates = 100 * np.array([mean_confidence_interval(list(c[0].values())) for c in cells])
+      mine = swept[(swept["dataset"] == dataset) & (swept["learning_rate"] == rate) & (swept["family"] == family)]
+      mine = mine.set_index(SLOPE).reindex(slopes)
+      estimates = 100 * np.array([mean_confidence_interval(list(a.values())) for a in mine["accuracy"]])
       means, halves = estimates[:, 0], np.nan_to_num(estimates[:, 1])
       axis.plot(slopes, means, "o-", color=f"C{number}", markersize=3, label=family)
       axis.fill_between(slopes, np.clip(means - halves, 0, 100), np.clip(means + halves, 0, 100),
                         color=f"C{number}", alpha=0.15, linewidth=0)
-      failed = [s for s, c in zip(slopes, cells) if c[1]]
+      failed = [slope for slope, diverged in zip(slopes, mine["diverged"]) if diverged]
       any_failed |= bool(failed)
       axis.plot(failed, [0.03 + 0.05 * number] * len(failed), "x", color=f"C{number}",
                 transform=axis.get_xaxis_transform())

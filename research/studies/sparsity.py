@@ -107,9 +107,8 @@ def step_zero_pairs(layers: pd.DataFrame, first: str, second: str) -> tuple[int,
   """
   key = ["model", "seed", "learning_rate", "layer"]
   at_zero = layers[(layers["step"] == 0) & layers["sparsity"].notna()]
-  both = pd.merge(at_zero[at_zero["name"] == first][[*key, "sparsity"]],
-                  at_zero[at_zero["name"] == second][[*key, "sparsity"]], on=key)
-  return int((both["sparsity_x"] == both["sparsity_y"]).sum()), len(both)
+  return tables.equal_pairs(at_zero[at_zero["name"] == first], at_zero[at_zero["name"] == second],
+                            key, ["sparsity"])
 
 
 def correlation(x: Sequence[float], y: Sequence[float]) -> dict[str, Any]:

@@ -205,13 +205,9 @@ def step_zero_matches(history: pd.DataFrame, name: str, baseline: str = BASELINE
     >>> step_zero_matches(rows, "sugar_nelu")
     (1, 1)
   """
-  key, metrics = ["dataset", "seed", "learning_rate"], list(STEP_ZERO_METRICS)
   at_zero = history[history["step"] == 0]
-  both = at_zero[at_zero["name"] == name][key + metrics].merge(
-      at_zero[at_zero["name"] == baseline][key + metrics], on=key)
-  equal = [(both[f"{m}_x"] == both[f"{m}_y"]) | (both[f"{m}_x"].isna() & both[f"{m}_y"].isna())
-           for m in metrics]
-  return int(pd.concat(equal, axis=1).all(axis=1).sum()), len(both)
+  return tables.equal_pairs(at_zero[at_zero["name"] == name], at_zero[at_zero["name"] == baseline],
+                            ["dataset", "seed", "learning_rate"], list(STEP_ZERO_METRICS))
 
 
 def _listed(rows: pd.DataFrame, label) -> tuple[str, tuple[Estimate, ...]]:
@@ -280,7 +276,8 @@ def _sugar_answer(differences: pd.DataFrame) -> Answer:
                        + ", ".join(f"{r['activation']} on {r['dataset']} at {r['learning_rate']:g}"
                                    for _, r in large.iterrows())), ()
   return Answer(
-      "Horuz et al. report large gains with VGG-16 and ResNet-18 on CIFAR-10/100. Here, on shallow"
+      "Horuz et al. report large gains with VGG-16 and ResNet-18 on CIFAR-100 without augmentation"
+      " (VGG-16: 48.73% with relu, 64.47% with B-SiLU; ResNet-18: 48.99% vs 56.51%). Here, on shallow"
       f" CNNs, the largest mean SUGAR gain over relu is {{}} ({best['activation']}, {best['dataset']},"
       f" learning rate {best['learning_rate']:g}, where relu's test error is"
       f" {100 * (1 - best['baseline_mean']):.1f}%, the most any activation could gain); {size}.",

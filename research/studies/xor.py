@@ -45,7 +45,7 @@ from scipy import stats
 
 import activations
 from research import config as config_lib
-from research import data, devices, experiment, plots, results, tables
+from research import data, devices, experiment, plots, tables
 from research.config import Config
 from research.findings import Answer, Estimate, Findings, Table
 from research.study import Study
@@ -271,10 +271,11 @@ def _abs_answers(runs: pd.DataFrame, settings: Settings) -> list[Answer]:
     return [Answer("abs vs relu: not measured (both relu and abs must be among the activations).",
                    topic=ABS_TOPIC)]
   found = [_abs_dataset_answer(runs, settings, dataset, relu, absolute) for dataset in settings.datasets]
-  verdicts = "; ".join(f"on {dataset} {_HELD[direction]}"
+  verdicts = "; ".join(f"on {dataset} {_HELD[direction]} (abs solved {{}} vs relu {{}})"
                        for dataset, (direction, _) in zip(settings.datasets, found))
-  return [Answer(f"Claim 6, \"abs is good on XOR-like problems\": {verdicts}.", topic=ABS_TOPIC,
-                 headline=True), *(answer for _, answer in found)]
+  shares = tuple(estimate for _, answer in found for estimate in answer.estimates)
+  return [Answer(f"Claim 6, \"abs is good on XOR-like problems\": {verdicts}.", shares,
+                 topic=ABS_TOPIC, headline=True), *(answer for _, answer in found)]
 
 
 def _mixed_against_better(runs: pd.DataFrame, relu: str, absolute: str, mixed: str,
@@ -320,7 +321,10 @@ def _mixed_answers(runs: pd.DataFrame, settings: Settings) -> list[Answer]:
                      f" solved runs on {total - at_least}"), "undecided"
   return [Answer(f"Claim 7, a mixed layer ({specs[2]}: half relu, half abs units) gets the best of"
                  f" both: {verdict} of {total} datasets (significantly better on"
-                 f" {directions.count('more')}).", topic=MIXED_TOPIC, headline=True, verdict=held),
+                 f" {directions.count('more')}; mixed solved "
+                 + ", ".join(f"{{}} on {dataset}" for dataset in settings.datasets) + ").",
+                 tuple(answer.estimates[0] for _, _, answer in found), topic=MIXED_TOPIC,
+                 headline=True, verdict=held),
           *(answer for _, _, answer in found)]
 
 
