@@ -18,6 +18,7 @@ import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
+import numpy as np
 import pandas as pd
 
 from research import metrics, results
@@ -63,6 +64,19 @@ def read(path: str | os.PathLike) -> Tables:
   folder = results.ResultsFolder(path, config, read_only=True)
   return Tables.of(folder.runs(), folder.history(), folder.layers(), folder.grids())
 
+
+def where(frame: pd.DataFrame, **equal: Any) -> pd.DataFrame:
+  """The rows of ``frame`` whose columns hold the given values.
+
+  Examples:
+    >>> runs = pd.DataFrame({"activation": ["relu", "elu", "relu"], "seed": [0, 0, 1]})
+    >>> where(runs, activation="relu", seed=1).index.tolist()
+    [2]
+  """
+  mask = np.ones(len(frame), bool)
+  for column, value in equal.items():
+    mask &= (frame[column] == value).to_numpy()
+  return frame[mask]
 
 def grouped_estimates(rows: pd.DataFrame, by: Sequence[str], columns: Sequence[str], *,
                       skip_diverged: bool = True) -> pd.DataFrame:

@@ -9,7 +9,7 @@ import math
 import pandas as pd
 import pytest
 
-from research import cli, devices, findings, tables
+from research import cli, devices, divergence, findings, tables
 from research.config import Config
 from research.findings import Estimate
 from research.studies import dying
@@ -128,11 +128,11 @@ def test_diagnose_finds_the_layer_that_grows_and_its_doubling_time():
   # Layer 2 doubles every 100 steps; rows after the divergence (step 300) are ignored.
   norms = [(10.0, 10.0), (11.0, 20.0), (12.0, 40.0), (13.0, 80.0), (1e9, 1e9)]
   layers = _layer_rows("r", norms, pre=(-0.5, -900.0))
-  found = dying.diagnose({"run_id": "r", "diverged": True, "diverged_step": 300}, layers)
+  found = divergence.diagnose({"run_id": "r", "diverged": True, "diverged_step": 300}, layers)
   assert found["layer"] == 2 and found["step"] == 300 and found["num_layers"] == 2
   assert math.isclose(found["growth"], 8.0) and math.isclose(found["doubling_steps"], 100.0)
   assert found["lowest_preactivation_mean"] == -900.0
-  assert dying.diagnose({"run_id": "other", "diverged": True, "diverged_step": 300}, layers) is None
+  assert divergence.diagnose({"run_id": "other", "diverged": True, "diverged_step": 300}, layers) is None
 
 
 def test_divergence_focus_prefers_a_surrogate_that_diverges_where_relu_does_not():

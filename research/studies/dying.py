@@ -40,7 +40,7 @@ import pandas as pd
 
 import activations
 from research import config as config_lib
-from research import experiment, metrics, plots, tables
+from research import divergence, experiment, metrics, plots, tables
 from research.config import Config, Floats, Specs
 from research.findings import Answer, Estimate, Findings, Table
 from research.study import Study
@@ -132,26 +132,12 @@ def _diverged(frame: pd.DataFrame) -> pd.Series:
   return frame["diverged"].eq(True)
 
 
-def _where(frame: pd.DataFrame, **keys: Any) -> pd.DataFrame:
-  mask = np.ones(len(frame), bool)
-  for key, value in keys.items():
-    mask &= (frame[key] == value).to_numpy()
-  return frame[mask]
+_where = tables.where
 
 
 def _mean(rows: pd.DataFrame, column: str) -> Estimate:
   """The mean over the runs that did not diverge, with its 95% t interval."""
   return Estimate.of_mean(rows.loc[~_diverged(rows), column].tolist(), column)
-
-
-def _median(values: Sequence[float | None]) -> float:
-  values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-  return float(np.median(values)) if values else math.nan
-
-
-def _3g(value: float) -> float:
-  """A median to 3 significant figures, as the tables show it."""
-  return value if math.isnan(value) else float(f"{value:.3g}")
 
 
 def _lr(rate: float | None) -> str:
@@ -303,100 +289,11 @@ def relu_layers(runs: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
                                   ["dead_fraction", "preactivation_mean"])
 
 
-# --- the divergence diagnosis ------------------------------------------------------
-
-
-def _until(rows: pd.DataFrame, step: float | None) -> pd.DataFrame:
-  """Layer rows up to ``step`` whose weight norm is finite (a diverged run's last healthy state)."""
-  rows = rows[np.isfinite(pd.to_numeric(rows["weight_norm"], errors="coerce").to_numpy(float))]
-  if step is not None and not pd.isna(step):
-    rows = rows[rows["step"] <= step]
-  return rows.sort_values(["layer", "step"], kind="stable")
-
-
-def _value(value: Any) -> float | None:
-  return None if value is None or pd.isna(value) else float(value)
-
-
-def diagnose(run: Mapping[str, Any], layers: pd.DataFrame) -> dict[str, Any] | None:
-  """Per layer, how a run's weights and pre-activations moved up to its divergence.
-
-  Returns the layer whose weight norm grew most (``layer``), its growth factor
-  from step 0 to the last evaluation at or before the divergence
-  (``growth``), the weight-norm doubling time in steps (``doubling_steps``),
-  that layer's mean pre-activation and inactive fraction then, the most
-  negative mean pre-activation of any hidden layer, and the step; ``None``
-  without layer rows.
-  """
-  if "run_id" not in layers:
-    return None
-  mine = layers[layers["run_id"] == run["run_id"]]
-  by_layer = _until(mine, run.get("diverged_step") if run.get("diverged") else None).groupby("layer")
-  kept = by_layer.size()[lambda size: size >= 2].index
-  if not len(kept):
-    return None
-  first = by_layer.head(1).set_index("layer").loc[kept]
-  last = by_layer.tail(1).set_index("layer").loc[kept]
-  growth = last["weight_norm"] / first["weight_norm"]
-  layer = growth.idxmax()
-  elapsed, grew = last.at[layer, "step"] - first.at[layer, "step"], float(growth[layer])
-  lowest = last["preactivation_mean"].dropna()
-  return {"layer": int(layer), "growth": grew,
-          "doubling_steps": elapsed * math.log(2) / math.log(grew) if grew > 1 else math.inf,
-          "preactivation_mean": _value(last.at[layer, "preactivation_mean"]),
-          "inactive_fraction": _value(last.at[layer, "inactive_fraction"]),
-          "lowest_preactivation_mean": float(lowest.min()) if len(lowest) else None,
-          "step": int(last.at[layer, "step"]), "num_layers": int(mine["layer"].nunique())}
-
-
-def _relu_reference(runs: pd.DataFrame, layers: pd.DataFrame, diagnosed: Sequence[tuple[dict, dict]],
-                    layer: int) -> tuple[float, float]:
-  """ReLU's weight-norm growth of ``layer`` and lowest hidden mean pre-activation, same seeds and steps."""
-  growths, lowest = [], []
-  for row, found in diagnosed:
-    relu = _where(runs, dataset=row["dataset"], optimizer=row["optimizer"], activation="relu",
-                  learning_rate=row["learning_rate"], seed=row["seed"])
-    if relu.empty or _diverged(relu).iloc[0]:
-      continue
-    rows = _until(layers[layers["run_id"] == relu["run_id"].iloc[0]], found["step"])
-    own = rows.loc[rows["layer"] == layer, "weight_norm"]
-    if len(own) >= 2:
-      growths.append(own.iloc[-1] / own.iloc[0])
-    pre = rows.groupby("layer").tail(1)["preactivation_mean"].dropna()
-    if len(pre):
-      lowest.append(pre.min())
-  return _median(growths), _median(lowest)
-
-
-DIAGNOSIS_COLUMNS = [
-    "dataset", "optimizer", "activation", "lr", "diverged", "median step", "layer growing most",
-    "weight-norm growth (x)", "doubling (steps)", "its mean pre-activation",
-    "lowest hidden mean pre-activation", "ReLU's growth, same layer (x)",
-    "ReLU's lowest mean pre-activation"]
-
-
-def diagnoses(runs: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
-  """Per (dataset, optimizer, activation, rate) where runs diverged: when, and how (medians over runs)."""
-  rows = []
-  for key, lost in runs[_diverged(runs)].groupby(SETTING, sort=False):
-    diagnosed = [(row, found) for row in tables.records(lost)
-                 if (found := diagnose(row, layers)) is not None]
-    row = dict(zip(DIAGNOSIS_COLUMNS, key)) | {
-        "diverged": f"{len(lost)}/{len(_where(runs, **dict(zip(SETTING, key))))}",
-        "median step": round(_median(list(lost["diverged_step"])))}
-    if diagnosed:
-      counts = pd.Series([found["layer"] for _, found in diagnosed]).value_counts()
-      layer = int(counts[counts == counts.max()].index.min())
-      median = {key: _median([found[key] for _, found in diagnosed]) for key in (
-          "growth", "doubling_steps", "preactivation_mean", "lowest_preactivation_mean")}
-      relu_growth, relu_lowest = _relu_reference(runs, layers, diagnosed, layer)
-      output = " (output)" if layer == diagnosed[0][1]["num_layers"] else ""
-      row |= dict(zip(DIAGNOSIS_COLUMNS[6:], (
-          f"{layer}{output}", _3g(median["growth"]), round(median["doubling_steps"], 0),
-          _3g(median["preactivation_mean"]), _3g(median["lowest_preactivation_mean"]),
-          _3g(relu_growth), _3g(relu_lowest))))
-    rows.append(row)
-  return pd.DataFrame(rows, columns=DIAGNOSIS_COLUMNS)
+def _diagnoses(runs: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
+  """Where runs diverged, how (:func:`research.divergence.diagnoses`), against ReLU's runs."""
+  found = divergence.diagnoses(runs, layers, SETTING, reference="relu")
+  return found.rename(columns=lambda column: column.replace("relu's", "ReLU's")).rename(
+      columns={"learning_rate": "lr"})
 
 
 def _true_gradient(name: str) -> bool:
@@ -473,7 +370,7 @@ def analyse(settings: Settings, found: tables.Tables) -> Findings:
   del settings  # everything comes from the rows
   runs, layers = found.runs, found.layers
   rated, baseline = per_rate(runs), bool((runs["activation"] == "relu").any())
-  dying, diagnosed, per_layer = dying_rates(rated), diagnoses(runs, layers), relu_layers(runs, layers)
+  dying, diagnosed, per_layer = dying_rates(rated), _diagnoses(runs, layers), relu_layers(runs, layers)
   remedy = remedies(runs, dying) if baseline else pd.DataFrame()
   names = [name for name in dict.fromkeys(runs["activation"]) if name != "relu"]
   answers = [*_relu_answers(rated), *_remedy_answers(remedy)] if baseline else []
@@ -492,7 +389,8 @@ def analyse(settings: Settings, found: tables.Tables) -> Findings:
               "Per activation: its diverged runs over all rates, the largest rate with no diverged"
               " run, the lowest rate with one, and its best mean test accuracy over the rates"
               " (non-diverged runs only).")),
-          *([Table("Which runs diverge, and how", diagnosed, note=DIAGNOSIS_NOTE)] if len(diagnosed) else []),
+          *([Table("Which runs diverge, and how", diagnosed, note=divergence.NOTE.format(
+              setting="dataset, optimizer, activation, learning rate", reference="ReLU"))] if len(diagnosed) else []),
           *(Table(f"{dataset}, {optimizer}: final metrics per activation and learning rate",
                   group.drop(columns=[*GROUP, "runs"]))
             for (dataset, optimizer), group in rated.groupby(GROUP, sort=False)),
@@ -505,14 +403,6 @@ def analyse(settings: Settings, found: tables.Tables) -> Findings:
   )
 
 
-DIAGNOSIS_NOTE = (
-    "Per (dataset, optimizer, activation, learning rate): the median step of divergence; the layer"
-    " whose kernel norm grew most from step 0 to the evaluation that found the divergence, or the"
-    " last one before a non-finite step (the output layer is the last; '-' when the run blew up"
-    " before the first evaluation after step 0), its median growth factor and weight-norm doubling"
-    " time; the median mean pre-activation of that layer and the most negative mean pre-activation"
-    " of any hidden layer then; and, for comparison, the same numbers for the ReLU runs of the same"
-    " seeds and rate at the same step (if they did not diverge). Medians to 3 significant figures.")
 NOTES = (
     "Claim 1 of the research brief (CS231n: with too high a learning rate \"as much as 40% of your"
     " network can be dead\"). A unit is *dead* when the activation's backward derivative is 0 on"
@@ -576,41 +466,6 @@ def divergence_focus(runs: pd.DataFrame) -> tuple[str, str, float] | None:
   return min(candidates)[2] if candidates else None
 
 
-def _divergence_figure(runs: pd.DataFrame, layers: pd.DataFrame, focus: tuple[str, str, float]) -> Any:
-  from matplotlib import colormaps
-
-  dataset, optimizer, rate = focus
-  num_layers, palette = int(layers["layer"].max()), colormaps["tab10"]
-  names = list(dict.fromkeys(runs["activation"]))
-  figure = plots.new_figure(3.6 * num_layers, 8.5)
-  axes = figure.subplots(3, num_layers, squeeze=False)
-  for row in tables.records(_where(runs, dataset=dataset, optimizer=optimizer, learning_rate=rate)):
-    color, lost = palette(names.index(row["activation"]) % palette.N), bool(row["diverged"])
-    style, label = ("--", f"{row['activation']} (diverged)") if lost else ("-", row["activation"])
-    series = _until(layers[layers["run_id"] == row["run_id"]], row["diverged_step"] if lost else None)
-    for layer, rows in series.groupby("layer"):
-      axes[0][layer - 1].plot(rows["step"], rows["weight_norm"], style, color=color,
-                              label=label if row["seed"] == 0 else None)
-      axes[2][layer - 1].plot(rows["step"], rows["max_abs_weight"], style, color=color)
-      if layer < num_layers:
-        axes[1][layer - 1].plot(rows["step"], rows["preactivation_mean"], style, color=color)
-  for layer in range(1, num_layers + 1):
-    top, middle, bottom = (axes[row][layer - 1] for row in range(3))
-    top.set(yscale="log", ylabel="weight norm",
-            title=f"layer {layer}{' (output)' if layer == num_layers else ''}")
-    bottom.set(yscale="log", ylabel="largest |weight|", xlabel="step")
-    if layer < num_layers:
-      middle.set(yscale="symlog", ylabel="mean pre-activation")
-    else:
-      middle.axis("off")
-    for axis in (top, middle, bottom):
-      axis.grid(alpha=0.3)
-  axes[0][0].legend(fontsize=7)
-  figure.suptitle(f"{dataset}, {optimizer}, lr {rate:g}: one line per run"
-                  " (dashed: diverged, cut at its divergence)")
-  return figure
-
-
 def write_plots(settings: Settings, found: tables.Tables, folder: pathlib.Path) -> None:
   """The dead fraction and accuracy against the rate, and, where runs diverged, their layers."""
   del settings
@@ -619,7 +474,10 @@ def write_plots(settings: Settings, found: tables.Tables, folder: pathlib.Path) 
   plots.save_figure(_against_rate(rated, "test_accuracy"), folder, ACCURACY_VS_RATE_PLOT)
   focus = divergence_focus(found.runs)
   if focus is not None and "layer" in found.layers:
-    plots.save_figure(_divergence_figure(found.runs, found.layers, focus), folder, DIVERGENCE_PLOT)
+    dataset, optimizer, rate = focus
+    at = _where(found.runs, dataset=dataset, optimizer=optimizer, learning_rate=rate)
+    figure = divergence.figure(at, found.layers, f"{dataset}, {optimizer}, lr {rate:g}")
+    plots.save_figure(figure, folder, DIVERGENCE_PLOT)
 
 
 STUDY = Study(
