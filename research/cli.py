@@ -19,7 +19,7 @@ import tyro
 
 from research import devices
 from research.bench.config import BenchConfig
-from research.command import command_line, run_command
+from research.command import ParseErrors, command_line, run_command
 from research.config import Config
 
 DESCRIPTION = "Experiments on surrogate activations. `compare` runs the main job."
@@ -127,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   except ValueError as error:
     print(f"error: {error}", file=sys.stderr)
     return 2
-  return tyro.extras.subcommand_cli_from_dict(
-      commands(default), prog="python -m research", args=arguments, description=DESCRIPTION
-  )
+  parsing = ParseErrors()
+  wrapped = {name: parsing.wrap(command) for name, command in commands(default).items()}
+  return parsing.run(lambda: tyro.extras.subcommand_cli_from_dict(
+      wrapped, prog="python -m research", args=arguments, description=DESCRIPTION))

@@ -8,6 +8,8 @@ on stderr and an exit status, and finished work is kept.
 
 from __future__ import annotations
 
+import functools
+import io
 import shlex
 import sys
 from collections.abc import Callable
@@ -57,3 +59,77 @@ def run_command(work: Callable[[], Any], *, out: str = "") -> int:
 def _fail(error: object, *, status: int) -> int:
   print(f"error: {error}", file=sys.stderr)
   return status
+
+
+class ParseErrors:
+  """Turns tyro's boxed parse errors (``--seeds abc``, ``--bogus``) into one line.
+
+  While the command line is parsed, stderr goes to a buffer; each command,
+  wrapped by :meth:`wrap`, gets the real stderr back before it runs (its
+  progress bars and errors are its own). A parse error then ends in one
+  line naming the flag and what it takes, with exit status 2.
+
+  Examples:
+    >>> box = ("╭─ Value error ───╮\\n│ Error parsing --seeds: invalid literal for int()"
+    ...        " with base 10: 'abc' │\\n│ ─── │\\n│ Argument helptext: │\\n│     --seeds INT │\\n╰───╯")
+    >>> ParseErrors.one_line(box)
+    "Error parsing --seeds: invalid literal for int() with base 10: 'abc' (--seeds takes INT). See --help."
+  """
+
+  def __init__(self) -> None:
+    self.buffer = io.StringIO()
+    self.stderr = sys.stderr
+
+  def wrap(self, command: Callable[..., Any]) -> Callable[..., Any]:
+    """``command`` with the real stderr restored when it starts."""
+
+    @functools.wraps(command)
+    def restored(*args: Any, **kwargs: Any) -> Any:
+      sys.stderr = self.stderr
+      return command(*args, **kwargs)
+
+    return restored
+
+  def run(self, parse_and_run: Callable[[], int]) -> int:
+    """``parse_and_run()``, its parse errors in one line (status 2)."""
+    sys.stderr = self.buffer
+    try:
+      return parse_and_run()
+    except SystemExit as exit_info:
+      text = self.buffer.getvalue()
+      if exit_info.code in (0, None) or not text.strip():
+        raise
+      sys.stderr = self.stderr
+      return _fail(self.one_line(text), status=2)
+    finally:
+      if sys.stderr is self.buffer:
+        sys.stderr = self.stderr
+
+  @staticmethod
+  def one_line(text: str) -> str:
+    """The message of a tyro error box, with the flag's usage or the flags it suggests."""
+    sections, current = [], []
+    for line in text.splitlines():  # a Unicode box, or an ASCII one where stderr is not UTF-8
+      if line.strip().startswith(("╭", "╰", "+")):
+        continue
+      content = line.strip().strip("│|").strip()
+      if content and set(content) <= set("─-"):
+        sections.append(current)
+        current = []
+      elif content:
+        current.append(content)
+    sections.append(current)
+    if not text.lstrip().startswith(("╭", "+")) and len(sections) > 1:
+      sections = sections[1:]  # without a box (no terminal), the title is a section of its own
+    if not sections[0]:
+      return text.strip()
+    message = " ".join(sections[0]).rstrip(".")
+    for section in sections[1:]:
+      flags = [line.split()[0] if section[0] == "Argument helptext:" else line
+               for line in section[1:] if line.startswith("-")]
+      if section[0] == "Argument helptext:" and section[1:]:
+        usage = section[1].split()
+        message += f" ({usage[0]} takes {' '.join(usage[1:]) or 'no value'})"
+      elif section[0] == "Perhaps you meant:" and flags:
+        message += f"; perhaps you meant {' or '.join(flags[:3])}"
+    return f"{message}. See --help."

@@ -11,6 +11,7 @@ seeds.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Annotated, Any, Literal, get_args
 
 import tyro
@@ -155,6 +156,10 @@ def recorded(value: Any) -> Any:
   return user_code.describe(value)
 
 
+MAX_COUNT = 2**31 - 1  # the largest steps, seeds, width...: int32 on the device
+MAX_LEARNING_RATE = 1e6  # above it float32 updates overflow at once
+
+
 def validate(config: Config) -> None:
   """Raises a ``ValueError`` naming the first invalid field and the valid choices.
 
@@ -189,15 +194,27 @@ def validate(config: Config) -> None:
   for field, value in positive.items():
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
       raise ValueError(f"{field} must be a positive integer, got {value!r}.")
-  if not config.learning_rates or any(not lr > 0 for lr in config.learning_rates):
+    if value > MAX_COUNT:  # step counters and run indices are int32 on the device
+      raise ValueError(f"{field} must be at most {MAX_COUNT:,} (int32), got {value:,}.")
+  if isinstance(config.data_seed, bool) or not isinstance(config.data_seed, int) or not (
+      0 <= config.data_seed <= MAX_COUNT):
+    raise ValueError(f"data_seed must be an integer in [0, {MAX_COUNT}], got {config.data_seed!r}.")
+  if not config.learning_rates or any(
+      not 0 < lr <= MAX_LEARNING_RATE for lr in config.learning_rates):
     raise ValueError(
-        f"learning_rates must be one or more positive numbers, got {config.learning_rates!r}."
+        f"learning_rates must be one or more positive finite numbers up to {MAX_LEARNING_RATE:g},"
+        f" got {config.learning_rates!r}."
     )
+  for field in ("weight_decay", "bias_init"):
+    value = getattr(config, field)
+    if not math.isfinite(value) or (field == "weight_decay" and value < 0):
+      valid = "a finite number >= 0" if field == "weight_decay" else "a finite number"
+      raise ValueError(f"{field} must be {valid}, got {value!r}.")
   if len(set(config.learning_rates)) != len(config.learning_rates):
     raise ValueError(f"learning_rates has duplicates: {config.learning_rates!r}.")
-  if not config.divergence_factor > 1:
+  if not 1 < config.divergence_factor < math.inf:
     raise ValueError(
-        f"divergence_factor must be above 1, got {config.divergence_factor!r}."
+        f"divergence_factor must be a finite number above 1, got {config.divergence_factor!r}."
     )
   if config.residual and config.model != "mlp":
     raise ValueError("residual=True is only available for model='mlp'.")

@@ -63,21 +63,15 @@ def test_flags_build_the_config(tmp_path, capsys):
     ],
 )
 def test_bad_flags_fail_before_training_with_valid_choices(flags, message, capsys, tmp_path):
-  try:
-    status = cli.main(["compare", *flags, "--out", str(tmp_path / "never")])
-  except SystemExit as exit_info:  # tyro's own parse errors
-    status = exit_info.code
-  assert status == 2
+  assert cli.main(["compare", *flags, "--out", str(tmp_path / "never")]) == 2
   captured = capsys.readouterr()
   assert message in captured.err + captured.out
   assert not (tmp_path / "never").exists()  # nothing trained, nothing written
 
 
 def test_unknown_flag_is_refused(capsys):
-  with pytest.raises(SystemExit) as exit_info:
-    cli.main(["compare", "--sedes", "3"])
-  assert exit_info.value.code == 2
-  assert "--seeds" in capsys.readouterr().err  # tyro suggests the close flag
+  assert cli.main(["compare", "--sedes", "3"]) == 2
+  assert "perhaps you meant --seeds INT" in capsys.readouterr().err  # tyro suggests the close flag
 
 
 def test_python_dash_m_research_runs(tmp_path):
@@ -162,3 +156,26 @@ def test_every_cpu_core_is_a_device_that_waits_at_collectives_on_a_busy_machine(
   monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=3")
   devices.use_every_cpu_core()
   assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=3"  # the user decides
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["compare", "--seeds", "abc"], "Error parsing --seeds: invalid literal for int() with base 10: 'abc'"
+                                    " (--seeds takes INT). See --help."),
+    (["compare", "--steps", "1.5"], "(--steps takes INT)"),
+    (["compare", "--bogus"], "Unrecognized options: --bogus. See --help."),
+    (["dying", "--no-such-flag", "1"], "Unrecognized options: --no-such-flag"),
+    (["dying", "--base.seeds", "x"], "(--base.seeds takes INT)"),
+    (["compare", "--out"], "Missing value for argument '--out'"),
+])
+def test_a_flag_that_does_not_parse_is_one_line_naming_it(argv, message, capsys):
+  assert cli.main(argv) == 2
+  captured = capsys.readouterr()
+  assert captured.err.startswith("error: ") and captured.err.count("\n") == 1, captured.err
+  assert message in captured.err and "╭" not in captured.err
+
+
+def test_help_still_prints_and_exits_0(capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    cli.main(["compare", "--help"])
+  assert exit_info.value.code == 0 and "--seeds" in capsys.readouterr().out
+  assert sys.stderr is sys.__stderr__ or "pytest" in type(sys.stderr).__module__  # restored

@@ -112,10 +112,6 @@ def test_default_parts_are_the_full_study():
              for p in parts) == 390
 
 
-def test_an_unknown_flag_is_refused(capsys):
-  with pytest.raises(SystemExit) as exit_info:
-    cli.main(["dying", "--no-such-flag", "1"])
-  assert exit_info.value.code != 0
 
 
 def _layer_rows(run_id, norms, pre):
