@@ -123,6 +123,10 @@ def activation_stats(
     >>> stats.name, stats.shape, stats.sparsity, stats.inactive_fraction
     ('relu', (2, 2), 0.5, 0.5)
   """
+  if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((args, kwargs))):
+    raise TypeError(
+        "activation_stats returns Python numbers, so it cannot run inside jax.jit, vmap or grad:"
+        " call it outside them, on concrete arrays (fn itself may be jitted).")
   totals: dict[int, _Totals] = {}
   names = interpreter.known_activation_names()
   interceptor = _recording(totals)

@@ -88,6 +88,17 @@ def _copy(folder: pathlib.Path, into: pathlib.Path) -> None:
       results.write_bytes_atomic(into / path.name, path.read_bytes())
 
 
+def _check_out(out: pathlib.Path) -> None:
+  """Refuses an ``out`` inside a results folder: it would overwrite or mix with its files."""
+  if not out.name or out.name.strip() != out.name:
+    raise ValueError(f"--out {str(out)!r} is not a file name; e.g. --out FINDINGS.md.")
+  folder = out.expanduser().resolve().parent
+  if (folder / results.CONFIG_FILE).is_file():
+    raise ValueError(
+        f"--out '{out}' is inside the results folder '{folder}': the report would overwrite or"
+        " mix with its files. Write it elsewhere, e.g. --out FINDINGS.md.")
+
+
 def report(
     folders: Sequence[str | pathlib.Path], *, out: str | pathlib.Path | None = None,
     title: str = "Findings", command: str = "python -m research report",
@@ -106,6 +117,8 @@ def report(
     raise ValueError(f"Two folders have the same name ({names}); the copies beside the report"
                      " are named after the folders. Rename one.")
   contents = [read_findings(path) for path in paths]
+  if out:
+    _check_out(pathlib.Path(out))
   if not out:
     return report_markdown([(str(path / "summary.md"), content)
                             for path, content in zip(paths, contents)], title=title, command=command)

@@ -239,6 +239,9 @@ class ResultsFolder:
       ignore: Collection[str] = (),
       read_only: bool = False,
   ) -> None:
+    if not str(path).strip() or pathlib.Path(path).name != pathlib.Path(path).name.strip():
+      raise ValueError(f"the results folder {str(path)!r} is blank or starts or ends with a space;"
+                       " name a folder, e.g. --out results/my-run.")
     self.path = pathlib.Path(path).expanduser()
     self.read_only = read_only
     self._lock = None

@@ -74,3 +74,12 @@ def test_findings_md_is_the_report_of_the_findings_copied_beside_it():
   assert report.report_markdown(entries, title="Findings", command=command) == text
   for link, _ in entries:  # each full summary it links to is there
     assert (root / link).is_file(), link
+
+
+@pytest.mark.parametrize("name", ["runs.csv", "config.json", "summary.md", "REPORT.md"])
+def test_report_refuses_to_write_into_a_results_folder(folder, name, capsys):
+  before = {path.name: path.read_bytes() for path in folder.iterdir() if path.is_file()}
+  assert cli.main(["report", str(folder), "--out", str(folder / name)]) == 2
+  assert "is inside the results folder" in capsys.readouterr().err
+  after = {path.name: path.read_bytes() for path in folder.iterdir() if path.is_file()}
+  assert after == before  # nothing written, nothing replaced

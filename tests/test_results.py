@@ -435,3 +435,11 @@ def test_the_lock_is_released_on_close(tmp_path):
   with ResultsFolder(tmp_path, CONFIG):
     pass
   ResultsFolder(tmp_path, CONFIG).close()
+
+
+@pytest.mark.parametrize("name", [" ", "", "run ", " run"])
+def test_a_blank_or_space_padded_folder_name_is_refused(tmp_path, name):
+  path = name if not name.strip() else tmp_path / name
+  with pytest.raises(ValueError, match="is blank or starts or ends with a space"):
+    results.ResultsFolder(path, config={"a": 1})
+  assert list(tmp_path.iterdir()) == []

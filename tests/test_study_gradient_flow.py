@@ -51,7 +51,7 @@ def test_the_study_writes_its_files_and_the_summary_answers(tiny):
     rows = list(csv.DictReader(file))
   assert {"activation", "depth", "init", "seed", "step", "log10_ratio"} <= set(rows[0])
   assert len(rows) == 3 * 3 * 2  # activations x seeds x evaluations
-  assert "log10" in outcome.summary and "CPU" in outcome.summary
+  assert "log10" in outcome.summary and "machine:" in outcome.summary
   headlines = [answer.render() for answer in outcome.findings.headlines]
   assert len(headlines) == 4 and headlines[0].startswith("sigmoid (xavier_normal)")
   # The surrogate line: a paired difference over the 3 seeds, with its interval.

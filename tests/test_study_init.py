@@ -84,7 +84,7 @@ def test_the_study_writes_its_files_and_the_summary_answers(tiny):
   text = outcome.summary
   assert text.startswith("# init: ") and text.index("## Answer") < text.index("## Test accuracy")
   assert "\"The init must match the activation\"" in text and "equal in 32 of 32" in text
-  assert "Positive bias, relu at depth 3" in text and "CPU" in text
+  assert "Positive bias, relu at depth 3" in text and "machine:" in text
   assert "Does necro_relu make the init matter less than relu (all inits)?" in text
   assert "Diverged runs" in text and "mean): none." in text
   assert "Does a positive bias lower relu's inactive units (paired with zero bias, same kernels)?" in text

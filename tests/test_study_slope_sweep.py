@@ -110,7 +110,7 @@ def test_the_study_writes_its_files_and_the_summary_answers(tiny):
   assert len(data["slope_effects"]) == 2 * 2 * 2  # families x rates x nonzero slopes
   assert len(data["forward_backward"]) == 2 * 2  # rates x nonzero slopes
   assert set(data["best_slopes"]["family"]) == {"necro_relu", "leaky_relu"}
-  for phrase in ("in short", "Diverged runs per cell", "best slope per learning rate", "Forward vs backward", "CPU"):
+  for phrase in ("in short", "Diverged runs per cell", "best slope per learning rate", "Forward vs backward", "machine:"):
     assert phrase in outcome.summary, phrase
   headline = outcome.findings.headlines[0].render()
   assert headline.startswith(f"{TINY.datasets[0]} in short: of 8 ")

@@ -56,7 +56,7 @@ def test_the_study_writes_its_files_and_the_summary_answers(tiny):
   assert list(rows[0]) == ["model", "runs", "n", "r", "low", "high", "p"]
   relu_forward = next(r for r in rows if r["runs"] == "ReLU-forward runs")
   assert relu_forward["n"] == str(2 * 2 * 2)  # relu and necro_relu, seeds x rates
-  assert "8 of 8" in outcome.summary and "Pearson" in outcome.summary and "CPU" in outcome.summary
+  assert "8 of 8" in outcome.summary and "Pearson" in outcome.summary and "machine:" in outcome.summary
 
 
 def test_the_correlation_has_an_interval_around_r():

@@ -195,3 +195,12 @@ def test_activation_stats_of_a_module_leaves_its_state_alone():
   (stats,) = activations.activation_stats(model, jnp.ones((4, 4)))
   assert stats.name == "relu" and stats.shape == (4, 8)
   np.testing.assert_array_equal(model.norm.mean[...], before)
+
+
+@pytest.mark.parametrize("transform", [jax.jit, jax.vmap, jax.grad], ids=["jit", "vmap", "grad"])
+def test_activation_stats_under_a_transform_is_refused_in_one_line(transform):
+  x = jnp.array([[-1.0, 2.0], [3.0, -4.0]])
+  with pytest.raises(TypeError, match="cannot run inside jax.jit, vmap or grad: call it outside"):
+    transform(lambda x: activations.activation_stats(jax.nn.relu, x)[0].sparsity)(x)
+  (stats,) = activations.activation_stats(jax.jit(jax.nn.relu), x)  # a jitted fn is fine
+  assert stats.sparsity == 0.5

@@ -387,8 +387,9 @@ def _threshold_answer(runs: pd.DataFrame, settings: Settings, ceilings: Mapping[
     near = int(((accuracy - threshold).abs() < 0.01).sum())
     ceiling = "not measured" if math.isnan(ceilings[dataset]) else f"{ceilings[dataset]:.3f}"
     cells.append(f"{dataset} {threshold:g} (noise ceiling {ceiling}; {near} runs within one point of it)")
-  return Answer("Solved means test accuracy >= the threshold: " + "; ".join(cells) + ". The noise"
-                f" ceiling is a 25-NN's test accuracy, fitted to {settings.ceiling_points:,} fresh points.",
+  how = (f"The noise ceiling is a 25-NN's test accuracy, fitted to {settings.ceiling_points:,} fresh"
+         " points." if settings.ceiling_points else "The noise ceiling was not measured (--ceiling-points 0).")
+  return Answer("Solved means test accuracy >= the threshold: " + "; ".join(cells) + ". " + how,
                 topic="How solving is judged")
 
 
