@@ -34,8 +34,20 @@ __all__ = ["CheckReport", "check_activation", "parametrize_activations"]
 # Points for value checks: the usual range, off the common kinks (0, ±0.5,
 # ±1, 6), where a reference and the activation must agree elementwise.
 _GRID = np.linspace(-4.0, 4.0, 41) + 0.0123
-# Points for finiteness: near zero, large, the edges of float16.
-_EDGES = np.array([0.0, 1e-7, -1e-7, 1e-3, -1e-3, 1.0, -1.0, 1e4, -1e4])
+
+
+def _edges(dtype: Any) -> np.ndarray:
+  """Points for finiteness: 0, then 1 and 3 times every power of ten from 1e-7 up to the
+  dtype's largest finite value, both signs (so no decade is skipped, inside or at its ends).
+
+  Examples:
+    >>> _edges(jnp.float16)[:5].tolist(), _edges(jnp.float16)[-2:].tolist()
+    ([0.0, 1e-07, -1e-07, 3e-07, -3e-07], [30000.0, -30000.0])
+  """
+  largest = float(jnp.finfo(dtype).max)
+  points = np.outer(10.0 ** np.arange(-7, int(np.log10(largest)) + 1), [1.0, 3.0]).ravel()
+  points = points[points <= largest]
+  return np.concatenate([[0.0], np.stack([points, -points], axis=1).ravel()])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,7 +144,8 @@ def check_activation(
 ) -> CheckReport:
   """Runs the catalogue's battery on an elementwise activation ``fn(x)``.
 
-  For each dtype: finite values and gradients (near zero and at ±1e4);
+  For each dtype: finite values and gradients (at 0 and at every power of ten
+  from 1e-7 to the dtype's largest, both signs);
   output and gradient of the input's shape and dtype; the same values and
   gradients under ``jit``, ``vmap``, ``jax.checkpoint`` and ``lax.scan``;
   forward mode (``jax.jvp``) agreeing with reverse mode, skipped and reported
@@ -188,8 +201,12 @@ def _check_dtype(
   tag = f"[{dtype.name}]"
   tolerance = _tolerance(dtype)
   x = jnp.asarray(_GRID, jnp.float32).astype(dtype)
-  edges = jnp.asarray(_EDGES, jnp.float32).astype(dtype)
-  y, g = _values_and_gradients(fn, x)
+  edges = jnp.asarray(_edges(dtype), jnp.float32).astype(dtype)
+  try:
+    y, g = _values_and_gradients(fn, x)
+  except Exception as error:  # noqa: BLE001 (e.g. a backward of the wrong shape)
+    battery.run(f"values and gradients {tag}", lambda: _call_failure(error))
+    return
   battery.run(f"finite values {tag}", lambda: _not_finite(edges, fn(edges), "values"))
   battery.run(
       f"finite gradients {tag}",
@@ -249,9 +266,25 @@ def _disagreement(
 ) -> str | None:
   """Where ``transformed(x)`` differs from the plain values ``y`` and gradients ``g``."""
   y2, g2 = transformed(x)
-  return _differ(x, y2, y, f"values under {name}", **tolerance) or _differ(
-      x, g2, g, f"gradients under {name}", **tolerance
-  )
+  problem = _differ(x, y2, y, f"values under {name}", **tolerance)
+  if problem:
+    return problem
+  problem = _differ(x, g2, g, f"gradients under {name}", **tolerance)
+  if problem and name in _SPLITS_THE_BATCH:
+    problem += (f" (under {name} each example is its own batch: the backward is not elementwise,"
+                " it depends on the other examples of the batch)")
+  return problem
+
+
+_SPLITS_THE_BATCH = ("vmap", "scan")
+
+
+def _call_failure(error: Exception) -> str:
+  """What went wrong computing the values and gradients at all, in one line."""
+  first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+  if "bwd rule" in str(error) or "cotangent" in str(error).lower():
+    return f"the backward pass returned a gradient of the wrong shape or dtype: {first}"
+  return f"raised {type(error).__name__}: {first}"
 
 
 def _check_forward_mode(
