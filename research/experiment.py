@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 import os
 import pathlib
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -194,6 +195,7 @@ class Trained(NamedTuple):
   history: list[dict[str, Any]]
   layers: list[dict[str, Any]]
   grids: list[dict[str, Any]]  # grids.csv: devices and seconds per trained program
+  repaired: tuple[str, ...] = ()  # damaged rows this call dropped (their runs trained again)
 
 
 def _with_keys(rows: Sequence[dict[str, Any]], keys: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -207,11 +209,14 @@ RunColumns = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
 
 def train_pending(
-    prepared: Prepared, *, quiet: bool = False, run_columns: RunColumns | None = None
+    prepared: Prepared, *, quiet: bool = False, run_columns: RunColumns | None = None,
+    close: bool = True,
 ) -> Trained:
   """Trains what :func:`prepare_parts` found pending, writing each program's runs as it finishes.
 
-  Closes (unlocks) the folder when done, whether training finished or not.
+  Closes (unlocks) the folder when done, whether training finished or not;
+  with ``close=False`` only on an error, and the caller closes it after
+  writing its own files (summary, plots), so no other writer gets in between.
 
   Args:
     prepared: what :func:`prepare_parts` returned.
@@ -221,11 +226,16 @@ def train_pending(
       ``lambda row: {"solved": int(row["test_accuracy"] >= 0.99)}``.
   """
   try:
-    return _train_pending(prepared, quiet, run_columns)
+    trained = _train_pending(prepared, quiet, run_columns)
   except OSError as error:  # a full disk: the grids written so far are intact
-    raise results.ResultsWriteError(prepared.folder.path) from error
-  finally:
     prepared.folder.close()
+    raise results.ResultsWriteError(prepared.folder.path) from error
+  except BaseException:
+    prepared.folder.close()
+    raise
+  if close:
+    prepared.folder.close()
+  return trained
 
 
 Batch = list[tuple[grid.Grid, list[grid.Run]]]
@@ -254,8 +264,9 @@ def _train_pending(prepared: Prepared, quiet: bool, run_columns: RunColumns | No
   machine, command = devices.machine_description(), command_line()
   say(f"Writing to {folder.path}", quiet)
   say(machine, quiet)
-  for damage in dropped:
-    say(f"Dropped a damaged row, {damage}; its run will be trained again.", quiet)
+  for damage in dropped:  # even when quiet: a repair is never silent
+    tqdm.tqdm.write(f"Dropped a damaged row, {damage}; its run will be trained again.",
+                    file=sys.stderr)
   total = sum(len(g.runs) for part_grids in grids for g in part_grids)
   skipped = total - sum(len(runs) for _, _, runs in pending)
   if skipped:
@@ -288,7 +299,8 @@ def _train_pending(prepared: Prepared, quiet: bool, run_columns: RunColumns | No
             runs_rows, _with_keys(result.history, keys),
             _with_keys(result.layers, keys), record,
         )
-  return Trained(folder.path, folder.runs(), folder.history(), folder.layers(), folder.grids())
+  return Trained(folder.path, folder.runs(), folder.history(), folder.layers(), folder.grids(),
+                 tuple(str(damage) for damage in dropped))
 
 
 def write_report(folder: pathlib.Path, name: str, text: str) -> None:
@@ -333,6 +345,7 @@ def context(command: str, seconds: float, trained: Trained,
       "seeds": f"0..{seeds[-1]}" if seeds and contiguous else ", ".join(map(str, seeds)),
       "wall_seconds": round(seconds, 1),
       "training_seconds": round(sum(grid["seconds"] for grid in trained.grids), 1),
+      "repaired": list(trained.repaired),
       "settings": dict(settings),
   }
 
@@ -340,8 +353,17 @@ def context(command: str, seconds: float, trained: Trained,
 def run(prepared: Prepared, *, quiet: bool = False, command: str = "") -> Comparison:
   """Trains what :func:`prepare` found pending, then summarises and plots."""
   started = time.perf_counter()
+  try:
+    return _summarise(prepared, train_pending(prepared, quiet=quiet, close=False), started,
+                      quiet=quiet, command=command)
+  finally:
+    prepared.folder.close()  # only now: another writer must not come in before the summary
+
+
+def _summarise(prepared: Prepared, trained: Trained, started: float, *, quiet: bool,
+               command: str) -> Comparison:
+  """A comparison's findings, summary and plots, written into its still-locked folder."""
   config = prepared.parts[0].config
-  trained = train_pending(prepared, quiet=quiet)
   found = summary.comparison_findings(
       trained.runs, question=f"how do {', '.join(config.activations)} compare on {config.dataset}?")
   record = context(command or command_line(), time.perf_counter() - started, trained,

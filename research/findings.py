@@ -315,4 +315,6 @@ def reproduce_lines(context: Mapping[str, Any]) -> list[str]:
       f" {context['training_seconds']:.1f} s, summed over every trained program of this"
       " folder (grids.csv))",
       f"- settings: `{context['settings']}`",
+      *([f"- repaired by this call: {len(context['repaired'])} damaged row(s) dropped, their runs"
+         f" trained again ({'; '.join(context['repaired'][:5])})"] if context.get("repaired") else []),
   ]

@@ -138,15 +138,19 @@ def run(study: Study, settings: Any, *, out: str | os.PathLike | None = None,
   started = time.perf_counter()
   prepared = experiment.prepare_parts(study.parts(settings), record(study, settings), out,
                                       name=study.name)
-  measured: Mapping[str, pd.DataFrame] = {}
-  if study.measure is not None:
-    try:
-      measured = study.measure(settings, prepared.folder.path, quiet)
-    except BaseException:
-      prepared.folder.close()
-      raise
   run_columns = study.run_columns(settings) if study.run_columns else None
-  trained = experiment.train_pending(prepared, quiet=quiet, run_columns=run_columns)
+  try:
+    measured = study.measure(settings, prepared.folder.path, quiet) if study.measure else {}
+    trained = experiment.train_pending(prepared, quiet=quiet, run_columns=run_columns, close=False)
+    return _conclude(study, settings, trained, measured, started, quiet, command)
+  finally:
+    prepared.folder.close()  # only now: another writer must not come in before the summary
+
+
+def _conclude(study: Study, settings: Any, trained: experiment.Trained,
+              measured: Mapping[str, pd.DataFrame], started: float, quiet: bool,
+              command: str) -> Outcome:
+  """Analyses the rows and writes summary, findings, tables and plots into the locked folder."""
   found_tables = tables.Tables.of(trained.runs, trained.history, trained.layers, trained.grids,
                                   measured)
   found = study.analyse(settings, found_tables)

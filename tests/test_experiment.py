@@ -207,8 +207,25 @@ def test_interrupted_sweep_keeps_finished_grids_and_resumes(tmp_path, monkeypatc
   assert len(complete.runs) == 6
 
 
+def test_the_folder_stays_locked_until_the_summary_and_plots_are_written(tmp_path, monkeypatch):
+  admitted = []
+
+  def plots_while_locked(folder, *args, **kwargs):
+    try:
+      results._lock(folder).close()  # another writer trying to get in
+      admitted.append(True)
+    except results.FolderBusy:
+      admitted.append(False)
+    assert (folder / "summary.md").is_file()  # written before the plots, under the same lock
+
+  monkeypatch.setattr(research.experiment.plots, "write_plots", plots_while_locked)
+  research.compare(_with(TINY, activations=("relu",), steps=10), out=tmp_path, quiet=True)
+  assert admitted == [False]
+  results._lock(tmp_path).close()  # released afterwards
+
+
 @pytest.mark.parametrize("damage", ["cut", "missing_field", "edited"])
-def test_damaged_history_is_found_dropped_and_retrained(tmp_path, damage):
+def test_damaged_history_is_found_dropped_and_retrained(tmp_path, damage, capsys):
   # Regression: a history.csv cut inside a row, a row with a missing field or
   # a hand-edited value was read silently (or crashed later with a traceback).
   config = _with(TINY, activations=("relu",), steps=20)
@@ -232,7 +249,12 @@ def test_damaged_history_is_found_dropped_and_retrained(tmp_path, damage):
     assert (found.file, found.line) == ("history.csv", damaged_line)
     with pytest.raises(ValueError, match=rf"history.csv' is damaged: history.csv line {damaged_line}"):
       folder.history()
+  capsys.readouterr()
   again = _rows(research.compare(config, out=tmp_path, quiet=True))
+  # Said even with quiet=True, on stderr and in the summary, by file and line.
+  told = f"Dropped a damaged row, history.csv line {damaged_line}"
+  assert told in capsys.readouterr().err
+  assert "repaired by this call: 1 damaged row(s) dropped" in (tmp_path / "summary.md").read_text()
   # The damaged run was dropped and trained again, to the same numbers.
   assert sorted(again.runs, key=str) == sorted(first.runs, key=str)
   assert len(again.history) == len(first.history)
