@@ -34,6 +34,9 @@ changes), and a run added again after an attempt interrupted between its
 writes, whose leftover rows are replaced. A file's first rows are written the
 same way, so a header is never cut short.
 
+``config.json`` records the folder's format (``results_format``); a folder of
+another format is refused, naming it, rather than misread.
+
 One process writes a folder at a time: :class:`ResultsFolder` takes an
 exclusive lock (``fcntl.flock`` on ``.lock``) and a second writer is refused at
 once, naming the holder's pid. Being the only writer, an open folder keeps
@@ -70,6 +73,9 @@ except ImportError:  # Windows: no advisory locks; one writer is then up to the 
   fcntl = None
 
 CONFIG_FILE, RUNS_FILE, HISTORY_FILE = "config.json", "runs.csv", "history.csv"
+# config.json's record of how the folder's files are written; a reader refuses
+# any other. Raise it when a change makes old readers misread new folders.
+FORMAT_KEY, FORMAT_VERSION = "results_format", 1
 LAYERS_FILE, GRIDS_FILE, LOCK_FILE = "layers.csv", "grids.csv", ".lock"
 CHECKSUM = "checksum"
 # The per-run files whose rows belong to a run, written before runs.csv.
@@ -260,10 +266,12 @@ class ResultsFolder:
 
   def _check_config(self, requested: dict[str, Any], ignored: set[str]) -> None:
     config_path = self.path / CONFIG_FILE
+    requested = {key: value for key, value in requested.items() if key != FORMAT_KEY}
     if not config_path.exists():
       if self.read_only:
         return
-      write_text_atomic(config_path, json.dumps(requested, sort_keys=True, indent=2) + "\n")
+      stored = {**requested, FORMAT_KEY: FORMAT_VERSION}
+      write_text_atomic(config_path, json.dumps(stored, sort_keys=True, indent=2) + "\n")
       return
     stored = _read_config(config_path)
     differences = _differences(
@@ -709,6 +717,11 @@ def _read_config(path: pathlib.Path) -> dict[str, Any]:
         f"'{path}' should hold a JSON object of config fields, got"
         f" {type(stored).__name__}. Choose another output folder (e.g. --out ...)."
     )
+  found = stored.pop(FORMAT_KEY, FORMAT_VERSION)  # folders from before the key are format 1
+  if found != FORMAT_VERSION:
+    raise ValueError(
+        f"'{path}' is a results folder of format {found!r}; this version of surrogate-activations"
+        f" reads format {FORMAT_VERSION}. Use the version that wrote it, or another output folder.")
   return stored
 
 

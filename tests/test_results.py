@@ -62,7 +62,7 @@ def test_creates_folder_and_writes_config_once(tmp_path, open_folder):
   assert json.loads(text) == {
       key: list(value) if isinstance(value, tuple) else value
       for key, value in CONFIG.items()
-  }
+  } | {results.FORMAT_KEY: results.FORMAT_VERSION}
   assert text == json.dumps(json.loads(text), sort_keys=True, indent=2) + "\n"
   assert _files(folder) == [results.CONFIG_FILE]
 
@@ -443,3 +443,26 @@ def test_a_blank_or_space_padded_folder_name_is_refused(tmp_path, name):
   with pytest.raises(ValueError, match="is blank or starts or ends with a space"):
     results.ResultsFolder(path, config={"a": 1})
   assert list(tmp_path.iterdir()) == []
+
+
+
+@pytest.mark.parametrize("found", [2, "1", None])
+def test_a_folder_of_another_format_is_refused_naming_it(tmp_path, found):
+  results.ResultsFolder(tmp_path, CONFIG).close()
+  stored = json.loads((tmp_path / results.CONFIG_FILE).read_text())
+  (tmp_path / results.CONFIG_FILE).write_text(json.dumps({**stored, results.FORMAT_KEY: found}))
+  with pytest.raises(ValueError, match=f"is a results folder of format {found!r}; this version"
+                                       " of surrogate-activations reads format 1"):
+    results.ResultsFolder(tmp_path, CONFIG)
+  with pytest.raises(ValueError, match="reads format 1"):
+    results.read_config(tmp_path)
+
+
+def test_a_folder_from_before_the_format_key_still_resumes(tmp_path):
+  results.ResultsFolder(tmp_path, CONFIG).close()
+  stored = json.loads((tmp_path / results.CONFIG_FILE).read_text())
+  del stored[results.FORMAT_KEY]
+  (tmp_path / results.CONFIG_FILE).write_text(json.dumps(stored))
+  with results.ResultsFolder(tmp_path, CONFIG) as folder:
+    assert folder.finished_run_ids() == set()
+  assert results.FORMAT_KEY not in results.read_config(tmp_path)
