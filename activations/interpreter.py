@@ -352,8 +352,9 @@ def _check_called(closed: jax_core.ClosedJaxpr, required: Collection[str], owner
     raise ValueError(
         f"{owner}: the function never calls {', '.join(map(repr, missing))}; it"
         f" calls {', '.join(map(repr, called)) or 'no activation found by name'}."
-        " (jax.nn.gelu, jax.nn.sigmoid and jnp.tanh are inlined by JAX and cannot"
-        " be found; see activations.interpreter.)"
+        " jax.nn.gelu, jax.nn.sigmoid and jnp.tanh are inlined by JAX, so a call of"
+        " one cannot be found by name: call the catalogue's version (activations.gelu)"
+        " or a jitted one (jax.jit(jax.nn.gelu)) in the model instead, and it can."
     )
 
 

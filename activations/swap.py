@@ -15,11 +15,11 @@ from typing import Any
 import jax
 from flax import nnx
 
-from activations import interpreter
+from activations import interpreter, registry
 
 __all__ = ["SwappedModule", "activation_name", "functional_call", "swap"]
 
-Replacements = Mapping[str | Callable[..., Any], Callable[..., Any]]
+Replacements = Mapping[str | Callable[..., Any], Callable[..., Any] | str]
 
 
 def activation_name(activation: str | Callable[..., Any]) -> str:
@@ -55,10 +55,12 @@ def _check_replacements(replacements: Any) -> dict[str, Callable[..., Any]]:
     )
   checked = {}
   for activation, replacement in replacements.items():
+    if isinstance(replacement, str):  # a registry spec: "necro_relu(negative_slope=0.05)"
+      replacement = registry.get(replacement)
     if not callable(replacement):
       raise TypeError(
-          f"The replacement of {activation_name(activation)!r} must be callable,"
-          f" got {replacement!r}."
+          f"The replacement of {activation_name(activation)!r} must be callable or a"
+          f" registry spec such as 'necro_relu(negative_slope=0.05)', got {replacement!r}."
       )
     checked[activation_name(activation)] = replacement
   return checked
@@ -82,7 +84,8 @@ def swap(
       or a Flax NNX module.
     replacements: maps an activation, given as the function (``jax.nn.relu``,
       ``nnx.relu``) or its name (``"relu"``), to its replacement, any
-      elementwise callable such as ``activations.necro_relu``. The replacement
+      elementwise callable such as ``activations.necro_relu``, or a registry
+      spec such as ``"necro_relu(negative_slope=0.05)"``. The replacement
       gets the activation's input alone (a ``leaky_relu``'s slope is dropped)
       and must keep its shape and dtype.
 

@@ -204,3 +204,19 @@ def test_activation_stats_under_a_transform_is_refused_in_one_line(transform):
     transform(lambda x: activations.activation_stats(jax.nn.relu, x)[0].sparsity)(x)
   (stats,) = activations.activation_stats(jax.jit(jax.nn.relu), x)  # a jitted fn is fine
   assert stats.sparsity == 0.5
+
+
+def test_a_replacement_can_be_a_registry_spec():
+  x = jnp.array([-1.0, 2.0])
+  swapped = activations.swap(lambda x: jax.nn.relu(x).sum(), {"relu": "necro_relu(negative_slope=0.05)"})
+  np.testing.assert_allclose(jax.grad(swapped)(x), [0.05, 1.0])
+  with pytest.raises(ValueError, match="Did you mean 'necro_relu'"):
+    activations.swap(jax.nn.relu, {"relu": "necro_rleu"})
+
+
+def test_an_inlined_activation_is_refused_with_the_fix_in_the_message():
+  x = jnp.array([-1.0, 2.0])
+  with pytest.raises(ValueError, match=r"call the catalogue's version \(activations.gelu\) or a jitted"):
+    activations.swap(lambda x: jax.nn.gelu(x).sum(), {"gelu": "relu"})(x)
+  for fixed in (jax.jit(jax.nn.gelu), activations.gelu):  # the fix the message names works
+    assert activations.swap(lambda x, fixed=fixed: fixed(x).sum(), {"gelu": "relu"})(x) == 2.0
