@@ -109,7 +109,7 @@ def _reference(runs: pd.DataFrame, layers: pd.DataFrame, diagnosed: Sequence[tup
   growths, lowest = [], []
   for row, found in diagnosed:
     same = tables.where(runs, activation=reference, seed=row["seed"], **{k: row[k] for k in where})
-    if same.empty or same["diverged"].eq(True).iloc[0]:
+    if same.empty or tables.diverged(same).iloc[0]:
       continue
     rows = healthy_layers(layers[layers["run_id"] == same["run_id"].iloc[0]], found["step"])
     own = rows.loc[rows["layer"] == layer, "weight_norm"]
@@ -133,7 +133,7 @@ def diagnoses(runs: pd.DataFrame, layers: pd.DataFrame, setting: Sequence[str],
   where = [column for column in setting if column != "activation"]
   columns = setting + [column.format(reference=reference) for column in COLUMNS]
   rows = []
-  for key, lost in runs[runs["diverged"].eq(True)].groupby(setting, sort=False):
+  for key, lost in runs[tables.diverged(runs)].groupby(setting, sort=False):
     diagnosed = [(row, found) for row in tables.records(lost)
                  if (found := diagnose(row, layers)) is not None]
     row = dict(zip(setting, key)) | {

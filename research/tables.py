@@ -65,6 +65,15 @@ def read(path: str | os.PathLike) -> Tables:
   return Tables.of(folder.runs(), folder.history(), folder.layers(), folder.grids())
 
 
+def diverged(frame: pd.DataFrame) -> pd.Series:
+  """Whether each row's run diverged (a missing value counts as not).
+
+  Examples:
+    >>> diverged(pd.DataFrame({"diverged": [True, False, None]})).tolist()
+    [True, False, False]
+  """
+  return frame["diverged"].eq(True)
+
 def where(frame: pd.DataFrame, **equal: Any) -> pd.DataFrame:
   """The rows of ``frame`` whose columns hold the given values.
 
@@ -94,11 +103,11 @@ def grouped_estimates(rows: pd.DataFrame, by: Sequence[str], columns: Sequence[s
   """
   found = []
   for key, members in rows.groupby(list(by), sort=False, dropna=False):
-    diverged = members["diverged"].fillna(False).astype(bool) if (
+    lost = diverged(members) if (
         skip_diverged and "diverged" in members) else pd.Series(False, index=members.index)
-    kept = members[~diverged]
+    kept = members[~lost]
     row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
-    row |= {"n": len(kept), "diverged": int(diverged.sum())}
+    row |= {"n": len(kept), "diverged": int(lost.sum())}
     for column in columns:
       row[metrics.describe(column).label] = Estimate.of_mean(
           pd.to_numeric(kept[column], errors="coerce").dropna() if column in kept else [], column)

@@ -128,11 +128,7 @@ def parts(settings: Settings) -> list[experiment.Part]:
 # --- the analysis ---------------------------------------------------------------
 
 
-def _diverged(frame: pd.DataFrame) -> pd.Series:
-  return frame["diverged"].eq(True)
-
-
-_where = tables.where
+_where, _diverged = tables.where, tables.diverged
 
 
 def _mean(rows: pd.DataFrame, column: str) -> Estimate:

@@ -135,7 +135,7 @@ def per_seed(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     >>> per_seed(rows, "test_accuracy").to_dict("index")
     {(2, 'relu', 0): {'he': 0.6, 'small': 0.2}}
   """
-  kept = rows[~rows["diverged"].fillna(False).astype(bool) & rows[metric].notna()]
+  kept = rows[~tables.diverged(rows) & rows[metric].notna()]
   return kept.pivot_table(index=["depth", "activation", "seed"], columns="initialisation", values=metric,
                           aggfunc="last").rename_axis(columns=None)
 
@@ -212,7 +212,7 @@ def spreads(runs: pd.DataFrame, names: Sequence[str], baseline: str, group: str 
   """
   wide, found = per_seed(runs, "test_accuracy"), []
   chosen = runs[runs["initialisation"].isin(names)]
-  diverged = chosen[chosen["diverged"].fillna(False).astype(bool)].groupby(["depth", "activation"]).size()
+  diverged = chosen[tables.diverged(chosen)].groupby(["depth", "activation"]).size()
   for depth in sorted(runs["depth"].unique()):
     base = spread_by_seed(seeds(wide, depth, baseline, names))
     for activation in runs["activation"].unique():

@@ -142,7 +142,7 @@ def cells(runs: pd.DataFrame) -> pd.DataFrame:
   """One row per swept (dataset, learning rate, family, slope): ``accuracy`` by seed of its healthy runs
   and its ``diverged`` runs; sweeps in the order the runs first name them, slopes ascending."""
   swept = runs[runs[SLOPE].notna()]
-  healthy = ~swept["diverged"].fillna(False).astype(bool)
+  healthy = ~tables.diverged(swept)
   swept = swept.assign(order=swept.groupby(CELL, sort=False).ngroup(), healthy=healthy)
   found = [(*key, dict(zip(rows["seed"][rows["healthy"]], rows["test_accuracy"][rows["healthy"]])),
             int((~rows["healthy"]).sum())) for key, rows in swept.groupby(["order", *CELL, SLOPE])]
@@ -444,7 +444,7 @@ def analyse(settings: Settings, found: tables.Tables) -> Findings:
 def _plots(settings: Settings, found: tables.Tables, folder: pathlib.Path) -> None:
   """Test accuracy against the slope, a panel per dataset and learning rate."""
   rows, columns, slopes = len(settings.datasets), len(settings.base.learning_rates), sorted(settings.slopes)
-  runs, swept = found.runs[~found.runs["diverged"].fillna(False).astype(bool)], cells(found.runs)
+  runs, swept = found.runs[~tables.diverged(found.runs)], cells(found.runs)
   figure = plots.new_figure(3.6 * columns, 3.0 * rows + 0.6)
   any_failed = False
   for index, (dataset, rate) in enumerate((d, r) for d in settings.datasets for r in settings.base.learning_rates):

@@ -130,7 +130,7 @@ def correlation(x: Sequence[float], y: Sequence[float]) -> dict[str, Any]:
 
 def correlations(runs: pd.DataFrame, settings: Settings) -> pd.DataFrame:
   """Final sparsity vs test accuracy: per model over the ReLU-forward runs, and per activation."""
-  healthy = runs[~runs["diverged"].astype(bool) & runs["sparsity"].notna()
+  healthy = runs[~tables.diverged(runs) & runs["sparsity"].notna()
                  & runs["test_accuracy"].notna()]
   rows = []
   for model in settings.models:
@@ -264,7 +264,7 @@ def _layers_plot(settings: Settings, found: tables.Tables, folder: pathlib.Path)
 
 
 def _accuracy_plot(settings: Settings, found: tables.Tables, folder: pathlib.Path) -> None:
-  runs = found.runs[~found.runs["diverged"].astype(bool) & found.runs["sparsity"].notna()]
+  runs = found.runs[~tables.diverged(found.runs) & found.runs["sparsity"].notna()]
   figure = plots.new_figure(4.5 * len(settings.models), 3.8)
   for index, model in enumerate(settings.models):
     axis = figure.add_subplot(1, len(settings.models), index + 1)

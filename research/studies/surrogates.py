@@ -127,7 +127,7 @@ def parts(settings: Settings) -> list[experiment.Part]:
 
 
 def _by_seed(rows: pd.DataFrame, metric: str) -> dict[int, float]:
-  kept = rows[~rows["diverged"].astype(bool) & rows[metric].notna()]
+  kept = rows[~tables.diverged(rows) & rows[metric].notna()]
   kept = kept[kept[metric].map(math.isfinite)]
   return dict(zip(kept["seed"].astype(int), kept[metric].astype(float)))
 
@@ -287,7 +287,7 @@ def _sugar_answer(differences: pd.DataFrame) -> Answer:
 
 def _dead_answer(runs: pd.DataFrame) -> Answer:
   """Final dead and inactive fractions per activation, over every dataset and rate."""
-  kept = runs[~runs["diverged"].astype(bool) & runs["dead_fraction"].notna()]
+  kept = runs[~tables.diverged(runs) & runs["dead_fraction"].notna()]
   texts, estimates = [], []
   for activation, mine in kept.groupby("activation", sort=False):
     dead = mine["dead_fraction"]
