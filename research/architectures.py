@@ -22,6 +22,9 @@ last axis holds the channels.
 
 All four end with global average pooling, so any image size works (a VGG's
 last feature map is 1x1 at 32x32, where pooling and flattening agree).
+``convolution`` chooses how convolutions run (:mod:`research.convolution`:
+``"auto"``, the default, is patches times a matrix on CPU, 13x faster inside
+the engine's training loop there, and XLA's convolution on GPU and TPU).
 ``width`` scales the channels (``resnet20(width=4)`` for tests); ``norm``
 puts BatchNorm (momentum 0.9, epsilon 1e-5: PyTorch's defaults) after each
 convolution, whose bias it then replaces. Convolutions start He-normal with
@@ -40,6 +43,8 @@ import jax.numpy as jnp
 from flax import nnx
 from jax import Array
 
+from research import convolution as convolutions
+
 Activation = Callable[[Array], Array]
 NORMS = ("none", "batch")
 _CONV_INIT = nnx.initializers.variance_scaling(2.0, "fan_out", "normal")
@@ -50,7 +55,8 @@ VGG_LAYERS = {  # channels per conv at width 64; "M" is a 2x2 max-pool
 }
 
 
-def _check(name: str, input_shape: Sequence[int], norm: str, width: int) -> None:
+def _check(name: str, input_shape: Sequence[int], norm: str, width: int,
+           convolution: str) -> None:
   if len(input_shape) != 3:
     raise ValueError(
         f"{name} needs images of shape (height, width, channels), got {tuple(input_shape)}.")
@@ -58,16 +64,21 @@ def _check(name: str, input_shape: Sequence[int], norm: str, width: int) -> None
     raise ValueError(f"{name}: norm={norm!r} is not valid; choose from {', '.join(NORMS)}.")
   if isinstance(width, bool) or not isinstance(width, int) or width < 1:
     raise ValueError(f"{name}: width must be a positive integer, got {width!r}.")
+  if convolution not in convolutions.IMPLEMENTATIONS:
+    raise ValueError(f"{name}: convolution={convolution!r} is not valid; choose from "
+                     f"{', '.join(convolutions.IMPLEMENTATIONS)}.")
 
 
 class ConvNorm(nnx.Module):
   """A 3x3 (or 1x1) convolution, then BatchNorm if asked: what precedes an activation."""
 
-  def __init__(self, in_channels: int, out_channels: int, *, norm: str, rngs: nnx.Rngs,
-               kernel: int = 3, stride: int = 1):
+  def __init__(self, in_channels: int, out_channels: int, *, norm: str, convolution: str,
+               rngs: nnx.Rngs, kernel: int = 3, stride: int = 1):
+    by = (convolutions.patches_convolution if convolutions.resolve(convolution) == "patches"
+          else jax.lax.conv_general_dilated)
     self.conv = nnx.Conv(in_channels, out_channels, (kernel, kernel), strides=stride,
                          padding="SAME", use_bias=norm == "none", kernel_init=_CONV_INIT,
-                         rngs=rngs)
+                         conv_general_dilated=by, rngs=rngs)
     self.norm = (nnx.BatchNorm(out_channels, momentum=0.9, epsilon=1e-5, rngs=rngs)
                  if norm == "batch" else None)
 
@@ -80,14 +91,15 @@ class BasicBlock(nnx.Module):
   """conv-norm-act-conv-norm, plus the shortcut, then the activation."""
 
   def __init__(self, in_channels: int, channels: int, stride: int, *, activation: Activation,
-               norm: str, projection: bool, rngs: nnx.Rngs):
+               norm: str, convolution: str, projection: bool, rngs: nnx.Rngs):
     self.activation = activation
-    self.first = ConvNorm(in_channels, channels, norm=norm, stride=stride, rngs=rngs)
-    self.second = ConvNorm(channels, channels, norm=norm, rngs=rngs)
+    layer = dict(norm=norm, convolution=convolution, rngs=rngs)
+    self.first = ConvNorm(in_channels, channels, stride=stride, **layer)
+    self.second = ConvNorm(channels, channels, **layer)
     self.stride, self.extra_channels = stride, channels - in_channels
     changes = stride != 1 or in_channels != channels
-    self.projection = (ConvNorm(in_channels, channels, norm=norm, kernel=1, stride=stride,
-                                rngs=rngs) if projection and changes else None)
+    self.projection = (ConvNorm(in_channels, channels, kernel=1, stride=stride, **layer)
+                       if projection and changes else None)
 
   def shortcut(self, x: Array) -> Array:
     if self.projection is not None:
@@ -104,16 +116,19 @@ class ResNet(nnx.Module):
   """A stem, stages of basic blocks, global average pooling and a linear layer."""
 
   def __init__(self, activation: Activation, *, input_shape: Sequence[int], num_outputs: int,
-               stage_channels: Sequence[int], blocks: int, norm: str, projection: bool,
+               stage_channels: Sequence[int], blocks: int, norm: str, convolution: str,
+               projection: bool,
                rngs: nnx.Rngs):
     self.activation = activation
-    self.stem = ConvNorm(input_shape[-1], stage_channels[0], norm=norm, rngs=rngs)
+    self.stem = ConvNorm(input_shape[-1], stage_channels[0], norm=norm,
+                         convolution=convolution, rngs=rngs)
     layers, channels = [], stage_channels[0]
     for stage, out_channels in enumerate(stage_channels):
       for block in range(blocks):
         stride = 2 if stage > 0 and block == 0 else 1
         layers.append(BasicBlock(channels, out_channels, stride, activation=activation,
-                                 norm=norm, projection=projection, rngs=rngs))
+                                 norm=norm, convolution=convolution, projection=projection,
+                                 rngs=rngs))
         channels = out_channels
     self.blocks = nnx.List(layers)
     self.head = nnx.Linear(channels, num_outputs, rngs=rngs)
@@ -129,13 +144,13 @@ class VGG(nnx.Module):
   """3x3 convolutions (each followed by the activation) and max-pools, then a linear layer."""
 
   def __init__(self, activation: Activation, *, input_shape: Sequence[int], num_outputs: int,
-               layers: Sequence[int | str], norm: str, rngs: nnx.Rngs):
+               layers: Sequence[int | str], norm: str, convolution: str, rngs: nnx.Rngs):
     self.activation = activation
     self.layers_spec = tuple(layers)
     convs, channels = [], input_shape[-1]
     for item in layers:
       if item != "M":
-        convs.append(ConvNorm(channels, item, norm=norm, rngs=rngs))
+        convs.append(ConvNorm(channels, item, norm=norm, convolution=convolution, rngs=rngs))
         channels = item
     self.convs = nnx.List(convs)
     self.head = nnx.Linear(channels, num_outputs, rngs=rngs)
@@ -151,7 +166,8 @@ class VGG(nnx.Module):
 
 
 def resnet20(activation: Activation, *, input_shape: Sequence[int], num_outputs: int,
-             rngs: nnx.Rngs, width: int = 16, norm: str = "batch") -> nnx.Module:
+             rngs: nnx.Rngs, width: int = 16, norm: str = "batch",
+             convolution: str = "auto") -> nnx.Module:
   """The CIFAR ResNet-20 (He et al. 2016): 19 activation calls, 269,722 parameters for 10 classes (option-A shortcuts).
 
   Examples:
@@ -163,14 +179,16 @@ def resnet20(activation: Activation, *, input_shape: Sequence[int], num_outputs:
     >>> nnx.eval_shape(lambda m, x: m(x), model, jnp.ones((2, 32, 32, 3))).shape
     (2, 10)
   """
-  _check("resnet20", input_shape, norm, width)
+  _check("resnet20", input_shape, norm, width, convolution)
   return ResNet(activation, input_shape=input_shape, num_outputs=num_outputs,
                 stage_channels=(width, 2 * width, 4 * width), blocks=3, norm=norm,
+                convolution=convolution,
                 projection=False, rngs=rngs)
 
 
 def resnet18(activation: Activation, *, input_shape: Sequence[int], num_outputs: int,
-             rngs: nnx.Rngs, width: int = 64, norm: str = "batch") -> nnx.Module:
+             rngs: nnx.Rngs, width: int = 64, norm: str = "batch",
+             convolution: str = "auto") -> nnx.Module:
   """The CIFAR ResNet-18: 17 activation calls, 11,173,962 parameters for 10 classes.
 
   Examples:
@@ -180,22 +198,24 @@ def resnet18(activation: Activation, *, input_shape: Sequence[int], num_outputs:
     >>> parameter_count(model)
     11173962
   """
-  _check("resnet18", input_shape, norm, width)
+  _check("resnet18", input_shape, norm, width, convolution)
   return ResNet(activation, input_shape=input_shape, num_outputs=num_outputs,
                 stage_channels=(width, 2 * width, 4 * width, 8 * width), blocks=2, norm=norm,
+                convolution=convolution,
                 projection=True, rngs=rngs)
 
 
 def _vgg(name: str, activation: Activation, input_shape: Sequence[int], num_outputs: int,
-         rngs: nnx.Rngs, width: int, norm: str) -> nnx.Module:
-  _check(name, input_shape, norm, width)
+         rngs: nnx.Rngs, width: int, norm: str, convolution: str) -> nnx.Module:
+  _check(name, input_shape, norm, width, convolution)
   layers = [item if item == "M" else item * width // 64 for item in VGG_LAYERS[name]]
   return VGG(activation, input_shape=input_shape, num_outputs=num_outputs, layers=layers,
-             norm=norm, rngs=rngs)
+             norm=norm, convolution=convolution, rngs=rngs)
 
 
 def vgg11(activation: Activation, *, input_shape: Sequence[int], num_outputs: int,
-          rngs: nnx.Rngs, width: int = 64, norm: str = "none") -> nnx.Module:
+          rngs: nnx.Rngs, width: int = 64, norm: str = "none",
+          convolution: str = "auto") -> nnx.Module:
   """VGG-11 (configuration A) for CIFAR: 8 activation calls.
 
   Examples:
@@ -205,11 +225,12 @@ def vgg11(activation: Activation, *, input_shape: Sequence[int], num_outputs: in
     >>> parameter_count(model)
     9225610
   """
-  return _vgg("vgg11", activation, input_shape, num_outputs, rngs, width, norm)
+  return _vgg("vgg11", activation, input_shape, num_outputs, rngs, width, norm, convolution)
 
 
 def vgg16(activation: Activation, *, input_shape: Sequence[int], num_outputs: int,
-          rngs: nnx.Rngs, width: int = 64, norm: str = "none") -> nnx.Module:
+          rngs: nnx.Rngs, width: int = 64, norm: str = "none",
+          convolution: str = "auto") -> nnx.Module:
   """VGG-16 (configuration D) for CIFAR: 13 activation calls, 14,719,818 parameters for 10 classes.
 
   Examples:
@@ -219,7 +240,7 @@ def vgg16(activation: Activation, *, input_shape: Sequence[int], num_outputs: in
     >>> parameter_count(model)
     14719818
   """
-  return _vgg("vgg16", activation, input_shape, num_outputs, rngs, width, norm)
+  return _vgg("vgg16", activation, input_shape, num_outputs, rngs, width, norm, convolution)
 
 
 ARCHITECTURES: dict[str, Callable[..., nnx.Module]] = {

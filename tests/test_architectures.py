@@ -90,9 +90,24 @@ def test_the_engine_counts_the_same_parameters_without_building_arrays():
     (dict(input_shape=(32, 3)), "needs images of shape"),
     (dict(norm="layer"), "norm='layer' is not valid; choose from none, batch"),
     (dict(width=0), "width must be a positive integer"),
+    (dict(convolution="fft"), "convolution='fft' is not valid; choose from auto, xla, patches"),
 ])
 def test_bad_arguments_name_what_is_valid(bad, message):
   arguments = dict(input_shape=(8, 8, 3), num_outputs=3, rngs=nnx.Rngs(0)) | bad
   for factory in architectures.ARCHITECTURES.values():
     with pytest.raises(ValueError, match=message):
       factory(jax.nn.relu, **arguments)
+
+
+@pytest.mark.parametrize("name", sorted(architectures.ARCHITECTURES))
+def test_patches_and_xla_convolutions_give_the_same_logits(name):
+  def logits(convolution):
+    model = architectures.ARCHITECTURES[name](
+        jax.nn.relu, input_shape=(8, 8, 3), num_outputs=3, width=4, convolution=convolution,
+        rngs=nnx.Rngs(jax.random.key(0, impl="rbg")))
+    model.eval()
+    return model(jax.random.normal(jax.random.key(1), (2, 8, 8, 3)))
+
+  patches, xla = logits("patches"), logits("xla")
+  assert patches.dtype == xla.dtype == jnp.float32
+  np.testing.assert_allclose(patches, xla, rtol=1e-4, atol=1e-5)
