@@ -45,6 +45,7 @@ from activations.registry import (
     catalogue_markdown,
     get,
     hyperparameters,
+    impls,
     names,
     register,
     unregister,
@@ -61,6 +62,7 @@ from activations.relu_family import (
     sugar_softplus,
     windowed_necro_relu,
 )
+from activations.revival import revival_relu
 from activations.spec import parse_spec
 from activations.spiking import (
     heaviside_arctan,
@@ -106,6 +108,7 @@ __all__ = [
     "heaviside_triangle",
     "hyperparameters",
     "identity",
+    "impls",
     "intercept",
     "leaky_relu",
     "names",
@@ -116,6 +119,7 @@ __all__ = [
     "relu",
     "relu6",
     "relu_with_leaky_backward",
+    "revival_relu",
     "selu",
     "sigmoid",
     "sign_straight_through",

@@ -23,7 +23,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from activations import baselines, relu_family, spiking
+from activations import baselines, relu_family, revival, spiking
 from activations._core import IMPLS
 from activations.definition import Definition, Hyperparameter, check_value
 from activations.spec import parse_spec
@@ -32,6 +32,7 @@ RELU_FORWARD = "ReLU forward, surrogate backward"  # the kind of ReLU's own surr
 _MODULES = (
     (baselines, "true derivative"),
     (relu_family, RELU_FORWARD),
+    (revival, RELU_FORWARD),
     (spiking, "step forward, surrogate backward"),
 )
 
@@ -141,6 +142,19 @@ def names() -> tuple[str, ...]:
 def kind(name: str) -> str:
   """What kind of backward pass ``name`` has, as shown in the catalogue."""
   return _lookup(name).kind
+
+
+def impls(name: str) -> tuple[str, ...]:
+  """The ``impl`` values an entry accepts: ``("vjp", "jvp")``, ``("vjp",)``, or ``()`` without one.
+
+  Examples:
+    >>> impls("necro_relu"), impls("revival_relu")
+    (('vjp', 'jvp'), ('vjp',))
+  """
+  function = _lookup(name).function
+  if "impl" not in inspect.signature(function).parameters:
+    return ()
+  return tuple(getattr(inspect.getmodule(function), "IMPLS", IMPLS))
 
 
 def relu_forward(name: str) -> bool:

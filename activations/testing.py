@@ -57,10 +57,14 @@ class CheckReport:
   Attributes:
     passed: the names of the checks that passed.
     skipped: checks not run, with why (e.g. forward mode for a custom_vjp).
+    notes: what the battery found that is allowed but worth knowing: a
+      backward pass that reads the rest of the batch (not elementwise) or the
+      cotangent's sign (not linear in it).
   """
 
   passed: tuple[str, ...]
   skipped: tuple[str, ...]
+  notes: tuple[str, ...] = ()
 
 
 def _tolerance(dtype: Any) -> dict[str, float]:
@@ -87,6 +91,7 @@ class _Battery:
     self.failures: list[str] = []
     self.passed: list[str] = []
     self.skipped: list[str] = []
+    self.notes: list[str] = []
 
   def run(self, name: str, check: Callable[[], str | None]) -> None:
     try:
@@ -111,7 +116,7 @@ class _Battery:
           f"check_activation({name}) failed {len(self.failures)} check(s):\n"
           + "\n".join(f"- {failure}" for failure in self.failures)
       )
-    return CheckReport(tuple(self.passed), tuple(self.skipped))
+    return CheckReport(tuple(self.passed), tuple(self.skipped), tuple(self.notes))
 
 
 def _differ(x, actual, expected, what: str, **tolerance) -> str | None:
@@ -186,7 +191,36 @@ def check_activation(
   battery = _Battery()
   for dtype in dtypes:
     _check_dtype(battery, fn, jnp.dtype(dtype), forward, derivative)
+  battery.notes.extend(_backward_structure(fn))
   return battery.report(fn)
+
+
+# Each unit (column) is active on one example and inactive on the other, so a
+# backward that reads the whole batch sees a different batch per example.
+_BATCH_PROBE = ((-1.5, 2.0, 0.5, -0.25), (1.5, -2.0, -0.5, 0.25))
+
+
+def _backward_structure(fn: Callable[..., Any]) -> list[str]:
+  """Notes on a backward pass that reads the batch or the cotangent's sign (float32 probe)."""
+  x = jnp.asarray(_BATCH_PROBE, jnp.float32)
+  try:
+    _, pullback = jax.vjp(fn, x)
+    per_example = jax.vmap(lambda row, c: jax.vjp(fn, row[None])[1](c[None])[0][0])
+    found = []
+    for cotangent in (-jnp.ones_like(x), jnp.ones_like(x)):
+      if not np.allclose(pullback(cotangent)[0], per_example(x, cotangent), equal_nan=True):
+        found.append("not elementwise: an example's gradient depends on the rest of its batch"
+                     " (units on the last axis); under vmap over examples each is its own batch")
+        break
+    ones = jnp.ones_like(x)
+    linear = all(np.allclose(up, -down, equal_nan=True) for up, down in (
+        (pullback(-ones)[0], pullback(ones)[0]), (per_example(x, -ones), per_example(x, ones))))
+    if not linear:
+      found.append("not linear in the cotangent: it reads the cotangent's sign, so it has no"
+                   " forward-mode (jvp) form")
+    return found
+  except Exception:  # noqa: BLE001 (the battery above already reports a failing call)
+    return []
 
 
 def _values_and_gradients(fn: Callable[..., Any], x: jax.Array) -> tuple[jax.Array, jax.Array]:
