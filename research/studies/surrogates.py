@@ -43,10 +43,9 @@ import pandas as pd
 import activations
 from activations import registry
 from research import config as config_lib
-from research import experiment, plots, tables
+from research import experiment, paired, plots, tables
 from research.config import Config
 from research.findings import Answer, Estimate, Findings, Table
-from research.statistics import paired_comparison
 from research.study import Study
 
 BASELINE, REFERENCE = "relu", "leaky_relu"  # the paired differences are against these registry names
@@ -126,26 +125,6 @@ def parts(settings: Settings) -> list[experiment.Part]:
   return found
 
 
-def _by_seed(rows: pd.DataFrame, metric: str) -> dict[int, float]:
-  kept = rows[~tables.diverged(rows) & rows[metric].notna()]
-  kept = kept[kept[metric].map(math.isfinite)]
-  return dict(zip(kept["seed"].astype(int), kept[metric].astype(float)))
-
-
-def _difference_row(rows: pd.DataFrame, reference: pd.DataFrame, baseline: str, metric: str) -> dict:
-  comparison = paired_comparison(_by_seed(rows, metric), _by_seed(reference, metric))
-  baseline_values = list(_by_seed(reference, metric).values())
-  return {
-      "activation": rows["activation"].iloc[0], "name": rows["name"].iloc[0], "baseline": baseline,
-      "pairs": comparison.num_pairs, "difference": comparison.mean_difference,
-      "half_width": comparison.half_width,
-      "low": comparison.mean_difference - comparison.half_width,
-      "high": comparison.mean_difference + comparison.half_width,
-      "p": comparison.p_value, "wins": comparison.wins, "diverged": int(rows["diverged"].sum()),
-      "baseline_mean": sum(baseline_values) / len(baseline_values) if baseline_values else math.nan,
-  }
-
-
 def paired_differences(runs: pd.DataFrame, baseline: str = BASELINE,
                        metric: str = "test_accuracy") -> pd.DataFrame:
   """Each activation minus ``baseline`` in ``metric``, paired by seed, per dataset and rate.
@@ -163,34 +142,10 @@ def paired_differences(runs: pd.DataFrame, baseline: str = BASELINE,
     >>> row["activation"], row["pairs"], round(row["difference"], 4), row["wins"]
     ('necro_relu', 3, 0.02, 3)
   """
-  found = []
-  for key, group in runs.groupby(GROUP, sort=False):
-    reference = group[group["name"] == baseline]
-    if reference.empty:
-      continue
-    for _, rows in group[group["name"] != baseline].groupby("activation", sort=False):
-      found.append(dict(zip(GROUP, key)) | _difference_row(rows, reference, baseline, metric))
-  return pd.DataFrame(found)
+  return paired.paired_differences(runs, baseline, metric, GROUP)
 
 
-def verdict(row) -> str:
-  """``"beats"``, ``"loses to"``, ``"ties with"`` (the interval holds 0) or ``"n/a"``.
-
-  Examples:
-    >>> verdict({"low": 0.01, "high": 0.03}), verdict({"low": -0.01, "high": 0.03})
-    ('beats', 'ties with')
-    >>> verdict({"low": float("nan"), "high": float("nan")})
-    'n/a'
-  """
-  low, high = row["low"], row["high"]
-  if math.isnan(low) or math.isnan(high):
-    return "n/a"
-  return "beats" if low > 0 else "loses to" if high < 0 else "ties with"
-
-
-def difference(row) -> Estimate:
-  """A row of :func:`paired_differences` as an estimate in percentage points."""
-  return Estimate(row["difference"], row["low"], row["high"], "points", int(row["pairs"]))
+verdict, difference = paired.verdict, paired.difference  # read by the notebook and tests
 
 
 def step_zero_matches(history: pd.DataFrame, name: str, baseline: str = BASELINE) -> tuple[int, int]:
