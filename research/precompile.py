@@ -52,8 +52,22 @@ def _init_one(program: Program) -> Callable[[RunInputs], RunState]:
 
 
 def _without_hyperparameters(inputs: RunInputs) -> RunInputs:
-  """What an :func:`_init_program` takes: one branch, no hyperparameters."""
-  return inputs._replace(branch=jnp.zeros_like(inputs.branch), hyperparameters=({},))
+  """What an :func:`_init_program` takes, on the host: one branch, no hyperparameters.
+
+  On the host (random keys on the default device), so that picking one run's
+  inputs is not an op-by-op gather across the mesh: on XLA:CPU such an
+  all-gather between two devices could wait forever for the second device
+  (seen on a busy 2-core machine: the rendezvous never completed).
+  """
+  inputs = inputs._replace(branch=jnp.zeros_like(inputs.branch), hyperparameters=({},))
+  return jax.tree.map(_to_host, inputs)
+
+
+def _to_host(leaf: Array) -> Any:
+  if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+    data = np.asarray(jax.device_get(jax.random.key_data(leaf)))
+    return jax.random.wrap_key_data(data, impl=jax.random.key_impl(leaf))
+  return np.asarray(jax.device_get(leaf))
 
 
 def init_runs(program: Program, mesh: Mesh) -> Callable[[RunInputs], RunState]:
