@@ -20,7 +20,7 @@ CONFIG_FIELDS = {field.name for field in dataclasses.fields(Config)}
 
 def test_every_study_module_declares_a_study_and_is_a_command():
   modules = [path.stem for path in pathlib.Path(studies_lib.__file__).parent.glob("[!_]*.py")]
-  assert len(STUDIES) == len(modules) == 8
+  assert len(STUDIES) == len(modules) == 9
   assert set(cli.commands()) >= set(NAMES)
 
 
@@ -84,6 +84,11 @@ BAD_FLAGS = [
     ('born-dead', ['--widths', '0'], 'widths must be'),
     ('born-dead', ['--base.dataset', 'regresion'], "Did you mean 'regression'"),
     ('born-dead', ['--base.init', 'rai'], 'base.init is set per part by the born-dead study'),
+    ('depth', ['--networks', 'resnet20'], 'at least one plain network'),
+    ('depth', ['--datasets', 'digits,digits'], 'datasets must name one or more distinct values'),
+    ('depth', ['--optimizers', 'adam,adam'], 'optimizers must name one or more distinct values'),
+    ('depth', ['--base.activations', 'necro_relu'], 'must include relu once'),
+    ('depth', ['--base.model', 'cnn2d'], 'base.model is set per part by the depth study'),
     ('dying', ['--optimizers', 'adma'], "Did you mean 'adam'?"),
     ('dying', ['--optimizers', 'nesterov'], 'has no default learning rates'),
     ('dying', ['--datasets', 'mnist2d'], 'Choose from:'),

@@ -50,7 +50,7 @@ def run(name: str | Study, settings: Any = None, *, out: str | None = None, quie
     >>> run("dyng")
     Traceback (most recent call last):
     ...
-    ValueError: No study named 'dyng'. Choose from: born-dead, dying, gradient-flow, init, slope-sweep, sparsity, surrogates, xor.
+    ValueError: No study named 'dyng'. Choose from: born-dead, depth, dying, gradient-flow, init, slope-sweep, sparsity, surrogates, xor.
   """
   studies = all_studies()
   if isinstance(name, str):
