@@ -109,7 +109,31 @@ def test_default_parts_are_the_full_study():
       dataset="mnist5k", optimizer="sgd", learning_rates=(0.01, 0.1, 0.3, 0.6, 1.0, 2.0, 3.0),
       activations=dying.ACTIVATIONS, seeds=3, steps=1500, eval_every=100)
   assert sum(len(p.config.activations) * len(p.config.learning_rates) * p.config.seeds
-             for p in parts) == 390
+             for p in parts) == 468
+  assert "revival_relu(negative_slope=0.3)" in dying.ACTIVATIONS
+
+
+def test_the_layer_mechanism_compares_pre_activations_and_kernel_growth_at_the_dying_rates():
+  rows = []
+  for name, lowest, growth in (("relu", -2.0, 1.5), ("necro_relu", -900.0, 40.0),
+                               ("revival_relu", -1.0, 1.2)):
+    for seed in (0, 1):
+      for step, scale in ((0, 1.0), (100, growth)):
+        rows.append({"dataset": "d", "optimizer": "adam", "learning_rate": 0.1, "name": name,
+                     "run_id": f"{name}{seed}", "layer": 1, "step": step,
+                     "preactivation_mean": 0.0 if step == 0 else lowest, "weight_norm": 2.0 * scale,
+                     "dead_fraction": 0.5 if name == "relu" and step else 0.0})
+  layers = pd.DataFrame(rows + [dict(rows[0], learning_rate=0.001, preactivation_mean=-1e9)])
+  found = dying.layer_mechanism(pd.DataFrame(), layers, {("d", "adam"): [0.1]})
+  by = found.set_index("name")
+  assert by.loc["necro_relu", "lowest_preactivation"] == -900.0  # the 0.001 row is not a dying rate
+  assert by.loc["relu", "lowest_preactivation"] == -2.0
+  assert by.loc["revival_relu", "kernel_growth"] == pytest.approx(1.2)
+  assert by.loc["relu", "dead_fraction"] == 0.5 and set(by["runs"]) == {2}
+  [answer] = dying._mechanism_answers(found)
+  assert "necro_relu -900 (kernel x40" in answer.text and "revival_relu -1 (kernel x1.2" in answer.text
+  assert "necro_relu goes more than 10 times below relu's in layer 1" in answer.text
+  assert "revival_relu stays within 10 times relu's in every layer" in answer.text
 
 
 

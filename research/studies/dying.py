@@ -16,9 +16,9 @@ elementwise activation and has no learned slope parameter; adding one means
 changing the model, which this study does not own.
 
 Default (the full study): MNIST-1D and MNIST-5k, Adam and SGD, relu,
-leaky_relu(0.01), necro_relu(0.1), elu and windowed_necro_relu (the surrogate
-designed from this study's measurements), 6 Adam and 7 SGD learning rates, 3
-seeds, MLP 100-100, 1500 steps: 390 runs. On 2 busy CPU cores it took 796 s
+leaky_relu(0.01), necro_relu(0.1), elu, windowed_necro_relu and revival_relu
+(the surrogates designed from this study's measurements), 6 Adam and 7 SGD
+learning rates, 3 seeds, MLP 100-100, 1500 steps: 468 runs. On 2 busy CPU cores it took 796 s
 with a cold compilation cache and 557 s with a warm one.
 
 Command::
@@ -54,7 +54,8 @@ DEFAULT_LEARNING_RATES: dict[str, tuple[float, ...]] = {
     "momentum": (1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0),
 }
 ACTIVATIONS = ("relu", "leaky_relu(negative_slope=0.01)", "necro_relu(negative_slope=0.1)", "elu",
-               "windowed_necro_relu(negative_slope=0.1,window=3.0)")  # no PReLU: no learned slope in the MLP
+               "windowed_necro_relu(negative_slope=0.1,window=3.0)",
+               "revival_relu(negative_slope=0.3)")  # no PReLU: no learned slope in the MLP
 DYING_THRESHOLD = 0.10  # ReLU "dies" at a rate where its mean dead fraction reaches this
 PREVENTS_THRESHOLD = 0.02  # a remedy "prevents" dying where its dead fraction stays below this
 CS231N = 0.395  # "as much as 40%": reached at 39.5% and above
@@ -361,6 +362,72 @@ def _divergence_answers(runs: pd.DataFrame, diagnosed: pd.DataFrame) -> list[Ans
   return answers
 
 
+MECHANISM_NAMES = ("relu", "necro_relu", "windowed_necro_relu", "revival_relu")  # compared per layer
+
+
+def layer_mechanism(runs: pd.DataFrame, layers: pd.DataFrame,
+                    dying: Mapping[tuple[str, str], list[float]]) -> pd.DataFrame:
+  """Per layer, at the rates where ReLU dies: the lowest mean pre-activation, kernel growth, dead units.
+
+  Medians over runs of each run's lowest mean pre-activation over training
+  and of its kernel norm at its last evaluation over step 0's; the mean of
+  the final dead fraction. A diverged run counts up to its last evaluation.
+  """
+  found = []
+  for (dataset, optimizer), rates in dying.items():
+    mine = layers[(layers["dataset"] == dataset) & (layers["optimizer"] == optimizer)
+                  & layers["learning_rate"].isin(rates) & layers["name"].isin(MECHANISM_NAMES)
+                  & layers["preactivation_mean"].notna()].sort_values("step")
+    if mine.empty:
+      continue
+    per_run = mine.groupby(["name", "run_id", "layer"], sort=False).agg(
+        lowest=("preactivation_mean", "min"), first=("weight_norm", "first"),
+        last=("weight_norm", "last"), dead=("dead_fraction", "last"))
+    per_run["growth"] = per_run["last"] / per_run["first"]
+    summary = per_run.groupby(["name", "layer"]).agg(
+        runs=("dead", "size"), lowest_preactivation=("lowest", "median"),
+        kernel_growth=("growth", "median"), dead_fraction=("dead", "mean")).reset_index()
+    found.append(summary.assign(dataset=dataset, optimizer=optimizer))
+  columns = ["dataset", "optimizer", "name", "layer", "runs", "lowest_preactivation",
+             "kernel_growth", "dead_fraction"]
+  return pd.concat(found, ignore_index=True)[columns] if found else pd.DataFrame(columns=columns)
+
+
+def _runaway_reading(mine: pd.DataFrame) -> str:
+  """Which surrogates' pre-activations go more than 10 times below relu's, layer by layer."""
+  relu = mine[mine["name"] == "relu"].set_index("layer")["lowest_preactivation"]
+  readings = []
+  for name in ("necro_relu", "revival_relu"):
+    own = mine[mine["name"] == name].set_index("layer")["lowest_preactivation"]
+    past = [int(layer) for layer, value in own.items()
+            if layer in relu and value < 10 * min(relu[layer], -1e-6)]
+    readings.append(f"{name} goes more than 10 times below relu's in layer"
+                    f" {', '.join(map(str, past))}" if past else
+                    f"{name} stays within 10 times relu's in every layer")
+  return "; ".join(readings) + " (relu's lowest is the reference: a unit pushed far below it is one"\
+      " the surrogate's gradient drove down where the loss cannot see it)."
+
+
+def _mechanism_answers(mechanism: pd.DataFrame) -> list[Answer]:
+  """Per layer, where ReLU dies: how far below relu's each surrogate drives its pre-activations."""
+  answers = []
+  for (dataset, optimizer), mine in mechanism.groupby(["dataset", "optimizer"], sort=False):
+    if not {"revival_relu", "necro_relu"} <= set(mine["name"]):
+      continue
+    texts = []
+    for layer, rows in mine.groupby("layer"):
+      by = rows.set_index("name")
+      texts.append(f"layer {layer}: " + ", ".join(
+          f"{name} {by.loc[name, 'lowest_preactivation']:.3g} (kernel x{by.loc[name, 'kernel_growth']:.3g},"
+          f" {100 * by.loc[name, 'dead_fraction']:.0f}% dead)" for name in MECHANISM_NAMES if name in by.index))
+    answers.append(Answer(
+        f"{dataset}, {optimizer}, at the rates where ReLU dies: the lowest mean pre-activation of each"
+        " hidden layer over training (median over runs, diverged runs up to their last"
+        " evaluation), its kernel's growth and final dead fraction. " + "; ".join(texts) + ". "
+        + _runaway_reading(mine), topic="Per layer: do the surrogates push inactive units down? (necro_relu, revival_relu)"))
+  return answers
+
+
 def analyse(settings: Settings, found: tables.Tables) -> Findings:
   """The dead fraction against the rate, each remedy's verdict, stability and the divergence diagnosis."""
   del settings  # everything comes from the rows
@@ -371,6 +438,8 @@ def analyse(settings: Settings, found: tables.Tables) -> Findings:
   names = [name for name in dict.fromkeys(runs["activation"]) if name != "relu"]
   answers = [*_relu_answers(rated), *_remedy_answers(remedy)] if baseline else []
   answers += _divergence_answers(runs, diagnosed)
+  mechanism = layer_mechanism(runs, layers, dying) if baseline and not layers.empty else pd.DataFrame()
+  answers += _mechanism_answers(mechanism) if len(mechanism) else []
   answers += [_totals_answer(runs), *(_held_answer(runs, dying, name) for name in names)] if baseline else []
   return Findings(
       question="how much of a ReLU network dies as the learning rate grows, and does each remedy prevent it?",
@@ -392,6 +461,8 @@ def analyse(settings: Settings, found: tables.Tables) -> Findings:
             for (dataset, optimizer), group in rated.groupby(GROUP, sort=False)),
           *([Table("ReLU's dead fraction per layer (layer 1 nearest the input), end of training",
                    per_layer)] if len(per_layer) else []),
+          *([Table("Per layer at the rates where ReLU dies: lowest mean pre-activation, kernel"
+                   " growth, dead units", mechanism)] if len(mechanism) else []),
       ),
       notes=NOTES,
       plots=(DEAD_VS_RATE_PLOT, ACCURACY_VS_RATE_PLOT,
