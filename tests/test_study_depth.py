@@ -13,7 +13,7 @@ pytestmark = pytest.mark.standard_promotion  # trains with optax
 
 TINY = depth.Settings(
     networks=("vgg11(width=2)", "resnet20(width=2, norm='none')"), optimizers=("adam",),
-    more_datasets=(), augmented=False,
+    plain_optimizers=(), more_datasets=(), augmented=False,
     base=Config(activations=("relu", "necro_relu", "revival_relu"), seeds=2,
                 steps=6, batch_size=16, eval_every=3))
 
@@ -58,18 +58,25 @@ def test_the_answers_have_paired_differences_for_each_question(tiny):
 
 def test_the_default_grid_and_the_extra_parts():
   found = depth.parts(depth.Settings())
-  assert len(found) == 5 * 2 + 2
-  assert [(p.keys["dataset"], p.keys["augment"], p.keys["optimizer"]) for p in found[-2:]] == [
-      ("mnist5k", False, "adam"), ("digits", True, "adam")]
-  assert found[-1].config.augment and found[-1].config.model == "vgg11(width=16)"
+  assert len(found) == 5 + 2 + 1 + 1  # adam x 5 networks, momentum x 2 plain, mnist5k, augmented
+  keys = [(p.keys["network"], p.keys["dataset"], p.keys["augment"], p.keys["optimizer"]) for p in found]
+  assert keys[5:7] == [("vgg11, 8 conv, plain", "digits", False, "momentum"),
+                       ("vgg16, 13 conv, plain", "digits", False, "momentum")]
+  mnist5k, augmented = found[7], found[8]
+  assert mnist5k.config.model == "vgg11(width=8)" and len(mnist5k.config.activations) == 5
+  assert augmented.config.augment and augmented.config.model == "vgg11(width=16)"
   assert {p.config.learning_rates for p in found if p.keys["optimizer"] == "momentum"} == {(0.01, 0.03)}
+  assert sum(len(p.config.activations) * len(p.config.learning_rates) * p.config.seeds
+             for p in found) == 462
 
 
 @pytest.mark.parametrize("change,message", [
     (dict(networks=("resnet20",)), "at least one plain network"),
     (dict(optimizers=("adam", "adam")), "optimizers must name one or more distinct values"),
     (dict(base=Config(activations=("necro_relu",))), "must include relu once"),
-    (dict(base=Config(activations=("relu", "necro_relu"), seeds=1)), "base.seeds must be 2 or more"),
+    (dict(base=Config(activations=("relu", "necro_relu"), seeds=1), more_datasets=()),
+     "base.seeds must be 2 or more"),
+    (dict(more_data_activations=("relu", "elu")), "more_data_activations must be among base.activations"),
 ])
 def test_bad_settings_are_refused_by_name(change, message):
   with pytest.raises(ValueError, match=message):

@@ -68,13 +68,18 @@ CELL = [*PART, "learning_rate"]
 class Settings:
   """ReLU-forward surrogates against relu in deep VGGs and ResNets, with and without BatchNorm and skips."""
 
-  networks: Specs = NETWORKS  # model specs; the first plain one also trains the extra data parts
-  optimizers: Specs = ("adam", "momentum")  # one part each per network
+  networks: Specs = NETWORKS  # model specs, each trained with every optimizer on every dataset
+  optimizers: Specs = ("adam",)  # one part each per network and dataset
+  plain_optimizers: Specs = ("momentum",)  # more optimizers for the plain networks only (question (a))
   adam_rates: Rates = (1e-3, 3e-3)  # learning rates of adam (and adamw)
   sgd_rates: Rates = (0.01, 0.03)  # learning rates of sgd, momentum and nesterov
-  datasets: Specs = ("digits",)  # every network x optimizer trains on each, without augmentation
-  more_datasets: Specs = ("mnist5k",)  # the first plain network only, adam, without augmentation
-  augmented: bool = True  # also the first plain network on the first dataset with --augment (4-pixel crops, flips), adam
+  datasets: Specs = ("digits",)  # every network trains on each, without augmentation
+  more_datasets: Specs = ("mnist5k",)  # more_data_network only, adam, without augmentation
+  more_data_network: str = "vgg11(width=8)"  # a plain network narrow enough for 28x28 images on 2 cores
+  more_data_activations: Specs = (  # a subset of base.activations for the more_datasets parts
+      "relu", "leaky_relu(negative_slope=0.01)", "necro_relu(negative_slope=0.1)",
+      "revival_relu(negative_slope=0.3)", "sugar_bsilu(alpha=1.67)")
+  augmented: bool = True  # also the first network on the first dataset with --augment (4-pixel crops, flips), adam
   base: Config = Config(  # the engine's settings: 600 steps of 64 (digits: 27 epochs), evaluated every 200
       activations=DEFAULT_ACTIVATIONS, seeds=3, steps=600, batch_size=64, eval_every=200)
 
@@ -120,6 +125,13 @@ def validate(settings: Settings) -> None:
                         ("datasets", settings.datasets)):
     if not values or len(set(values)) != len(values):
       raise ValueError(f"{label} must name one or more distinct values, got {values!r}.")
+  given = set(settings.base.activations)
+  if settings.more_datasets and not set(settings.more_data_activations) <= given:
+    raise ValueError(f"more_data_activations must be among base.activations, got"
+                     f" {sorted(set(settings.more_data_activations) - given)!r}.")
+  if settings.more_datasets and BASELINE not in settings.more_data_activations:
+    raise ValueError(f"more_data_activations must include {BASELINE}, got"
+                     f" {settings.more_data_activations!r}.")
   if settings.base.seeds < 2:
     raise ValueError(f"base.seeds must be 2 or more (a paired interval needs two pairs), got"
                      f" {settings.base.seeds!r}.")
@@ -129,31 +141,38 @@ def _rates(settings: Settings, optimizer: str) -> tuple[float, ...]:
   return settings.adam_rates if optimizer.startswith("adam") else settings.sgd_rates
 
 
-def _part(settings: Settings, network: str, dataset: str, augment: bool,
-          optimizer: str) -> experiment.Part:
+def _part(settings: Settings, network: str, dataset: str, augment: bool, optimizer: str,
+          activation_specs: tuple[str, ...] | None = None) -> experiment.Part:
   keys = {"network": network_name(network), "dataset": dataset, "augment": augment,
           "optimizer": optimizer}
   return experiment.Part(keys, dataclasses.replace(
       settings.base, model=network, dataset=dataset, augment=augment, optimizer=optimizer,
       learning_rates=_rates(settings, optimizer),
+      activations=activation_specs or settings.base.activations,
       eval_every=min(settings.base.eval_every, settings.base.steps)))
 
 
 def parts(settings: Settings) -> list[experiment.Part]:
-  """Every network x optimizer on the dataset; then the first plain network on more data, with adam.
+  """Every network x optimizer x dataset; the plain networks with more optimizers; more data; augmentation.
 
   Examples:
-    >>> [p.keys["network"] for p in parts(Settings(optimizers=("adam",)))][:3]
-    ['vgg11, 8 conv, plain', 'vgg16, 13 conv, plain', 'vgg11, 8 conv, BatchNorm']
-    >>> [(p.keys["dataset"], p.keys["augment"]) for p in parts(Settings(optimizers=("adam",)))][5:]
-    [('mnist5k', False), ('digits', True)]
+    >>> [(p.keys["network"], p.keys["optimizer"]) for p in parts(Settings())][:2]
+    [('vgg11, 8 conv, plain', 'adam'), ('vgg16, 13 conv, plain', 'adam')]
+    >>> [(p.keys["network"], p.keys["dataset"], p.keys["augment"], p.keys["optimizer"])
+    ...  for p in parts(Settings())][5:]  # doctest: +NORMALIZE_WHITESPACE
+    [('vgg11, 8 conv, plain', 'digits', False, 'momentum'),
+     ('vgg16, 13 conv, plain', 'digits', False, 'momentum'),
+     ('vgg11, 8 conv, plain', 'mnist5k', False, 'adam'), ('vgg11, 8 conv, plain', 'digits', True, 'adam')]
   """
   found = [_part(settings, network, dataset, False, optimizer) for dataset in settings.datasets
-           for network in settings.networks for optimizer in settings.optimizers]
-  first = next(spec for spec in settings.networks if plain(network_name(spec)))
-  found += [_part(settings, first, dataset, False, "adam") for dataset in settings.more_datasets]
+           for optimizer in settings.optimizers for network in settings.networks]
+  plains = [spec for spec in settings.networks if plain(network_name(spec))]
+  found += [_part(settings, network, dataset, False, optimizer) for dataset in settings.datasets
+            for optimizer in settings.plain_optimizers for network in plains]
+  found += [_part(settings, settings.more_data_network, dataset, False, "adam",
+                  settings.more_data_activations) for dataset in settings.more_datasets]
   if settings.augmented:
-    found.append(_part(settings, first, settings.datasets[0], True, "adam"))
+    found.append(_part(settings, plains[0], settings.datasets[0], True, "adam"))
   return found
 
 
