@@ -20,7 +20,7 @@ from research.statistics import paired_comparison
 
 def _by_seed(rows: pd.DataFrame, metric: str) -> dict[int, float]:
   kept = rows[~tables.diverged(rows) & rows[metric].notna()]
-  kept = kept[kept[metric].map(math.isfinite)]
+  kept = kept.loc[kept[metric].map(math.isfinite).astype(bool)]  # .loc: an empty mask selects no column
   return dict(zip(kept["seed"].astype(int), kept[metric].astype(float)))
 
 
