@@ -202,8 +202,9 @@ def pooled_differences(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
   return paired.paired_differences(keyed, BASELINE, "test_accuracy", by)
 
 
-def _main(runs: pd.DataFrame, settings: Settings) -> pd.DataFrame:
-  return runs[runs["dataset"].isin(settings.datasets) & ~runs["augment"].astype(bool)]
+def _main(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+  """The rows of the main parts: every network on ``settings.datasets``, without augmentation."""
+  return rows[rows["dataset"].isin(settings.datasets) & ~rows["augment"].astype(bool)]
 
 
 def _sugar_scale(gain: float, relu_accuracy: float) -> str:
@@ -319,11 +320,11 @@ def analyse(settings: Settings, found: tables.Tables) -> Findings:
   pooled = pooled_differences(runs, PART[:3])
   main = _main(runs, settings)
   surrogates = _surrogates(runs)
-  main_cells = cells.merge(main[CELL].drop_duplicates(), on=CELL) if not cells.empty else cells
+  main_cells = _main(cells, settings) if not cells.empty else cells
   return Findings(
       question="does a ReLU-forward surrogate help deep networks, as SUGAR reports, and why?",
       answers=(
-          _plain_answer(main_cells), *_network_answers(pooled_differences(main, PART[:3]), surrogates),
+          _plain_answer(main_cells), *_network_answers(_main(pooled, settings), surrogates),
           _dead_answer(main, main_cells), *_data_answers(pooled, settings), _scope_answer(settings)),
       tables=(
           Table("Final accuracy, dead and inactive units per configuration", tables.grouped_estimates(
