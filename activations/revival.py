@@ -18,6 +18,17 @@ The forward values, and so the exact zeros and the first training step's
 numbers, are ReLU's. The backward pass is not elementwise (it reads the whole
 batch) and not linear in the cotangent (it reads its sign), so it has a
 reverse-mode rule only (``impl="vjp"``).
+
+Where it helps and where it fails (``python -m research dying``, MLP 100-100,
+1500 steps, 3 seeds, AMD EPYC CPU): at the Adam rates where ReLU loses 43-52%
+of its units it ends with 0.0-0.1% dead, and its lowest per-layer
+pre-activation stays within 10x ReLU's (NecroReLU's runs 160x below). It does
+not make a ReLU network train like a LeakyReLU one at Adam 0.1 (MNIST-1D:
+32% against LeakyReLU's 52%; every ReLU-forward backward tried did worse,
+which points at LeakyReLU's forward pass), one of three MNIST-5k runs at
+Adam 0.1 diverged, and with plain SGD at the highest rates it diverges more
+often than ReLU. Under BatchNorm no channel is dead on a whole batch, so it
+equals ReLU there (``python -m research depth``).
 """
 
 from __future__ import annotations

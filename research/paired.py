@@ -70,6 +70,29 @@ def paired_differences(runs: pd.DataFrame, baseline: str, metric: str,
   return pd.DataFrame(found)
 
 
+def pooled_differences(runs: pd.DataFrame, baseline: str, metric: str, group: Sequence[str],
+                       pooled: Sequence[str]) -> pd.DataFrame:
+  """:func:`paired_differences` with the pairs pooled over the settings ``pooled`` too.
+
+  A pair is then the same seed *and* the same values of ``pooled`` (an
+  optimizer and learning rate, say): each setting's runs still meet only
+  their own baseline run.
+
+  Examples:
+    >>> rows = pd.DataFrame([{"network": "n", "learning_rate": rate, "seed": seed,
+    ...                       "name": name, "activation": name, "diverged": False,
+    ...                       "test_accuracy": 0.5 + (name == "elu") * 0.01 * (seed + 1)}
+    ...                      for rate in (0.1, 0.2) for seed in (0, 1) for name in ("relu", "elu")])
+    >>> [row] = pooled_differences(rows, "relu", "test_accuracy", ["network"],
+    ...                            ["learning_rate"]).to_dict("records")
+    >>> row["pairs"], round(row["difference"], 4)
+    (4, 0.015)
+  """
+  pair = [column for column in (*pooled, "seed") if column in runs]
+  keyed = runs.assign(seed=runs.groupby(pair, sort=False).ngroup())
+  return paired_differences(keyed, baseline, metric, group)
+
+
 def verdict(row) -> str:
   """``"beats"``, ``"loses to"``, ``"ties with"`` (the interval holds 0) or ``"n/a"``.
 

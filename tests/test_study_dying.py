@@ -196,3 +196,29 @@ def test_verdicts_are_computed_from_the_rows():
   assert remedy.to_dict() == {"relu": "baseline", "leaky_relu": "prevents",
                               "necro_relu": "diverges instead (from lr 0.1; ReLU does not diverge there)"}
   assert found.plots == (dying.DEAD_VS_RATE_PLOT, dying.ACCURACY_VS_RATE_PLOT, dying.DIVERGENCE_PLOT)
+
+
+def test_accuracy_pairs_pair_each_remedy_with_relu_and_leaky_relu_by_seed_and_rate():
+  def row(activation, rate, seed, accuracy, diverged=False):
+    name = activation.split("(")[0]
+    return {"dataset": "d", "optimizer": "adam", "activation": activation, "name": name,
+            "learning_rate": rate, "seed": seed, "diverged": diverged,
+            "test_accuracy": None if diverged else accuracy}
+
+  runs = [row("relu", rate, s, 0.50 + 0.01 * s) for rate in (0.01, 0.1, 0.3) for s in range(3)]
+  runs += [row("leaky_relu(negative_slope=0.01)", rate, s, 0.60 + 0.01 * s)
+           for rate in (0.01, 0.1, 0.3) for s in range(3)]
+  runs += [row("revival_relu", rate, s, 0.55 + 0.02 * s, diverged=(rate, s) == (0.3, 2))
+           for rate in (0.01, 0.1, 0.3) for s in range(3)]
+  pairs = dying.accuracy_pairs(pd.DataFrame(runs), {("d", "adam"): [0.1, 0.3]})
+  mine = pairs[pairs["name"] == "revival_relu"].set_index(["baseline", "learning_rate"])
+  # pooled over the two dying rates (0.01 is not one): 3 + 2 pairs, the diverged run left out
+  assert mine.loc[("relu", "pooled"), "pairs"] == 5 and mine.loc[("relu", "pooled"), "diverged"] == 1
+  assert mine.loc[("relu", "pooled"), "difference"] == pytest.approx((0.05 + 0.06 + 0.07 + 0.05 + 0.06) / 5)
+  assert mine.loc[("leaky_relu", 0.1), "difference"] == pytest.approx(-0.04)
+  assert mine.loc[("leaky_relu", 0.1), "wins"] == 0 and mine.loc[("relu", 0.1), "wins"] == 3
+  assert 0.01 not in set(pairs["learning_rate"])
+  [answer] = dying._accuracy_answers(pairs)
+  assert answer.text.startswith("`revival_relu` at the rates where ReLU dies")
+  assert "d/adam minus relu {}, minus leaky_relu {} (1 diverged run left out)" in answer.text
+  assert answer.verdict == "did not hold" and answer.headline

@@ -185,21 +185,8 @@ def _surrogates(runs: pd.DataFrame) -> list[str]:
 
 
 def pooled_differences(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-  """Each activation minus relu per group of ``by``, pairs over (optimizer, rate, seed) pooled.
-
-  Examples:
-    >>> rows = pd.DataFrame([{"network": "n", "optimizer": o, "learning_rate": r, "seed": s,
-    ...                       "name": a, "activation": a, "diverged": False,
-    ...                       "test_accuracy": 0.5 + (a == "elu") * 0.01 * (s + 1)}
-    ...                      for o in ("adam", "sgd") for r in (0.1, 0.2) for s in (0, 1)
-    ...                      for a in ("relu", "elu")])
-    >>> [row] = pooled_differences(rows, ["network"]).to_dict("records")
-    >>> row["pairs"], round(row["difference"], 4)
-    (8, 0.015)
-  """
-  pair = [c for c in ("optimizer", "learning_rate", "seed") if c in runs]
-  keyed = runs.assign(seed=runs.groupby(pair, sort=False).ngroup())
-  return paired.paired_differences(keyed, BASELINE, "test_accuracy", by)
+  """Each activation minus relu per group of ``by``, pairs over (optimizer, rate, seed) pooled."""
+  return paired.pooled_differences(runs, BASELINE, "test_accuracy", by, ["optimizer", "learning_rate"])
 
 
 def _main(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:

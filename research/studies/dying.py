@@ -40,7 +40,7 @@ import pandas as pd
 
 import activations
 from research import config as config_lib
-from research import divergence, experiment, metrics, plots, tables
+from research import divergence, experiment, metrics, paired, plots, tables
 from research.config import Config, Floats, Specs
 from research.findings import Answer, Estimate, Findings, Table
 from research.study import Study
@@ -248,6 +248,70 @@ def _held_answer(runs: pd.DataFrame, dying: Mapping[tuple[str, str], list[float]
                 "What held and what did not", headline=True)
 
 
+BASELINES = ("relu", "leaky_relu")  # every remedy's accuracy is paired against these (registry names)
+AS_ACCURATE = "Is each remedy as accurate as relu and leaky_relu where ReLU dies?"
+
+
+def accuracy_pairs(runs: pd.DataFrame, dying: Mapping[tuple[str, str], list[float]]) -> pd.DataFrame:
+  """Each activation minus relu and minus leaky_relu in test accuracy at the rates where ReLU dies.
+
+  Paired by seed and rate, pooled over those rates (``learning_rate`` is
+  ``"pooled"``) and at each rate alone. The baseline is the first activation
+  run under each registry name; diverged runs leave their pairs.
+  """
+  at = pd.concat([tables.where(runs, dataset=d, optimizer=o).pipe(
+      lambda rows, rates=rates: rows[rows["learning_rate"].isin(rates)])
+      for (d, o), rates in dying.items()] or [runs.iloc[:0]])
+  found = []
+  for baseline in BASELINES:
+    named = at[at["name"] == baseline]
+    if named.empty:
+      continue
+    spec = named["activation"].iloc[0]
+    keyed = at.assign(name=at["activation"])  # the baseline by its spec: one row per seed
+    pooled = paired.pooled_differences(keyed, spec, "test_accuracy", GROUP, ["learning_rate"])
+    each = paired.paired_differences(keyed, spec, "test_accuracy", [*GROUP, "learning_rate"])
+    found += [pooled.assign(learning_rate="pooled", baseline=baseline),
+              each.assign(baseline=baseline)]
+  if not found:
+    return pd.DataFrame()
+  rows = pd.concat(found, ignore_index=True)
+  return rows.assign(name=rows["activation"].map(dict(zip(runs["activation"], runs["name"]))))
+
+
+def _pairs_frame(pairs: pd.DataFrame) -> pd.DataFrame:
+  """One row per (dataset, optimizer, rate, activation): its difference from each baseline."""
+  rows = {}
+  for _, pair in pairs.iterrows():
+    key = (pair["dataset"], pair["optimizer"], str(pair["learning_rate"]), pair["activation"])
+    row = rows.setdefault(key, dict(zip(["dataset", "optimizer", "learning rate", "activation"], key),
+                                    diverged=int(pair["diverged"])))
+    row[f"minus {pair['baseline']}"] = paired.difference(pair)
+    row[f"wins vs {pair['baseline']}"] = f"{pair['wins']}/{pair['pairs']}"
+  return pd.DataFrame(list(rows.values()))
+
+
+def _accuracy_answers(pairs: pd.DataFrame) -> list[Answer]:
+  pooled = pairs[(pairs["learning_rate"].astype(str) == "pooled") & ~pairs["name"].isin(BASELINES)]
+  answers = []
+  for activation, mine in pooled.groupby("activation", sort=False):
+    parts, estimates = [], []
+    for (dataset, optimizer), rows in mine.groupby(GROUP, sort=False):
+      against = [f"minus {b} {{}}" for b in rows["baseline"]]
+      lost = int(rows["diverged"].iloc[0])
+      parts.append(f"{dataset}/{optimizer} " + ", ".join(against)
+                   + (f" ({lost} diverged run{'s' * (lost > 1)} left out)" if lost else ""))
+      estimates += [paired.difference(row) for _, row in rows.iterrows()]
+    verdicts = [paired.verdict(row) for _, row in mine.iterrows()]
+    verdict = ("held" if all(v in ("beats", "ties with") for v in verdicts)
+               and not mine["diverged"].any() else "did not hold")
+    answers.append(Answer(
+        f"`{activation}` at the rates where ReLU dies (paired by seed and rate, pooled over those"
+        f" rates; test accuracy): " + "; ".join(parts) + ".", tuple(estimates), verdict,
+        AS_ACCURATE, headline=activation.startswith("revival_relu")))
+  return answers
+
+
 def _totals_answer(runs: pd.DataFrame) -> Answer:
   counts = runs.assign(lost=_diverged(runs)).groupby(["activation", "optimizer"], sort=False)["lost"]
   lost, total = counts.sum(), counts.size()
@@ -440,6 +504,8 @@ def analyse(settings: Settings, found: tables.Tables) -> Findings:
   answers += _divergence_answers(runs, diagnosed)
   mechanism = layer_mechanism(runs, layers, dying) if baseline and not layers.empty else pd.DataFrame()
   answers += _mechanism_answers(mechanism) if len(mechanism) else []
+  pairs = accuracy_pairs(runs, dying) if baseline else pd.DataFrame()
+  answers += _accuracy_answers(pairs) if len(pairs) else []
   answers += [_totals_answer(runs), *(_held_answer(runs, dying, name) for name in names)] if baseline else []
   return Findings(
       question="how much of a ReLU network dies as the learning rate grows, and does each remedy prevent it?",
@@ -463,6 +529,11 @@ def analyse(settings: Settings, found: tables.Tables) -> Findings:
                    per_layer)] if len(per_layer) else []),
           *([Table("Per layer at the rates where ReLU dies: lowest mean pre-activation, kernel"
                    " growth, dead units", mechanism)] if len(mechanism) else []),
+          *([Table(AS_ACCURATE, _pairs_frame(pairs), note=(
+              "Test accuracy, each activation minus the baseline at the same seed and rate (same"
+              " initial weights and batches), 95% paired t interval; 'pooled' pairs over every rate"
+              " where ReLU dies. Diverged runs leave their pairs (the diverged column counts"
+              " them)."))] if len(pairs) else []),
       ),
       notes=NOTES,
       plots=(DEAD_VS_RATE_PLOT, ACCURACY_VS_RATE_PLOT,
