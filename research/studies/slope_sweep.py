@@ -7,8 +7,9 @@ backward), so sweeping the slope from 0 measures the surrogate's effect against
 ReLU seed by seed. LeakyReLU with the same slope has the same derivative below
 zero but a different forward pass (slope 1 makes it the identity: a linear
 network); the windowed NecroReLU of the ``dying`` study passes the slope only
-within ``window`` below zero. Comparing them slope by slope separates what the
-backward pass does from what the forward pass does.
+within ``window`` below zero, and revival_relu passes it only to units dead on
+the whole batch, and only upward. Comparing them slope by slope separates what
+the backward pass does from what the forward pass does.
 
 Measured, per dataset (one engine part each, an MLP), learning rate and
 activation: the test accuracy at each slope, its paired difference from slope 0
@@ -21,9 +22,9 @@ reproduces it exactly.
 
 Default (the full study): MNIST-1D and MNIST-5k, MLP 100-100, Adam at learning
 rates 0.001, 0.01 and 0.03 (the ``dying`` study found NecroReLU(0.1) diverging
-from 0.03), slopes 0, 0.01, 0.03, 0.1, 0.3, 1, 3 seeds, 1500 steps: 342 runs.
-On 2 CPU cores shared with other jobs (load average 7-8) it took 338 s
-(training 333 s). Command::
+from 0.03), slopes 0, 0.01, 0.03, 0.1, 0.3, 1, 3 seeds, 1500 steps: 450 runs
+(four swept activations and relu). On 2 CPU cores (AMD EPYC) shared with other
+jobs it took 320 s. Command::
 
   python -m research slope-sweep --out results/slope-sweep
   python -m research slope-sweep --datasets mnist1d --base.learning-rates 0.01 --base.steps 300
@@ -62,7 +63,7 @@ class Settings:
   """Test accuracy against the surrogate's negative slope, per dataset, learning rate and activation."""
 
   datasets: Specs = ("mnist1d", "mnist5k")  # comma-separated research.data specs, one part each
-  families: Specs = ("necro_relu", "leaky_relu", "windowed_necro_relu(window=3.0)")  # registry specs with a negative_slope, which the study sweeps (do not set it)
+  families: Specs = ("necro_relu", "leaky_relu", "windowed_necro_relu(window=3.0)", "revival_relu")  # registry specs with a negative_slope, which the study sweeps (do not set it)
   slopes: Floats = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)  # negative slopes, one compiled program per activation; must include 0 (ReLU, the baseline)
   relu_reference: bool = True  # also train plain relu, to check that slope 0 reproduces it exactly
   base: Config = Config(  # the engine's settings: MLP 100-100, Adam at three rates (NecroReLU(0.1) diverges from 0.03), 1500 steps
@@ -482,8 +483,8 @@ def _plots(settings: Settings, found: tables.Tables, folder: pathlib.Path) -> No
 
 STUDY = Study(
     name="slope-sweep",
-    question="Slope sweep: necro_relu vs leaky_relu vs windowed_necro_relu at negative slopes 0..1 and"
-    " several learning rates.",
+    question="Slope sweep: necro_relu vs leaky_relu vs windowed_necro_relu vs revival_relu at negative"
+    " slopes 0..1 and several learning rates.",
     settings=Settings, parts=parts, analyse=analyse, validate=validate, plots=_plots,
     run_columns=family_column, owns=("dataset", "model", "activations"),
 )

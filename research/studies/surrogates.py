@@ -4,8 +4,9 @@ Claim 8 of the research brief: SUGAR (Horuz et al. 2025, "The Resurrection
 of the ReLU") keeps ReLU's forward pass and backpropagates the derivative of
 a smooth function instead (B-SiLU, NeLU, or ELU's, SELU's, GELU's), and
 reports large gains for VGG-16 and ResNet-18 on CIFAR-10/100. Here the
-SUGAR family from the registry (``sugar_*``), NecroReLU and the windowed
-NecroReLU of the ``dying`` study (the runaway-proof surrogate) are compared
+SUGAR family from the registry (``sugar_*``), NecroReLU, the windowed
+NecroReLU of the ``dying`` study and revival_relu (its surrogate that neither
+dies nor runs away) are compared
 with relu and leaky_relu(0.01) on small CNNs: the 2-D CNN on digits and
 mnist5k, the 1-D CNN on MNIST-1D, at two Adam learning rates.
 
@@ -20,12 +21,13 @@ a check that every ReLU-forward surrogate starts exactly where relu starts
 (same forward, same initialisation: equal step-0 inactive fraction, sparsity
 and test accuracy).
 
-The CNNs are small so that the 162 runs (9 activations x 3 parts x 2
+The CNNs are small so that the 180 runs (10 activations x 3 parts x 2
 learning rates x 3 seeds) fit on 2 CPU cores: three convolutions each, 8
 channels in 2-D (a 28x28 mnist5k grid of 6 runs at 16 channels took minutes),
 25 in 1-D (the MNIST-1D reference CNN), 600 Adam steps of 100 examples.
 
-Run time: about 8 minutes on 2 quiet CPU cores at the defaults. Command::
+Run time: 11 minutes for the 180 runs on 2 CPU cores (AMD EPYC) shared with
+other jobs. Command::
 
   python -m research surrogates --out results/surrogates
   python -m research surrogates --base.steps 300 --datasets digits   # shorter
@@ -56,6 +58,7 @@ DEFAULT_ACTIVATIONS = (
     "relu", "leaky_relu(negative_slope=0.01)", "necro_relu(negative_slope=0.1)",
     "windowed_necro_relu(negative_slope=0.1, window=3.0)", "sugar_bsilu(alpha=1.67)",
     "sugar_nelu(alpha=0.2)", "sugar_elu", "sugar_selu", "sugar_gelu",
+    "revival_relu(negative_slope=0.3)",
 )
 Datasets = Annotated[tuple[str, ...], config_lib.comma_separated(str, "DATASET,DATASET,...")]
 GROUP = ["dataset", "model", "learning_rate"]
@@ -204,7 +207,8 @@ def _tally(differences: pd.DataFrame, baseline: str) -> Answer:
   counts = {which: int((verdicts == which).sum()) for which in ("beats", "loses to", "ties with")}
   return Answer(
       f"Against {baseline}, over {len(differences)} (activation, dataset, learning rate)"
-      f" comparisons: {counts['beats']} gains{texts[0]}, {counts['loses to']} losses{texts[1]},"
+      f" comparisons: {counts['beats']} gain{'s' * (counts['beats'] != 1)}{texts[0]},"
+      f" {counts['loses to']} loss{'es' * (counts['loses to'] != 1)}{texts[1]},"
       f" {counts['ties with']} with an interval that holds 0 (at most"
       f" {int(differences['pairs'].max())} seed pairs each: a tie means no difference was detected,"
       " not that there is none).", tuple(estimates), topic="Do they beat relu and leaky_relu?",
