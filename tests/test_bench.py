@@ -100,7 +100,11 @@ def test_targets_say_met_or_not_with_the_measured_value():
   checked = {target.name: target for target in targets.check(result)}
   assert checked["every ReLU-forward surrogate's MLP step time <= 1.02x relu's"].verdict == "NOT met"
   assert "1.050x" in checked["every ReLU-forward surrogate's MLP step time <= 1.02x relu's"].measured
-  assert checked["every ReLU-forward surrogate's temporary memory <= 1.00x relu's"].met
+  memory = checked[targets.TEMPORARY_MEMORY]
+  assert memory.met and "0.00 B per unit and layer" in memory.measured
+  over = {"revival_relu": {"step": {"ratio": 1.0}, "temp_ratio": 1.001, "temp_extra_per_unit": 1.5,
+                           "residual_bytes_per_element": 1.0}}
+  assert not {t.name: t for t in targets.check({"platform": "cpu", "activations": over})}[targets.TEMPORARY_MEMORY].met
   assert all(target.reason for target in checked.values())  # each says why the project asks it
   assert "| target | why | measured | verdict |" in report._targets(result)
 

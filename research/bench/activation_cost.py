@@ -175,7 +175,8 @@ def measure(
   Returns:
     Per candidate: ``forward_backward`` and ``step`` timings (median, fastest,
     slowest seconds and the ratio to relu), ``temp_bytes``, ``footprint_bytes``
-    and their ratios, ``residual_bytes_per_element`` and the residuals.
+    and their ratios, ``temp_extra_per_unit`` (temporary bytes beyond relu's
+    per hidden unit and layer), ``residual_bytes_per_element`` and the residuals.
   """
   functions = candidates(names)
   elementwise = _paired_forward_backward(functions, shape.dtype, array_size, rounds)
@@ -190,6 +191,9 @@ def measure(
         "step": _timed(steps, name),
         **memory,
         "temp_ratio": memory["temp_bytes"] / max(base_memory["temp_bytes"], 1),
+        # beyond relu's, per hidden unit and layer: a rule reading the batch keeps one flag each
+        "temp_extra_per_unit": (memory["temp_bytes"] - base_memory["temp_bytes"])
+                               / (shape.depth * shape.width),
         "footprint_ratio": memory["footprint_bytes"] / max(base_memory["footprint_bytes"], 1),
         "residual_bytes_per_element": residual,
         "residuals": described,

@@ -10,12 +10,14 @@ no GPU row.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from research.bench import activation_cost
 
 STEP_TIME = "every ReLU-forward surrogate's MLP step time <= 1.02x relu's"
-TEMPORARY_MEMORY = "every ReLU-forward surrogate's temporary memory <= 1.00x relu's"
+TEMPORARY_MEMORY = ("every ReLU-forward surrogate's temporary memory <= relu's, + at most 1 B per"
+                    " unit and layer")
 NECRO_RESIDUAL = "NecroReLU residual <= 1 byte per element"
 AGAINST_PYTORCH = "default compare >= 6x faster than the PyTorch reference"
 MATMUL_FRACTION = ">= 50% of the measured matmul throughput while training"
@@ -25,7 +27,9 @@ GPU_GRID = ">= 150x one-after-another throughput, 256 runs, one GPU"
 
 REASONS = {
     STEP_TIME: "its forward pass is relu's, so it should train as fast; 2% allows for timing noise",
-    TEMPORARY_MEMORY: "it saves a mask, as relu does; memory does not depend on load, so no slack",
+    TEMPORARY_MEMORY: ("it saves a mask, as relu does; memory does not depend on load, so no slack"
+                       " beyond the one flag per unit that a rule reading the batch needs"
+                       " (revival_relu: is this unit dead on the whole batch?)"),
     NECRO_RESIDUAL: "its backward pass needs only the sign of each input: a one-byte mask, as relu's",
     AGAINST_PYTORCH: "the same comparison written as a PyTorch user would, runs one after another",
     MATMUL_FRACTION: "the distance to the machine's physical limit, its own matmul measured in the same run",
@@ -66,8 +70,10 @@ def check(result: dict[str, Any]) -> list[Target]:
     worst_step = max(surrogates, key=lambda name: costs[name]["step"]["ratio"])
     worst_temp = max(surrogates, key=lambda name: costs[name]["temp_ratio"])
     step, temp = costs[worst_step]["step"]["ratio"], costs[worst_temp]["temp_ratio"]
+    extra = costs[worst_temp].get("temp_extra_per_unit", 0.0 if temp <= 1.0 else math.inf)
     targets.append(_target(STEP_TIME, f"worst {worst_step}: {step:.3f}x", step <= 1.02))
-    targets.append(_target(TEMPORARY_MEMORY, f"worst {worst_temp}: {temp:.3f}x", temp <= 1.0))
+    targets.append(_target(TEMPORARY_MEMORY, f"worst {worst_temp}: {temp:.4f}x"
+                           f" ({max(extra, 0):.2f} B per unit and layer)", extra <= 1.0))
   if "necro_relu" in costs:
     value = costs["necro_relu"]["residual_bytes_per_element"]
     targets.append(_target(NECRO_RESIDUAL, f"{value:g} B", value <= 1))
