@@ -122,43 +122,196 @@ def test_library_activations_are_found_by_name():
 
 
 class _Model(nnx.Module):
-  def __init__(self, *, rngs: nnx.Rngs):
+  """Dense, BatchNorm, ReLU, dense: ``activation`` is what the author wrote."""
+
+  def __init__(self, activation=nnx.relu, *, rngs: nnx.Rngs):
+    self.activation = activation
     self.linear = nnx.Linear(4, 8, rngs=rngs)
     self.norm = nnx.BatchNorm(8, rngs=rngs)
     self.out = nnx.Linear(8, 1, rngs=rngs)
 
   def __call__(self, x):
-    return self.out(nnx.relu(self.norm(self.linear(x))))
+    return self.out(self.activation(self.norm(self.linear(x))))
+
+
+class _MLP(nnx.Module):
+  def __init__(self, activation=nnx.relu, *, rngs: nnx.Rngs):
+    self.activation = activation
+    self.hidden = nnx.Linear(4, 8, rngs=rngs)
+    self.out = nnx.Linear(8, 2, rngs=rngs)
+
+  def __call__(self, x):
+    return self.out(self.activation(self.hidden(x)))
+
+
+class _Scanned(nnx.Module):
+  """Three layers made with nnx.vmap and applied with nnx.scan inside the model."""
+
+  def __init__(self, activation=nnx.relu, *, rngs: nnx.Rngs):
+    self.activation = activation
+
+    @nnx.split_rngs(splits=3)
+    @nnx.vmap(in_axes=(0,), out_axes=0)
+    def make(rngs):
+      return nnx.Linear(4, 4, rngs=rngs)
+
+    self.layers = make(rngs)
+
+  def __call__(self, x):
+    activation = self.activation
+
+    @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=nnx.Carry)
+    def body(x, layer):
+      return activation(layer(x))
+
+    return body(x, self.layers)
+
+
+def _models(model_class):
+  """(original, swapped, written): written with NecroReLU, from the same initial parameters."""
+  original = model_class(rngs=nnx.Rngs(0))
+  written = model_class(activations.necro_relu, rngs=nnx.Rngs(0))
+  return original, activations.swap(original, NECRO), written
+
+
+def _assert_trees_close(actual, expected):
+  assert jax.tree.structure(actual) == jax.tree.structure(expected)
+  jax.tree.map(lambda a, e: np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-6), actual, expected)
+
+
+def _squared(model, x):
+  return jnp.sum(model(x) ** 2)
+
+
+# Each transform applied to a model, and what it must equal on the written model.
+# (The written _Scanned fails under jax.jit/grad/vmap of a closure, a Flax
+# limitation, so references are computed eagerly or with NNX transforms.)
+_TRANSFORMS = {
+    "jax.jit": (lambda m, x: jax.jit(lambda x: m(x))(x), "output"),
+    "jax.jit-module-argument": (lambda m, x: jax.jit(lambda m, x: m(x))(m, x), "output"),
+    "jax.grad": (lambda m, x: jax.grad(lambda x: _squared(m, x))(x), "input gradient"),
+    "jax.vmap": (lambda m, x: jax.vmap(m)(x), "output"),
+    "nnx.jit": (lambda m, x: nnx.jit(lambda m, x: m(x))(m, x), "output"),
+    "nnx.grad": (lambda m, x: nnx.grad(_squared)(m, x), "parameter gradient"),
+    "nnx.remat": (lambda m, x: nnx.grad(nnx.remat(_squared))(m, x), "parameter gradient"),
+    "nnx.vmap": (lambda m, x: nnx.vmap(lambda m, x: m(x), in_axes=(None, 0))(m, x), "output"),
+}
+
+
+def _reference(kind, written, x):
+  if kind == "output":
+    return written(x)
+  if kind == "input gradient":
+    return nnx.grad(_squared, argnums=1)(written, x)
+  return nnx.grad(_squared)(written, x)
+
+
+@pytest.mark.parametrize("model_class", [_MLP, _Scanned], ids=["mlp", "scanned"])
+@pytest.mark.parametrize("transform", list(_TRANSFORMS))
+def test_a_swapped_module_works_under_every_transform_with_the_original_state_tree(
+    model_class, transform
+):
+  original, swapped, written = _models(model_class)
+  apply, kind = _TRANSFORMS[transform]
+  x = jax.random.normal(jax.random.key(1), (6, 4))
+  _assert_trees_close(apply(swapped, x), _reference(kind, written, x))
+  assert jax.tree.structure(nnx.state(swapped)) == jax.tree.structure(nnx.state(original))
 
 
 @pytest.mark.standard_promotion
-def test_swapped_nnx_module_trains_and_updates_batch_statistics():
-  model = _Model(rngs=nnx.Rngs(0))
-  swapped = activations.swap(model, {nnx.relu: activations.necro_relu})
-  assert isinstance(swapped, activations.SwappedModule) and swapped.module is model
-  optimizer = nnx.Optimizer(swapped, optax.sgd(0.1), wrt=nnx.Param)
+def test_swapped_nnx_module_trains_like_the_written_one_and_updates_batch_statistics():
+  model, swapped, written = _models(_Model)
   x = jax.random.normal(jax.random.key(1), (16, 4))
 
   @nnx.jit
   def step(model, optimizer, x):
     loss, grads = nnx.value_and_grad(lambda m: jnp.mean(m(x) ** 2))(model)
     optimizer.update(model, grads)
-    return loss
+    return loss, grads
 
   before = model.norm.mean[...]
-  losses = [float(step(swapped, optimizer, x)) for _ in range(3)]
-  assert losses[-1] < losses[0]
-  assert not np.allclose(model.norm.mean[...], before)  # statistics updated
-  # The gradient is NecroReLU's: compare with the model written with it.
-  written = _Model(rngs=nnx.Rngs(0))
-  written_call = lambda m, x: m.out(activations.necro_relu(m.norm(m.linear(x))))  # noqa: E731
-  fresh = activations.swap(_Model(rngs=nnx.Rngs(0)), {nnx.relu: activations.necro_relu})
-  g_swapped = nnx.grad(lambda m: jnp.mean(m(x) ** 2))(fresh)
-  g_written = nnx.grad(lambda m: jnp.mean(written_call(m, x) ** 2))(written)
-  np.testing.assert_allclose(
-      g_swapped["module"]["linear"]["kernel"][...],
-      g_written["linear"]["kernel"][...], rtol=1e-5, atol=1e-7,
-  )
+  relu_grads = nnx.grad(lambda m: jnp.mean(m(x) ** 2))(_Model(rngs=nnx.Rngs(0)))
+  optimizers = [nnx.Optimizer(m, optax.sgd(0.1), wrt=nnx.Param) for m in (swapped, written)]
+  for _ in range(3):
+    (loss, grads), (written_loss, written_grads) = (
+        step(m, o, x) for m, o in zip((swapped, written), optimizers))
+    np.testing.assert_allclose(loss, written_loss, rtol=1e-5)
+    _assert_trees_close(grads, written_grads)
+  _assert_trees_close(nnx.state(swapped), nnx.state(written))
+  assert not np.allclose(model.norm.mean[...], before)  # the original's statistics updated
+  _assert_trees_close(nnx.state(model), nnx.state(written))  # it shares the swapped's state
+  with pytest.raises(AssertionError):  # NecroReLU's gradient, not ReLU's
+    _assert_trees_close(relu_grads, nnx.grad(lambda m: jnp.mean(m(x) ** 2))(_models(_Model)[1]))
+
+
+def test_a_swapped_module_splits_merges_and_loads_the_original_checkpoints():
+  original, swapped, written = _models(_MLP)
+  x = jax.random.normal(jax.random.key(1), (6, 4))
+  merged = nnx.merge(*nnx.split(swapped))
+  assert isinstance(merged, activations.SwappedModule) and isinstance(merged, _MLP)
+  _assert_trees_close(merged(x), written(x))
+  # A checkpoint of one loads into the other, both ways.
+  other = _MLP(rngs=nnx.Rngs(7))
+  nnx.update(other, nnx.state(swapped))
+  _assert_trees_close(nnx.state(other), nnx.state(original))
+  fresh = activations.swap(_MLP(rngs=nnx.Rngs(7)), NECRO)
+  nnx.update(fresh, nnx.state(original))
+  _assert_trees_close(fresh(x), written(x))
+  with pytest.raises(TypeError, match="made by activations.swap"):
+    activations.SwappedModule(original, NECRO)
+
+
+class _Scaled(nnx.Module):
+  def __init__(self, activation=nnx.relu, *, rngs: nnx.Rngs):
+    self.activation = activation
+    self.scale = nnx.Variable(3)  # a Python number: held fixed, not traced
+    self.linear = nnx.Linear(4, 2, rngs=rngs)
+
+  def __call__(self, x):
+    return self.activation(self.linear(x)) * self.scale.get_value()
+
+
+def test_a_swapped_module_writes_back_only_the_variables_its_call_changed():
+  original, swapped, written = _models(_Scaled)
+  x = jax.random.normal(jax.random.key(1), (6, 4))
+  # Rewriting what the call only read would mutate Variables of the outer trace.
+  _assert_trees_close(jax.jit(lambda x: swapped(x))(x), written(x))
+  assert type(original.scale.get_value()) is int and original.scale.get_value() == 3
+
+
+class _TwoLayers(nnx.Module):
+  def __init__(self, first=nnx.relu, second=nnx.relu, *, rngs: nnx.Rngs):
+    self.first, self.second = first, second
+    self.hidden = nnx.Linear(4, 8, rngs=rngs)
+    self.out = nnx.Linear(8, 1, rngs=rngs)
+
+  def __call__(self, x):
+    return self.out(self.second(self.hidden(self.first(x))))
+
+
+def test_a_call_key_swaps_one_layer_only():
+  x = jax.random.normal(jax.random.key(1), (6, 4))
+  necro = activations.necro_relu
+  second_only = activations.swap(_TwoLayers(rngs=nnx.Rngs(0)), {activations.Call("relu", 1): necro})
+  written = _TwoLayers(nnx.relu, necro, rngs=nnx.Rngs(0))
+  input_gradient = lambda m: nnx.grad(_squared, argnums=1)(m, x)  # noqa: E731
+  _assert_trees_close(input_gradient(second_only), input_gradient(written))
+  _assert_trees_close(nnx.grad(_squared)(second_only, x), nnx.grad(_squared)(written, x))
+  both = _TwoLayers(necro, necro, rngs=nnx.Rngs(0))
+  assert not np.allclose(input_gradient(second_only), input_gradient(both))
+  # The same on a function; a call key wins over the activation's name.
+  twice = lambda x: jax.nn.relu(jax.nn.relu(x) - 1.0)  # noqa: E731
+  swapped = activations.swap(twice, {"relu": jnp.abs, activations.Call(jax.nn.relu, 1): jnp.negative})
+  np.testing.assert_allclose(jax.jit(swapped)(X), 1.0 - jnp.abs(X))
+
+
+def test_a_call_key_beyond_the_calls_or_not_an_index_is_refused():
+  with pytest.raises(ValueError, match=r"calls 'relu' 1 time\(s\), so it has no call 1 \(calls count from 0\)"):
+    activations.swap(jax.nn.relu, {activations.Call("relu", 1): jnp.abs})(X)
+  with pytest.raises(ValueError, match=r"no call 3"):
+    activations.swap(_TwoLayers(rngs=nnx.Rngs(0)), {activations.Call("relu", 3): jnp.abs})(X)
+  with pytest.raises(ValueError, match=r"Call\(activation, index\) with an index from 0"):
+    activations.swap(jax.nn.relu, {activations.Call("relu", -1): jnp.abs})
 
 
 # --- activation_stats ------------------------------------------------------
