@@ -183,3 +183,42 @@ def test_torch_resnet20_has_the_option_a_parameter_count():
   assert architectures.parameter_count(jax_model) == torch_resnet.RESNET20_PARAMETERS
   images = torch.zeros(2, 3, 8, 8)
   assert tuple(model(images).shape) == (2, 10)
+
+
+def test_torch_batched_by_seed_equals_the_runs_one_after_another(monkeypatch):
+  from research import data
+  from research.bench import torch_reference
+
+  missing = torch_reference.available()
+  if missing:
+    pytest.skip(missing)
+  cores = torch_reference.cores()
+  monkeypatch.setattr(torch_reference, "cores", lambda: 1)  # one thread: fast on a loaded machine
+  dataset = data.load("xor(num_train=64, num_test=32)")
+  settings = dict(seeds=2, steps=6, batch_size=8, eval_every=3, input_size=2, num_outputs=2)
+  try:
+    one_by_one = torch_reference.compare(dataset, **settings)
+    batched = {fused: torch_reference.compare_batched(dataset, **settings, fused=fused)
+               for fused in (True, False)}  # the fused Adam (timed) and compare's per-tensor one
+  finally:
+    torch_reference.import_torch().set_num_threads(cores)
+  for fused, result in batched.items():
+    assert result["runs"] == one_by_one["runs"] == 6
+    for name, accuracies in one_by_one["test_accuracy"].items():
+      assert result["test_accuracy"][name] == pytest.approx(accuracies, abs=1e-6), (fused, name)
+
+
+def test_batched_pytorch_target_uses_the_whole_command_where_timed():
+  batched = {"full_job_seconds": 33.0, "scaled": False}
+  result = {"platform": "cpu", "main_job": {"wall_seconds": 10.0, "matmul_fraction": 0.4},
+            "torch": {"compare_batched": batched}}
+  target = {t.name: t for t in targets.check(result)}[targets.AGAINST_BATCHED_PYTORCH]
+  assert target.met and target.measured.startswith("3.30x") and "in process" in target.measured
+  result["command"] = {"median": 15.0, "fastest": 14.6, "slowest": 15.4, "rounds": 2}
+  result["load_average"] = [1.0, 1.0, 1.0]
+  target = {t.name: t for t in targets.check(result)}[targets.AGAINST_BATCHED_PYTORCH]
+  assert target.verdict == "NOT met" and target.measured == (
+      "2.20x (PyTorch 33.0 s, the whole command, cold cache, 15.0 s)")
+  assert target.reason
+  row = report._batched_row(result, batched)
+  assert row[1:] == ["33.0 s", "15.0 s (whole command, cold cache)", "2.20x"]

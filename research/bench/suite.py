@@ -169,11 +169,33 @@ def _torch(config: BenchConfig, sizes: Sizes, result: dict[str, Any]) -> dict[st
   _say("the PyTorch reference")
   job = result["main_job"]
   dataset = data.load(sizes.job.dataset)
-  compare = torch_reference.compare(dataset, seeds=sizes.torch_seeds, steps=sizes.torch_steps,
-                                    batch_size=sizes.job.batch_size, eval_every=sizes.job.eval_every)
-  scale = (job["runs"] * job["steps"]) / (compare["runs"] * compare["steps"])
-  compare["scaled"] = scale != 1
-  compare["full_job_seconds"] = compare["seconds"] * scale
+  settings = {"batch_size": sizes.job.batch_size, "eval_every": sizes.job.eval_every}
+  compare = _scaled(torch_reference.compare(
+      dataset, seeds=sizes.torch_seeds, steps=sizes.torch_steps, **settings), job)
+  # All the job's seeds even when shortened: batching them is what is measured.
+  batched = _scaled(torch_reference.compare_batched(
+      dataset, seeds=sizes.job.seeds, steps=sizes.torch_steps, **settings), job)
+  batched["max_accuracy_difference"] = _accuracy_difference(compare, batched)
   steps = torch_reference.mlp_steps(sizes.mlp.depth, sizes.mlp.width, sizes.mlp.batch,
                                     sizes.activation_rounds, compile=sizes.torch_compile)
-  return {"compare": compare, "mlp_steps": steps}
+  return {"compare": compare, "compare_batched": batched, "mlp_steps": steps}
+
+
+def _scaled(compare: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+  """``compare`` with ``full_job_seconds``: its time scaled to the job's run-steps."""
+  scale = (job["runs"] * job["steps"]) / (compare["runs"] * compare["steps"])
+  return {**compare, "scaled": scale != 1, "full_job_seconds": compare["seconds"] * scale}
+
+
+def _accuracy_difference(one: dict[str, Any], other: dict[str, Any]) -> float | None:
+  """The largest test-accuracy difference of a seed both trained as long; None if none did.
+
+  Examples:
+    >>> one = {"steps": 10, "test_accuracy": {"relu": [0.5]}}
+    >>> _accuracy_difference(one, {"steps": 10, "test_accuracy": {"relu": [0.75, 0.5]}})
+    0.25
+  """
+  if one["steps"] != other["steps"]:
+    return None
+  return max((abs(a - b) for name, values in one["test_accuracy"].items()
+              for a, b in zip(values, other["test_accuracy"][name])), default=None)

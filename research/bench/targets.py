@@ -25,6 +25,7 @@ TEMPORARY_MEMORY = ("every ReLU-forward surrogate's temporary memory <= relu's, 
                     " unit and layer")
 NECRO_RESIDUAL = "NecroReLU residual <= 1 byte per element"
 AGAINST_PYTORCH = "default compare >= 6x faster than the PyTorch reference"
+AGAINST_BATCHED_PYTORCH = "default compare command >= 3x faster than the batched-by-seed PyTorch reference"
 MATMUL_FRACTION = ">= 50% of the measured matmul throughput while training"
 WHOLE_COMMAND = "whole default compare command <= 10 s (cold compilation cache)"
 CPU_GRID = ">= 1.5x one-after-another throughput, 16 runs, CPU"
@@ -39,6 +40,9 @@ REASONS = {
                        " (revival_relu: is this unit dead on the whole batch?)"),
     NECRO_RESIDUAL: "its backward pass needs only the sign of each input: a one-byte mask, as relu's",
     AGAINST_PYTORCH: "the same comparison written as a PyTorch user would, runs one after another",
+    AGAINST_BATCHED_PYTORCH: ("the strongest PyTorch user: each activation's seeds as one model"
+                              " (stacked weights, torch.bmm, one Adam), timed against everything"
+                              " the user waits for"),
     MATMUL_FRACTION: "the distance to the machine's physical limit, its own matmul measured in the same run",
     WHOLE_COMMAND: "the first thing a user runs, from a fresh process: it should take seconds",
     CPU_GRID: "runs trained together must use the cores better than one after another",
@@ -106,6 +110,8 @@ def check(result: dict[str, Any]) -> list[Target]:
     ratio = torch["compare"]["full_job_seconds"] / job["wall_seconds"]
     quick = " (PyTorch scaled from a shortened run)" if torch["compare"]["scaled"] else ""
     targets.append(_target(AGAINST_PYTORCH, f"{ratio:.2f}x{quick}", ratio >= 6))
+  if job and torch.get("compare_batched"):
+    targets.append(_against_batched(result, torch["compare_batched"]))
   if job:
     fraction = job["matmul_fraction"]
     targets.append(_target(MATMUL_FRACTION, f"{100 * fraction:.1f}%", fraction >= 0.5))
@@ -126,6 +132,23 @@ def check(result: dict[str, Any]) -> list[Target]:
   else:
     targets.append(_target(GPU_GRID, "no GPU in this run", None))
   return targets
+
+
+def _against_batched(result: dict[str, Any], batched: dict[str, Any]) -> Target:
+  """The batched PyTorch job against the whole command where timed, else the in-process job.
+
+  Examples:
+    >>> result = {"main_job": {"wall_seconds": 9.0}, "command": {"median": 12.0}}
+    >>> _against_batched(result, {"full_job_seconds": 36.0, "scaled": False}).measured
+    '3.00x (PyTorch 36.0 s, the whole command, cold cache, 12.0 s)'
+  """
+  command = result.get("command")
+  ours, what = ((command["median"], "the whole command, cold cache,") if command else
+                (result["main_job"]["wall_seconds"], "the job in process, no command timed"))
+  ratio = batched["full_job_seconds"] / ours
+  quick = ", PyTorch scaled from a shortened run" if batched["scaled"] else ""
+  measured = f"{ratio:.2f}x (PyTorch {batched['full_job_seconds']:.1f} s, {what} {ours:.1f} s{quick})"
+  return _target(AGAINST_BATCHED_PYTORCH, measured, ratio >= 3)
 
 
 def _resnet_step(result: dict[str, Any]) -> list[Target]:
