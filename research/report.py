@@ -1,7 +1,11 @@
 """``python -m research report DIR... --out FILE``: what held, over several results folders.
 
 The report reads each folder's ``findings.json`` (written by ``compare`` and by
-every study through :mod:`research.findings`), never its Markdown. It opens
+every study through :mod:`research.findings`), never its Markdown, and only
+once the folder's rows back it: a folder that another process is writing, one
+whose training has not finished, whose ``runs.csv`` holds fewer runs than its
+findings count, or whose rows are damaged or missing is refused, naming what
+is wrong and the command that repairs it (rerunning the folder's own). It opens
 with one table of the folders (runs, seeds, training time, machine) and one
 page of what held: each study's headline answers, one line per question with
 its number and interval, each linking to the study's full summary. With
@@ -13,6 +17,7 @@ over the studies' folders at full settings; it is regenerated, never edited.
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 import shutil
 from collections.abc import Mapping, Sequence
@@ -30,16 +35,70 @@ COPIED = ("summary.md", "findings.json", "*.png")
 
 
 def read_findings(path: str | pathlib.Path) -> dict[str, Any]:
-  """A folder's ``findings.json``, or a ``ValueError`` saying what is missing."""
+  """A folder's ``findings.json``, once its rows are read and found to back it.
+
+  Raises:
+    ValueError: the folder is not a results folder, its training is
+      incomplete (no ``findings.json``, or ``runs.csv`` holds fewer runs than
+      the findings count), or its rows are damaged or missing; each in one
+      line naming the folder and what to do.
+    research.results.FolderBusy: another process is writing it (a resume in
+      progress), its pid named.
+
+  Examples:
+    >>> read_findings("results/no-such-folder")
+    Traceback (most recent call last):
+    ...
+    ValueError: 'results/no-such-folder' is not a results folder: it has no config.json.
+  """
+  path = _results_folder(path)
+  with results.reading(path):
+    folder = results.ResultsFolder(path, results.read_config(path), read_only=True)
+    damage = folder.damage()
+    if damage:
+      more = f" (and {len(damage) - 1} more)" if len(damage) > 1 else ""
+      raise ValueError(f"'{path}' is damaged: {damage[0]}{more}. Rerun its command to repair it"
+                       " (the runs concerned are trained again), then report again.")
+    runs = len(folder.runs())
+    found = path / "findings.json"
+    if not found.is_file():
+      raise ValueError(
+          f"'{path}' is incomplete: it has no findings.json (runs.csv holds {runs} run(s)); its"
+          " training has not finished, or an older version wrote it. Rerun its command to"
+          " finish it, then report again.")
+    content = _read_json(found)
+    context = content.get("context")
+    counted = context.get("runs") if isinstance(context, dict) else None
+    if not isinstance(counted, int) or isinstance(counted, bool):
+      raise ValueError(f"'{found}' does not say how many runs its findings count (context.runs);"
+                       " rerun the folder's command to rewrite it, then report again.")
+    if runs > counted:
+      raise ValueError(
+          f"'{path}' holds {runs} runs in runs.csv but its findings.json counts {counted}: the"
+          " findings are older than the rows. Rerun its command to bring them up to date, then"
+          " report again.")
+    if runs < counted:
+      raise ValueError(
+          f"'{path}' is incomplete: runs.csv holds {runs} of the {counted} runs its findings.json"
+          " counts (training interrupted, or rows deleted?). Rerun its command to finish it,"
+          " then report again.")
+    return content
+
+
+def _results_folder(path: str | pathlib.Path) -> pathlib.Path:
+  """``path``, or a ``ValueError`` if it is not a results folder (nothing is written there)."""
   path = pathlib.Path(path)
   if not (path / results.CONFIG_FILE).is_file():
     raise ValueError(f"'{path}' is not a results folder: it has no {results.CONFIG_FILE}.")
-  found = path / "findings.json"
-  if not found.is_file():
-    raise ValueError(
-        f"'{path}' has no findings.json: its experiment has not finished (or was written by an"
-        " older version). Rerun its command to resume it, then report again.")
-  return findings.from_json(found.read_text(encoding="utf-8"))
+  return path
+
+
+def _read_json(path: pathlib.Path) -> dict[str, Any]:
+  try:
+    return findings.from_json(path.read_text(encoding="utf-8"))
+  except ValueError as error:  # invalid JSON, or keys missing
+    raise ValueError(f"'{path}' cannot be read ({error}); rerun the folder's command to rewrite"
+                     " it, then report again.") from None
 
 
 def _row(link: str, content: Mapping[str, Any]) -> str:
@@ -107,7 +166,8 @@ def report(
 
   Each folder's summary, findings and plots go to ``findings/<folder name>/``
   next to ``out``, and the report links there; without ``out`` it links to
-  the folders themselves.
+  the folders themselves. Each folder is checked first (:func:`read_findings`)
+  and held for reading until its files are copied.
   """
   if not folders:
     raise ValueError("report needs at least one results folder, e.g. results/compare-...")
@@ -116,15 +176,20 @@ def report(
   if len(set(names)) != len(names):
     raise ValueError(f"Two folders have the same name ({names}); the copies beside the report"
                      " are named after the folders. Rename one.")
-  contents = [read_findings(path) for path in paths]
   if out:
     _check_out(pathlib.Path(out))
-  if not out:
-    return report_markdown([(str(path / "summary.md"), content)
-                            for path, content in zip(paths, contents)], title=title, command=command)
-  beside = pathlib.Path(out).parent / "findings"
-  for path in paths:
-    _copy(path, beside / path.name)
+  with contextlib.ExitStack() as held:  # no writer gets in between the checks and the copies
+    contents = []
+    for path in paths:
+      held.enter_context(results.reading(_results_folder(path)))
+      contents.append(read_findings(path))
+    if not out:
+      return report_markdown([(str(path / "summary.md"), content)
+                              for path, content in zip(paths, contents)], title=title,
+                             command=command)
+    beside = pathlib.Path(out).parent / "findings"
+    for path in paths:
+      _copy(path, beside / path.name)
   text = report_markdown([(f"findings/{path.name}/summary.md", content)
                           for path, content in zip(paths, contents)], title=title, command=command)
   results.write_text_atomic(out, text)

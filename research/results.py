@@ -15,7 +15,19 @@ A folder holds:
 Every row ends with a ``checksum`` of its values, so a row cut short by a full
 disk, a missing field or a value edited by hand is found when the folder is
 read (:meth:`ResultsFolder.damage`), named by file and line, and never read
-as a result.
+as a result. Rows that are missing are found too: each ``runs.csv`` row
+records how many rows its run wrote to each other file (``history_rows``,
+``layers_rows``, ``grids_rows``), and each ``grids.csv`` row the runs its
+program trained (``run_ids``), so a deleted or emptied file, a deleted row or
+a lost ``grids.csv`` row sends the runs concerned back to training. The counts
+are written with the run's row, after its other rows; they are the same
+however the runs are grouped into programs, so a run's row is too. The
+readers (:meth:`ResultsFolder.runs`, :meth:`ResultsFolder.grids`) leave these
+bookkeeping columns out. Folders written before them resume unchecked, but
+for a run without a single row in a file (every run of the engine writes one
+at step 0). A file whose header is cut or damaged cannot be read at all:
+:meth:`ResultsFolder.drop_damaged` sets it aside (``runs.csv.damaged``) and
+the runs it concerned are trained again.
 
 New rows are appended to the end of each file, flushed and synced to disk
 (:func:`os.fsync`), so adding a program's runs costs the same in a folder of
@@ -55,6 +67,7 @@ import contextlib
 import csv
 import dataclasses
 import io
+import itertools
 import json
 import math
 import os
@@ -62,7 +75,7 @@ import pathlib
 import re
 import tempfile
 import zlib
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -80,9 +93,15 @@ LAYERS_FILE, GRIDS_FILE, LOCK_FILE = "layers.csv", "grids.csv", ".lock"
 CHECKSUM = "checksum"
 # The per-run files whose rows belong to a run, written before runs.csv.
 _RUN_TABLES = (HISTORY_FILE, LAYERS_FILE)
+_FILES = (RUNS_FILE, *_RUN_TABLES, GRIDS_FILE)
+# runs.csv's bookkeeping: how many rows each run wrote to each other file;
+# grids.csv's: the runs of each program, a JSON list (also the row's key).
+_COUNTS = {HISTORY_FILE: "history_rows", LAYERS_FILE: "layers_rows", GRIDS_FILE: "grids_rows"}
+RUN_IDS = "run_ids"
+_BOOKKEEPING = frozenset({*_COUNTS.values(), RUN_IDS})
 
 # Columns that hold text even when the text looks like a number.
-_TEXT_COLUMNS = frozenset({"run_id", "activation", "name", "grid", CHECKSUM})
+_TEXT_COLUMNS = frozenset({"run_id", "activation", "name", "grid", RUN_IDS, CHECKSUM})
 # What repr() writes for a float, and what str() writes for an int.
 _INT = re.compile(r"[+-]?\d+")
 _FLOAT = re.compile(r"[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?|nan|inf)")
@@ -164,15 +183,43 @@ def _sync_folder(folder: pathlib.Path) -> None:
 
 
 class Damage(NamedTuple):
-  """A row of a results file that cannot be trusted."""
+  """What of a results file cannot be trusted: a row, its header, or rows that are missing.
+
+  Examples:
+    >>> print(Damage("history.csv", 4, "relu|seed=0", "3 fields where the header has 9"))
+    history.csv line 4: 3 fields where the header has 9
+    >>> lost = Damage("layers.csv", None, None, "is missing (deleted?)", ("a", "b"))
+    >>> print(lost.notice)
+    layers.csv: is missing (deleted?); 2 run(s) will be trained again, their rows dropped from every file.
+  """
 
   file: str
-  line: int  # 1 is the header
+  line: int | None  # 1 is the header; None: rows missing from the file
   run_id: str | None  # the run it belongs to, when that much is readable
   reason: str
+  runs: tuple[str, ...] = ()  # every run it concerns, when it is not one row's
 
   def __str__(self) -> str:
-    return f"{self.file} line {self.line}: {self.reason}"
+    return f"{self.file} line {self.line}: {self.reason}" if self.line else (
+        f"{self.file}: {self.reason}")
+
+  @property
+  def run_ids(self) -> frozenset[str]:
+    """The runs that repairing it trains again."""
+    return frozenset(self.runs) | ({self.run_id} if self.run_id else set())
+
+  @property
+  def notice(self) -> str:
+    """What was found and what repairing it does, one line (stderr, even when quiet)."""
+    if self.line and self.line > 1:
+      return f"Dropped a damaged row, {self}" + (
+          "; its run will be trained again." if self.run_id else ".")
+    if self.line == 1 and self.file == RUNS_FILE:
+      return f"{self}; the runs it held will be trained again."
+    if not self.runs:
+      return f"{self}."
+    return (f"{self}; {len(self.runs)} run(s) will be trained again, their rows dropped from"
+            " every file.")
 
 
 class FolderBusy(RuntimeError):
@@ -304,29 +351,49 @@ class ResultsFolder:
     return f"ResultsFolder('{self.path}')"
 
   def damage(self) -> list[Damage]:
-    """Every row of every results file that is cut short, incomplete or edited."""
-    found = []
-    for name in (RUNS_FILE, *_RUN_TABLES, GRIDS_FILE):
-      found += _read_table(self.path / name).damage
-    return found
+    """Everything of the folder that cannot be trusted, by file and line.
+
+    Rows cut short, incomplete or edited; headers cut or damaged; rows that
+    ``runs.csv`` records and the files do not hold (a deleted or emptied file,
+    a deleted row, a lost ``grids.csv`` row). Each names the runs it concerns.
+    """
+    return _damage({name: _read_table(self.path / name) for name in _FILES})
 
   def drop_damaged(self) -> list[Damage]:
-    """Removes damaged rows, and every row of a run with one, so it is retrained.
+    """Removes what :meth:`damage` finds, and every row of a run it concerns, so it is retrained.
 
-    Returns what was dropped; files without damage are left untouched.
+    A file whose header is damaged is set aside (``runs.csv`` becomes
+    ``runs.csv.damaged``), and ``grids.csv`` rows of programs none of whose
+    runs are kept go with them. Returns what was found, each set-aside file
+    named; files without damage are left untouched.
     """
     found = self.damage()
-    runs = {item.run_id for item in found if item.run_id}
-    lines = {(item.file, item.line) for item in found}
-    for name in (RUNS_FILE, *_RUN_TABLES, GRIDS_FILE):
+    if not found:
+      return []
+    dropped_runs = frozenset().union(*(item.run_ids for item in found))
+    reported = []
+    for item in found:
+      if item.line == 1:  # the header: none of the file's rows can be read
+        aside = _set_aside(self.path / item.file)
+        item = item._replace(reason=f"{item.reason}; set aside as '{aside.name}'")
+      reported.append(item)
+    damaged_files = {item.file for item in found if item.line and item.line > 1}
+    kept_runs = [row for row in _read_table(self.path / RUNS_FILE).rows
+                 if row["run_id"] not in dropped_runs]
+    kept_ids = {row["run_id"] for row in kept_runs}
+    # A grids row that lists no runs (an older folder) stays while a run of that age does.
+    older = any(row.get(_COUNTS[GRIDS_FILE]) is None for row in kept_runs)
+    for name in _FILES:
       table = _read_table(self.path / name)
-      if any(file == name for file, _ in lines) or (
-          name != GRIDS_FILE and any(row.get("run_id") in runs for row in table.rows)
-      ):
-        kept = [row for row in table.rows if row.get("run_id") not in runs]
+      if name == GRIDS_FILE:
+        kept = [row for row in table.rows
+                if (kept_ids.intersection(_listed(row)) if row.get(RUN_IDS) else older)]
+      else:
+        kept = [row for row in table.rows if row.get("run_id") not in dropped_runs]
+      if name in damaged_files or len(kept) < len(table.rows):
         _write_table(self.path / name, table.header, [_as_text(row) for row in kept])
     self._files.clear()
-    return found
+    return reported
 
   def finished_run_ids(self) -> set[str]:
     """The ``run_id`` of every run in ``runs.csv``: the work a resume skips."""
@@ -365,12 +432,18 @@ class ResultsFolder:
     self._refuse_finished(run_ids, per_run)
     # Format every value before writing anything: a bad value writes nothing.
     formatted = {name: [_format_row(row) for row in rows] for name, rows in per_run.items()}
-    new_runs = [_format_row(row) for row in runs]
-    new_grid = [_format_row(grid)] if grid else []
+    new_grid = [_format_row({**grid, RUN_IDS: _run_list(run_ids)})] if grid else []
+    counts = {name: collections.Counter(row["run_id"] for row in rows)
+              for name, rows in formatted.items()}
+    counts[GRIDS_FILE] = collections.Counter(run_ids if grid else ())
+    new_runs = [
+        _format_row({**row, **{column: counts[name][run_id] for name, column in _COUNTS.items()}})
+        for row, run_id in zip(runs, run_ids)]
     for name, rows in formatted.items():
       self._write_rows(name, rows, replacing=set(run_ids))
-    self._write_rows(GRIDS_FILE, new_grid)
-    self._write_rows(RUNS_FILE, new_runs)
+    # A program added again after an interrupted attempt replaces that attempt's row.
+    self._write_rows(GRIDS_FILE, new_grid, replacing={row[RUN_IDS] for row in new_grid})
+    self._write_rows(RUNS_FILE, new_runs)  # last, with the counts: the run is finished
 
   def _refuse_finished(
       self, run_ids: list[str], per_run: Mapping[str, Sequence[Mapping[str, Any]]]
@@ -381,7 +454,7 @@ class ResultsFolder:
     )
     if repeated:
       raise ValueError(f"runs names these run_ids more than once: {repeated}.")
-    finished = self._known(RUNS_FILE).run_ids
+    finished = self._known(RUNS_FILE).keys
     already = sorted(finished.intersection(run_ids))
     if already:
       raise ValueError(
@@ -398,7 +471,11 @@ class ResultsFolder:
         )
 
   def runs(self) -> list[dict[str, Any]]:
-    """The rows of ``runs.csv``, values converted back (see :func:`parse_value`)."""
+    """The rows of ``runs.csv``, values converted back (see :func:`parse_value`).
+
+    As they were added: the folder's bookkeeping columns (``history_rows``,
+    ``layers_rows``, ``grids_rows``) are left out.
+    """
     return self._rows(RUNS_FILE)
 
   def history(self) -> list[dict[str, Any]]:
@@ -410,7 +487,7 @@ class ResultsFolder:
     return self._rows(LAYERS_FILE)
 
   def grids(self) -> list[dict[str, Any]]:
-    """The rows of ``grids.csv``: one per trained program."""
+    """The rows of ``grids.csv``: one per trained program (its list of runs left out)."""
     return self._rows(GRIDS_FILE)
 
   def _rows(self, name: str) -> list[dict[str, Any]]:
@@ -422,34 +499,43 @@ class ResultsFolder:
           f"'{self.path / name}' is damaged: {listed}{more}. Rerun the experiment"
           " with the same folder to drop these rows and retrain their runs."
       )
-    return [{k: v for k, v in row.items() if k != CHECKSUM} for row in table.rows]
+    return [{k: v for k, v in row.items() if k != CHECKSUM and k not in _BOOKKEEPING}
+            for row in table.rows]
 
   def _known(self, file_name: str) -> _FileState:
-    """The columns and run ids of ``file_name``, read from disk once while the folder is open."""
+    """The columns and keys of ``file_name``, read from disk once while the folder is open."""
     if file_name not in self._files:
       table = _read_table(self.path / file_name)
+      if table.damage[:1] and table.damage[0].line == 1:  # never append to (or replace) it unread
+        raise ValueError(
+            f"'{self.path / file_name}' {table.damage[0].reason}. Rerun the experiment with the"
+            " same folder to set it aside and train its runs again.")
+      key = _key(file_name)
       self._files[file_name] = _FileState(
           [column for column in table.header if column != CHECKSUM],
-          {row["run_id"] for row in table.rows if row.get("run_id")},
+          {row[key] for row in table.rows if row.get(key)},
       )
     return self._files[file_name]
 
   def _write_rows(
       self, file_name: str, rows: list[dict[str, str]], replacing: Collection[str] = ()
   ) -> None:
-    """Appends ``rows`` to ``file_name``, first removing the rows of the runs in ``replacing``.
+    """Appends ``rows`` to ``file_name``, first removing the rows keyed by ``replacing``.
 
-    An append when it can; a whole new file, atomically, when the file is new,
-    a row brings a new column, or a run in ``replacing`` already has rows.
+    Rows are keyed by their run (``run_id``), in ``grids.csv`` by the runs
+    of their program (``run_ids``). An append when it can; a whole new file, atomically, when the
+    file is new, a row brings a new column, or a key in ``replacing`` already
+    has rows.
     """
     known = self._known(file_name)
-    stale = known.run_ids.intersection(replacing)
+    stale = known.keys.intersection(replacing)
     if not rows and not stale:
       return  # nothing to change: keep the file (and its timestamp) as it is
+    key = _key(file_name)
     try:
       if known.columns and not stale and _columns(known.columns, rows) == known.columns:
         _append_rows(self.path / file_name, known.columns, rows)
-        known.run_ids.update(row["run_id"] for row in rows if row.get("run_id"))
+        known.keys.update(row[key] for row in rows if row.get(key))
       else:
         self._rewrite(file_name, rows, stale)
     except BaseException:
@@ -457,21 +543,100 @@ class ResultsFolder:
       raise
 
   def _rewrite(self, file_name: str, rows: list[dict[str, str]], stale: set[str]) -> None:
-    """Rewrites ``file_name`` atomically: its rows but those of ``stale`` runs, then ``rows``."""
+    """Rewrites ``file_name`` atomically: its rows but those keyed by ``stale``, then ``rows``."""
     path = self.path / file_name
+    key = _key(file_name)
     # A file without a header holds no rows: nothing to read back.
-    table = _read_table(path) if self._known(file_name).columns else _Table([], [], [])
-    kept = [_as_text(row) for row in table.rows if row.get("run_id") not in stale]
+    table = _read_table(path) if self._known(file_name).columns else _Table([], [], [], [])
+    kept = [_as_text(row) for row in table.rows if row.get(key) not in stale]
     columns = _write_table(path, table.header, kept + rows)
     self._files[file_name] = _FileState(
-        columns, {row["run_id"] for row in kept + rows if row.get("run_id")})
+        columns, {row[key] for row in kept + rows if row.get(key)})
 
 
 class _FileState(NamedTuple):
   """What the folder's only writer knows of one of its files without reading it again."""
 
   columns: list[str]  # the header without the checksum; empty while the file has none
-  run_ids: set[str]  # the run of every intact row
+  keys: set[str]  # the key (run_id; run_ids in grids.csv) of every intact row
+
+
+def _key(file_name: str) -> str:
+  """The column that names what a row of ``file_name`` belongs to."""
+  return RUN_IDS if file_name == GRIDS_FILE else "run_id"
+
+
+def _run_list(run_ids: Collection[str]) -> str:
+  """A program's runs as ``grids.csv`` lists them: the same runs, the same text, across attempts."""
+  return json.dumps(sorted(run_ids), separators=(",", ":"))
+
+
+def _listed(grid: Mapping[str, Any]) -> list[str]:
+  """The runs a ``grids.csv`` row lists (none in a folder older than the lists)."""
+  return json.loads(grid[RUN_IDS]) if grid.get(RUN_IDS) else []
+
+
+def _set_aside(path: pathlib.Path) -> pathlib.Path:
+  """Renames a file that cannot be read to ``<name>.damaged`` (``.damaged.2``... if taken)."""
+  for number in itertools.count(1):
+    aside = path.with_name(f"{path.name}.damaged" + (f".{number}" if number > 1 else ""))
+    if not aside.exists():
+      os.replace(path, aside)
+      _sync_folder(path.parent)
+      return aside
+  raise AssertionError("unreachable")
+
+
+def _damage(tables: Mapping[str, _Table]) -> list[Damage]:
+  """What :meth:`ResultsFolder.damage` finds, from each file's table."""
+  runs_table = tables[RUNS_FILE]
+  runs = list(zip(runs_table.rows, runs_table.lines))
+  found = []
+  for name in _FILES:
+    for item in tables[name].damage:
+      if item.line == 1 and name != RUNS_FILE:  # a header: the runs that wrote rows under it
+        item = item._replace(runs=tuple(
+            row["run_id"] for row, _ in runs if row.get(_COUNTS[name]) != 0))
+      found.append(item)
+  for name, counted in _COUNTS.items():
+    table = tables[name]
+    if table.damage[:1] and table.damage[0].line == 1:
+      continue  # unreadable: its runs are already concerned
+    # A run with a damaged row here has fewer intact ones: said once, by its row.
+    concerned = {item.run_id for item in table.damage}
+    if name == GRIDS_FILE:
+      # Listed at least once: a run trained again may also stay listed by its first program's
+      # row. A folder older than the lists has none, nor counts: its runs are not checked.
+      listed = {run_id for row in table.rows for run_id in _listed(row)}
+      missing = [(row, line) for row, line in runs if row["run_id"] not in concerned
+                 and row.get(counted) and row["run_id"] not in listed]
+    else:
+      have = collections.Counter(row["run_id"] for row in table.rows)
+      # Without a count (an older folder), only a run without a single row is known to miss some.
+      missing = [(row, line) for row, line in runs if row["run_id"] not in concerned and (
+          have[row["run_id"]] != row[counted] if row.get(counted) is not None
+          else not have[row["run_id"]])]
+    if missing:
+      found.append(Damage(name, None, None, _missing_reason(table, missing, counted),
+                          tuple(row["run_id"] for row, _ in missing)))
+  return found
+
+
+def _missing_reason(table: _Table, missing: list[tuple[dict[str, Any], int]], counted: str) -> str:
+  """Why rows of ``missing`` runs are missing from a file, naming the first run."""
+  if not table.exists:
+    return f"is missing (deleted?), though runs.csv records rows in it for {len(missing)} run(s)"
+  if not table.header:
+    return f"is empty (emptied?), though runs.csv records rows in it for {len(missing)} run(s)"
+  (row, line) = missing[0]
+  if counted == _COUNTS[GRIDS_FILE]:
+    return (f"has no intact row for the program that trained {len(missing)} run(s) of runs.csv"
+            f" (damaged or deleted?), e.g. run {row['run_id']!r} (runs.csv line {line})")
+  have = sum(1 for other in table.rows if other["run_id"] == row["run_id"])
+  want = row.get(counted)
+  return (f"does not hold the rows runs.csv records for {len(missing)} run(s) (deleted or"
+          f" added by hand?), e.g. run {row['run_id']!r} (runs.csv line {line}): {have} of its"
+          f" {'at least 1' if want is None else want} row(s)")
 
 
 def _lock(folder: pathlib.Path) -> Any:
@@ -496,10 +661,56 @@ def _lock(folder: pathlib.Path) -> Any:
   return handle
 
 
+@contextlib.contextmanager
+def reading(folder: str | os.PathLike) -> Iterator[None]:
+  """Holds ``folder`` while it is read: refused at once if a process is writing it.
+
+  A shared lock on the writers' ``.lock``: readers do not exclude each other,
+  and no writer gets in until the ``with`` block ends, so what is read is one
+  state of the folder, not half of a resume.
+
+  Raises:
+    FolderBusy: another process is writing the folder (its pid named).
+
+  Examples:
+    >>> import tempfile
+    >>> directory = tempfile.mkdtemp()
+    >>> with ResultsFolder(directory, {"steps": 1}), reading(directory):
+    ...   pass
+    Traceback (most recent call last):
+    ...
+    research.results.FolderBusy: '...' is being written by another process (pid ...). ...
+    >>> with reading(directory):
+    ...   print("nobody writes it")
+    nobody writes it
+  """
+  path = pathlib.Path(folder) / LOCK_FILE
+  try:
+    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115  (held open)
+  except OSError:  # a read-only copy of a folder: nobody can be writing it there
+    handle = None
+  try:
+    if handle is not None and fcntl is not None:
+      try:
+        fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+      except OSError:
+        handle.seek(0)
+        raise FolderBusy(
+            f"'{folder}' is being written by another process (pid"
+            f" {handle.read().strip() or 'unknown'}). Wait for it to finish, then read it again."
+        ) from None
+    yield
+  finally:
+    if handle is not None:
+      handle.close()
+
+
 class _Table(NamedTuple):
-  header: list[str]
+  header: list[str]  # empty when the file is missing, empty or its header damaged
   rows: list[dict[str, Any]]  # intact rows, values parsed, checksum included
-  damage: list[Damage]
+  damage: list[Damage]  # a damaged header (line 1) comes first, alone
+  lines: list[int]  # the line of each intact row
+  exists: bool = True
 
 
 def _checksum(fields: Mapping[str, str]) -> str:
@@ -511,18 +722,21 @@ def _checksum(fields: Mapping[str, str]) -> str:
 
 def _read_table(path: pathlib.Path) -> _Table:
   if not path.exists():
-    return _Table([], [], [])
-  with open(path, newline="", encoding="utf-8") as file:
-    lines = list(csv.reader(file))
+    return _Table([], [], [], [], exists=False)
+  # A grids.csv row lists every run of its program: a field may pass csv's 128 KB limit.
+  limit = csv.field_size_limit(2**31 - 1)
+  try:
+    with open(path, newline="", encoding="utf-8", errors="replace") as file:
+      lines = list(csv.reader(file))
+  finally:
+    csv.field_size_limit(limit)
   if not lines:
-    return _Table([], [], [])
-  header, rows, damage = lines[0], [], []
+    return _Table([], [], [], [])
+  header, rows, damage, numbers = lines[0], [], [], []
   if not header or header[-1] != CHECKSUM or len(set(header)) != len(header):
-    raise ValueError(
-        f"'{path}' has no valid header (its first line should name the columns,"
-        f" ending with {CHECKSUM!r}). It was not written by this version of research,"
-        " or was damaged: choose another output folder (--out)."
-    )
+    return _Table([], [], [Damage(path.name, 1, None, (
+        f"has no valid header (its first line should name the columns, ending with"
+        f" {CHECKSUM!r}; cut short or edited?): none of its rows can be trusted"))], [])
   for number, fields in enumerate(lines[1:], start=2):
     run_id = fields[0] if fields and header[0] == "run_id" and fields[0] else None
     if len(fields) != len(header):
@@ -535,7 +749,8 @@ def _read_table(path: pathlib.Path) -> _Table:
                            "its values do not match its checksum (edited or damaged)"))
       continue
     rows.append({column: parse_value(column, value) for column, value in text.items()})
-  return _Table(header, rows, damage)
+    numbers.append(number)
+  return _Table(header, rows, damage, numbers)
 
 
 def _as_text(row: Mapping[str, Any]) -> dict[str, str]:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import pathlib
 import re
 import shlex
+import shutil
 
 import pytest
 
 import research
-from research import cli, findings, report
+from research import cli, experiment, findings, report, results
+from research import study as study_lib
 from research.config import Config
 
 pytestmark = pytest.mark.standard_promotion
@@ -83,3 +87,111 @@ def test_report_refuses_to_write_into_a_results_folder(folder, name, capsys):
   assert "is inside the results folder" in capsys.readouterr().err
   after = {path.name: path.read_bytes() for path in folder.iterdir() if path.is_file()}
   assert after == before  # nothing written, nothing replaced
+
+
+# --- the rows must back the findings (issue 20, item 3) ------------------------
+
+
+@pytest.fixture
+def copy(folder, tmp_path) -> pathlib.Path:
+  """A copy of the tiny comparison's folder, to damage."""
+  return pathlib.Path(shutil.copytree(folder, tmp_path / "compare"))
+
+
+def _refused(capsys, folder: pathlib.Path) -> str:
+  """Runs report on ``folder``, checks it is refused in one line and prints nothing, returns the line."""
+  assert cli.main(["report", str(folder)]) == 2
+  captured = capsys.readouterr()
+  assert captured.out == "" and captured.err.count("\n") == 1, captured
+  return captured.err
+
+
+def _drop_line(path: pathlib.Path, number: int) -> None:
+  lines = path.read_text().splitlines(keepends=True)
+  path.write_text("".join(lines[:number - 1] + lines[number:]))
+
+
+def test_report_refuses_a_folder_whose_runs_are_gone(copy, capsys):
+  # Regression: with runs.csv deleted it printed "runs 0" above the full old summary.
+  (copy / "runs.csv").unlink()
+  assert (f"'{copy}' is incomplete: runs.csv holds 0 of the 4 runs its findings.json counts"
+          " (training interrupted, or rows deleted?). Rerun its command to finish it, then report"
+          " again.") in _refused(capsys, copy)
+  with pytest.raises(ValueError, match="runs.csv holds 0 of the 4 runs"):
+    report.report([copy])
+
+
+def test_report_refuses_a_folder_with_fewer_runs_than_its_findings_count(copy, capsys):
+  _drop_line(copy / "runs.csv", 3)  # a resume that dropped a run was interrupted, say
+  assert "is incomplete: runs.csv holds 3 of the 4 runs its findings.json counts" in _refused(
+      capsys, copy)
+
+
+def test_report_refuses_a_folder_with_missing_or_damaged_rows(copy, capsys):
+  _drop_line(copy / "history.csv", 2)
+  error = _refused(capsys, copy)
+  assert f"'{copy}' is damaged: history.csv: does not hold the rows runs.csv records for 1 run(s)" in error
+  assert "Rerun its command to repair it" in error
+  (copy / "layers.csv").write_text("")
+  assert "(and 1 more)" in _refused(capsys, copy)
+
+
+def test_report_refuses_a_folder_being_written(copy, capsys):
+  # Regression: during a resume it mixed the old summary with the new count.
+  config = json.loads((copy / "config.json").read_text())
+  with results.ResultsFolder(copy, config):
+    assert (f"'{copy}' is being written by another process (pid {os.getpid()})"
+            in _refused(capsys, copy))
+  assert cli.main(["report", str(copy)]) == 0  # once the writer is done
+
+
+def test_report_holds_the_folders_until_their_summaries_are_copied(copy, tmp_path, monkeypatch):
+  admitted = []
+  write = results.write_bytes_atomic
+
+  def copying(path, data):
+    if path.parent.name == copy.name:  # a copy of the folder's summary, findings or plots
+      try:
+        results.ResultsFolder(copy, json.loads((copy / "config.json").read_text())).close()
+        admitted.append(True)
+      except results.FolderBusy:
+        admitted.append(False)
+    write(path, data)
+
+  monkeypatch.setattr(results, "write_bytes_atomic", copying)
+  report.report([copy], out=tmp_path / "out" / "FINDINGS.md")
+  assert admitted and not any(admitted)  # no writer came in between the checks and the copies
+
+
+def _demo_study() -> study_lib.Study:
+  """A study of two parts (widths), as every study is: several engine configs in one folder."""
+
+  @dataclasses.dataclass(frozen=True)
+  class Settings:
+    widths: tuple[int, ...] = (2, 4)
+    base: Config = dataclasses.replace(TINY, activations=("relu",), seeds=1)
+
+  def parts(settings):
+    return [experiment.Part({"width": width}, dataclasses.replace(settings.base, width=width))
+            for width in settings.widths]
+
+  def analyse(settings, tables):
+    accuracy = tables.runs.groupby("width")["test_accuracy"].mean()
+    return findings.Findings("Does width help?", tuple(
+        findings.Answer(f"width {width}: {{}}.", (findings.Estimate(value, kind="percent"),),
+                        headline=True) for width, value in accuracy.items()))
+
+  return study_lib.Study("demo", "Does width help?", Settings, parts, analyse, owns=("width",))
+
+
+def test_report_checks_a_study_folder_of_several_parts_the_same_way(tmp_path, capsys):
+  demo = _demo_study()
+  out = demo.run(demo.settings(), out=tmp_path / "demo", quiet=True).out
+  text = report.report([out])
+  assert "| [demo](" in text and " | 2 | 0..0 |" in text and "- width 2: " in text
+  _drop_line(out / "runs.csv", 2)
+  assert "is incomplete: runs.csv holds 1 of the 2 runs its findings.json counts" in _refused(
+      capsys, out)
+  demo.run(demo.settings(), out=out, quiet=True)  # rerunning its command finishes it
+  what_held = text.split("## What held")[1]
+  assert report.report([out]).split("## What held")[1] == what_held  # the same run, the same numbers

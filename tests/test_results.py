@@ -175,7 +175,8 @@ def test_columns_keep_order_and_missing_values_are_empty(tmp_path, open_folder):
   folder.add([necro], [])
   header = (folder.path / results.RUNS_FILE).read_text().splitlines()[0]
   # A new column goes after its neighbour in the row that brings it.
-  assert header.split(",") == list(_run("relu|seed=0")) + ["negative_slope", "extra", "checksum"]
+  assert header.split(",") == list(_run("relu|seed=0")) + [
+      "negative_slope", "extra", "history_rows", "layers_rows", "grids_rows", "checksum"]
   relu_back, necro_back = folder.runs()
   assert relu_back["negative_slope"] is None and relu_back["extra"] is None
   assert relu_back["diverged_step"] is None  # None is written as an empty field
@@ -466,3 +467,257 @@ def test_a_folder_from_before_the_format_key_still_resumes(tmp_path):
   with results.ResultsFolder(tmp_path, CONFIG) as folder:
     assert folder.finished_run_ids() == set()
   assert results.FORMAT_KEY not in results.read_config(tmp_path)
+
+
+# --- missing rows, cut headers, lost grids rows (issue 20, items 1 and 6) -----
+
+
+def _layers(run_id: str, steps=(0, 50, 100), layers: int = 2) -> list[dict]:
+  return [{"run_id": run_id, "step": step, "layer": layer, "dead_fraction": 0.25}
+          for step in steps for layer in range(1, layers + 1)]
+
+
+def _three_runs(folder: ResultsFolder) -> list[str]:
+  """Two programs: seeds 0 and 1 together, seed 2 alone with no layer rows (as if diverged early)."""
+  ids = ["relu|seed=0", "relu|seed=1", "relu|seed=2"]
+  folder.add([_run(ids[0]), _run(ids[1], seed=1)], _history(ids[0]) + _history(ids[1]),
+             _layers(ids[0]) + _layers(ids[1]), {"grid": "relu", "seconds": 1.5})
+  folder.add([_run(ids[2], seed=2)], _history(ids[2], steps=(0,)), [],
+             {"grid": "relu", "seconds": 0.5})
+  return ids
+
+
+def _retrain(folder: ResultsFolder, ids: list[str]) -> None:
+  """Adds again, as the engine would, the runs of ``ids`` that the folder no longer holds."""
+  pending = [run_id for run_id in ids if run_id not in folder.finished_run_ids()]
+  together = [run_id for run_id in pending if run_id != "relu|seed=2"]
+  if together:
+    folder.add([_run(run_id, seed=int(run_id[-1])) for run_id in together],
+               [row for run_id in together for row in _history(run_id)],
+               [row for run_id in together for row in _layers(run_id)],
+               {"grid": "relu", "seconds": 1.5})
+  if "relu|seed=2" in pending:
+    folder.add([_run("relu|seed=2", seed=2)], _history("relu|seed=2", steps=(0,)), [],
+               {"grid": "relu", "seconds": 0.5})
+
+
+def _by_run(rows: list[dict]) -> list[dict]:
+  return sorted(rows, key=lambda row: (row["run_id"], row.get("step", 0), row.get("layer", 0)))
+
+
+def test_each_run_records_its_rows_and_each_program_its_runs_but_readers_get_what_was_added(
+    tmp_path, open_folder):
+  folder = open_folder(tmp_path, CONFIG)
+  ids = _three_runs(folder)
+  assert folder.runs() == [_run(ids[0]), _run(ids[1], seed=1), _run(ids[2], seed=2)]
+  assert folder.grids() == [{"grid": "relu", "seconds": 1.5}, {"grid": "relu", "seconds": 0.5}]
+  runs = results._read_table(folder.path / results.RUNS_FILE).rows
+  assert [(row["history_rows"], row["layers_rows"], row["grids_rows"]) for row in runs] == [
+      (3, 6, 1), (3, 6, 1), (1, 0, 1)]
+  grids = results._read_table(folder.path / results.GRIDS_FILE).rows
+  assert [json.loads(row["run_ids"]) for row in grids] == [ids[:2], ids[2:]]
+  assert folder.damage() == []
+
+
+@pytest.mark.parametrize("how", ["deleted", "emptied", "one_row_deleted"])
+@pytest.mark.parametrize("file_name", [results.HISTORY_FILE, results.LAYERS_FILE])
+def test_missing_rows_are_found_and_their_runs_dropped_everywhere(tmp_path, open_folder, how,
+                                                                 file_name):
+  # Regression: rm layers.csv (or one history row) went unnoticed, and the
+  # summary read the runs as having blown up before their first evaluation.
+  folder = open_folder(tmp_path, CONFIG)
+  ids = _three_runs(folder)
+  whole = {name: _by_run(_read(folder, name)) for name in (results.RUNS_FILE, file_name)}
+  path = folder.path / file_name
+  if how == "deleted":
+    path.unlink()
+  elif how == "emptied":
+    path.write_text("")
+  else:  # the second row: relu|seed=0's second evaluation
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:2] + lines[3:]))
+  (found,) = folder.damage()
+  # Every run with rows in the file is concerned; seed 2 wrote no layer rows.
+  concerned = ids[:1] if how == "one_row_deleted" else (
+      ids if file_name == results.HISTORY_FILE else ids[:2])
+  assert (found.file, found.line, found.run_ids) == (file_name, None, frozenset(concerned))
+  rows = 3 if file_name == results.HISTORY_FILE else 6
+  expected_reason = {"deleted": "is missing (deleted?)", "emptied": "is empty (emptied?)",
+                     "one_row_deleted": f"run 'relu|seed=0' (runs.csv line 2): {rows - 1} of its"
+                                        f" {rows} row(s)"}[how]
+  assert expected_reason in str(found) and str(found).startswith(f"{file_name}: ")
+  assert "will be trained again" in found.notice
+  assert folder.drop_damaged() == [found]
+  assert folder.finished_run_ids() == set(ids) - set(concerned)
+  for name in (results.HISTORY_FILE, results.LAYERS_FILE):  # dropped from every file
+    assert not {row["run_id"] for row in _read(folder, name)} & set(concerned)
+  assert folder.damage() == []
+  _retrain(folder, ids)
+  assert folder.damage() == []
+  for name, rows in whole.items():
+    assert _by_run(_read(folder, name)) == rows, name
+
+
+def _read(folder: ResultsFolder, name: str) -> list[dict]:
+  return {results.RUNS_FILE: folder.runs, results.HISTORY_FILE: folder.history,
+          results.LAYERS_FILE: folder.layers, results.GRIDS_FILE: folder.grids}[name]()
+
+
+def test_a_run_with_more_rows_than_recorded_is_damaged_too(tmp_path, open_folder):
+  folder = open_folder(tmp_path, CONFIG)
+  _three_runs(folder)
+  path = folder.path / results.HISTORY_FILE
+  lines = path.read_text().splitlines(keepends=True)
+  path.write_text("".join(lines + [lines[1]]))  # a row pasted twice
+  (found,) = folder.damage()
+  assert found.run_ids == {"relu|seed=0"} and "4 of its 3 row(s)" in found.reason
+
+
+def _as_legacy(folder: ResultsFolder) -> None:
+  """Rewrites ``folder`` as a version before the row counts wrote it: no bookkeeping columns."""
+  drop = {"history_rows", "layers_rows", "grids_rows", "run_ids", results.CHECKSUM}
+  for name in (results.RUNS_FILE, results.GRIDS_FILE):
+    table = results._read_table(folder.path / name)
+    rows = [{key: value for key, value in results._as_text(row).items() if key not in drop}
+            for row in table.rows]
+    results._write_table(folder.path / name, [c for c in table.header if c not in drop], rows)
+  folder._files.clear()
+
+
+def test_a_folder_without_row_counts_still_resumes_and_is_checked_where_it_can_be(
+    tmp_path, open_folder):
+  folder = open_folder(tmp_path, CONFIG)
+  ids = ["relu|seed=0", "relu|seed=1"]
+  for seed, run_id in enumerate(ids):  # every engine run writes rows at step 0, in both files
+    folder.add([_run(run_id, seed=seed)], _history(run_id), _layers(run_id), {"grid": "relu"})
+  _as_legacy(folder)
+  assert folder.damage() == [] and folder.drop_damaged() == []  # counts unknown: nothing retrained
+  assert folder.finished_run_ids() == set(ids)
+  path = folder.path / results.HISTORY_FILE  # one row less: unknown without the counts
+  lines = path.read_text().splitlines(keepends=True)
+  path.write_text("".join(lines[:2] + lines[3:]))
+  assert folder.damage() == []
+  # Resumed by this version: a new run gets counts and a program, the old ones keep none.
+  folder.add([_run("relu|seed=3", seed=3)], _history("relu|seed=3"), _layers("relu|seed=3"),
+             {"grid": "relu"})
+  assert folder.damage() == [] and len(folder.runs()) == 3 and len(folder.grids()) == 3
+  (folder.path / results.LAYERS_FILE).unlink()  # but every run writes rows at step 0
+  (found,) = folder.damage()
+  assert found.file == results.LAYERS_FILE and found.run_ids == {*ids, "relu|seed=3"}
+  folder.drop_damaged()
+  assert folder.finished_run_ids() == set() and folder.grids() == []
+
+
+def test_a_cut_runs_header_sets_the_file_aside_and_every_run_is_trained_again(tmp_path, open_folder):
+  # Regression: `truncate -s 50 runs.csv` made the whole folder refused.
+  folder = open_folder(tmp_path, CONFIG)
+  ids = _three_runs(folder)
+  whole = {name: _by_run(_read(folder, name)) for name in (
+      results.RUNS_FILE, results.HISTORY_FILE, results.LAYERS_FILE)}
+  path = folder.path / results.RUNS_FILE
+  cut = path.read_bytes()[:50]
+  path.write_bytes(cut)
+  folder.close()
+  folder = open_folder(tmp_path, CONFIG)
+  (found,) = folder.damage()
+  assert (found.file, found.line) == (results.RUNS_FILE, 1) and "no valid header" in found.reason
+  with pytest.raises(ValueError, match="runs.csv' is damaged: runs.csv line 1: has no valid header"):
+    folder.runs()
+  with pytest.raises(ValueError, match="has no valid header"):
+    folder.add([_run("relu|seed=9", seed=9)])  # never appended to, nor silently replaced
+  (dropped,) = folder.drop_damaged()
+  assert "set aside as 'runs.csv.damaged'" in str(dropped)
+  assert "the runs it held will be trained again" in dropped.notice
+  assert (folder.path / "runs.csv.damaged").read_bytes() == cut  # kept, for whoever looks
+  assert folder.finished_run_ids() == set() and folder.grids() == []  # no program is left
+  _retrain(folder, ids)
+  assert folder.damage() == []
+  for name, rows in whole.items():
+    assert _by_run(_read(folder, name)) == rows, name
+  assert len(folder.grids()) == 2
+
+
+@pytest.mark.parametrize("file_name", [results.HISTORY_FILE, results.LAYERS_FILE, results.GRIDS_FILE])
+def test_a_damaged_header_of_another_file_retrains_the_runs_it_concerns(
+    tmp_path, open_folder, file_name):
+  folder = open_folder(tmp_path, CONFIG)
+  ids = _three_runs(folder)
+  whole = {name: _by_run(_read(folder, name)) for name in (
+      results.RUNS_FILE, results.HISTORY_FILE, results.LAYERS_FILE)}
+  path = folder.path / file_name
+  path.write_text(path.read_text().replace(",checksum\n", ",checks\n", 1))  # an edited header
+  (found,) = folder.damage()
+  concerned = ids[:2] if file_name == results.LAYERS_FILE else ids  # seed 2 has no layer rows
+  assert (found.file, found.line, found.run_ids) == (file_name, 1, frozenset(concerned))
+  (dropped,) = folder.drop_damaged()
+  assert f"set aside as '{file_name}.damaged'" in str(dropped)
+  assert f"{len(concerned)} run(s) will be trained again" in dropped.notice
+  assert folder.finished_run_ids() == set(ids) - set(concerned)
+  _retrain(folder, ids)
+  assert folder.damage() == []
+  for name, rows in whole.items():
+    assert _by_run(_read(folder, name)) == rows, name
+
+
+@pytest.mark.parametrize("how", ["edited", "deleted"])
+def test_a_damaged_grids_row_retrains_the_program_it_described(tmp_path, open_folder, how):
+  # Regression: a damaged grids.csv row was dropped for good, its program's
+  # devices and seconds lost while its runs stayed.
+  folder = open_folder(tmp_path, CONFIG)
+  ids = _three_runs(folder)
+  whole = {name: _by_run(_read(folder, name)) for name in (
+      results.RUNS_FILE, results.HISTORY_FILE, results.LAYERS_FILE)}
+  grids = sorted(folder.grids(), key=str)
+  path = folder.path / results.GRIDS_FILE
+  lines = path.read_text().splitlines(keepends=True)
+  lines[1] = lines[1].replace(",1.5,", ",9.5,") if how == "edited" else ""
+  path.write_text("".join(lines))
+  found = folder.damage()
+  lost = found[-1]  # after the damaged row itself, if any: the runs it described
+  assert (lost.file, lost.line, lost.run_ids) == (results.GRIDS_FILE, None, frozenset(ids[:2]))
+  assert "no intact row for the program that trained 2 run(s)" in lost.reason
+  if how == "edited":
+    assert [(item.file, item.line) for item in found] == [(results.GRIDS_FILE, 2), lost[:2]]
+  assert folder.drop_damaged() == found
+  assert folder.finished_run_ids() == {ids[2]} and len(folder.grids()) == 1
+  _retrain(folder, ids)
+  assert folder.damage() == []
+  for name, rows in whole.items():
+    assert _by_run(_read(folder, name)) == rows, name
+  assert sorted(folder.grids(), key=str) == grids  # the program's row is back
+
+
+def test_a_program_added_again_after_an_interruption_replaces_its_grids_row(
+    tmp_path, open_folder, monkeypatch):
+  folder = open_folder(tmp_path, CONFIG)
+  write = ResultsFolder._write_rows
+
+  def interrupted(self, file_name, rows, replacing=()):
+    if file_name == results.RUNS_FILE:  # after history, layers and grids
+      raise KeyboardInterrupt
+    write(self, file_name, rows, replacing)
+
+  monkeypatch.setattr(ResultsFolder, "_write_rows", interrupted)
+  with pytest.raises(KeyboardInterrupt):
+    _three_runs(folder)
+  monkeypatch.undo()
+  assert folder.finished_run_ids() == set() and len(folder.grids()) == 1
+  ids = _three_runs(folder)
+  assert len(folder.grids()) == 2 and folder.damage() == []
+  assert folder.finished_run_ids() == set(ids)
+
+
+def test_each_damaged_file_is_named_even_when_their_runs_overlap(tmp_path, open_folder):
+  folder = open_folder(tmp_path, CONFIG)
+  ids = _three_runs(folder)
+  os.truncate(folder.path / results.GRIDS_FILE, 10)  # every run loses its program's row
+  (folder.path / results.LAYERS_FILE).unlink()
+  found = folder.damage()
+  assert [(item.file, item.line, item.run_ids) for item in found] == [
+      (results.GRIDS_FILE, 1, frozenset(ids)), (results.LAYERS_FILE, None, frozenset(ids[:2]))]
+  assert [item.notice for item in folder.drop_damaged()] == [
+      f"grids.csv line 1: {found[0].reason}; set aside as 'grids.csv.damaged'; 3 run(s) will be"
+      " trained again, their rows dropped from every file.",
+      "layers.csv: is missing (deleted?), though runs.csv records rows in it for 2 run(s); 2"
+      " run(s) will be trained again, their rows dropped from every file."]
+  assert folder.finished_run_ids() == set() and folder.damage() == []
