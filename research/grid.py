@@ -18,6 +18,9 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import jax
+import jax.numpy as jnp
+
 import activations
 from research import devices, user_code
 from research.config import Config, recorded
@@ -195,7 +198,52 @@ def _grid(spec: str, config: Config, settings: dict[str, Any]) -> Grid:
                 settings_hash=settings_hash(resolved),
             )
         )
-  return Grid(spec, name, tuple(static.items()), tuple(axes), tuple(runs))
+  grid = Grid(spec, name, tuple(static.items()), tuple(axes), tuple(runs))
+  _check_traceable(grid)
+  return grid
+
+
+# What JAX raises when code needs a Python value of a traced array.
+_CONCRETE = (jax.errors.ConcretizationTypeError, jax.errors.TracerIntegerConversionError,
+             jax.errors.TracerArrayConversionError)
+
+
+def _check_traceable(grid: Grid) -> None:
+  """Calls the grid's activation on abstract inputs, its float hyperparameters traced as in training.
+
+  Training passes them as arrays along the runs axis, so a function that
+  calls ``float(slope)`` or branches with ``if slope > 0`` fails; here, before
+  any data is loaded, in one ``ValueError`` naming the function and the
+  hyperparameter. Other errors are left to the model checks that follow.
+  """
+  if not grid.swept:
+    return
+  function = grid.activation()
+  first = dict(grid.runs[0].hyperparameters)
+
+  def probe(traced: tuple[str, ...]) -> BaseException | None:
+    scalar = jax.ShapeDtypeStruct((), jnp.float32)
+    try:
+      jax.eval_shape(
+          lambda z, arrays: function(z, **{**first, **arrays}),
+          jax.ShapeDtypeStruct((2, 3), jnp.float32), {key: scalar for key in traced})
+    except _CONCRETE as error:
+      return error
+    except Exception:  # noqa: BLE001  (not this check's business)
+      return None
+    return None
+
+  error = probe(grid.swept)
+  if error is None:
+    return
+  culprits = [key for key in grid.swept if probe((key,)) is not None] or list(grid.swept)
+  raise ValueError(
+      f"--activations {grid.spec!r}: {grid.name} needs a Python value of its hyperparameter"
+      f" {' and '.join(map(repr, culprits))} ({type(error).__name__}), but float hyperparameters"
+      " arrive as JAX arrays, one value per run (swept or not): use jnp operations on them"
+      " (jnp.where instead of if), not float(), int() or if; or give it an int or str default,"
+      " which stays a Python value but cannot be swept."
+  )
 
 
 def expand(

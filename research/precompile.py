@@ -128,10 +128,17 @@ def compile_ahead(
       lambda: evaluate.lower(state, inputs, data, step),
       lambda: train_chunk.lower(state, inputs, data, step, chunk),
   ]
-  with concurrent.futures.ThreadPoolExecutor(max_workers=min(3, devices.cpu_cores())) as pool:
+  pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(3, devices.cpu_cores()))
+  try:
     futures = [pool.submit(lower().compile) for lower in lowerings]
     for future in futures:
       future.result()
+  except BaseException:
+    # Ctrl-C (or a failed compilation): return now, not when the other
+    # compilations end; XLA cannot stop them, they finish unseen.
+    pool.shutdown(wait=False, cancel_futures=True)
+    raise
+  pool.shutdown()
   _COMPILED.add(key)
 
 

@@ -74,6 +74,16 @@ _revive = activations.surrogate(lambda z, slope: jax.nn.relu(z),
 def revive(x, slope=0.1):
   """ReLU forward, LeakyReLU(slope) backward."""
   return _revive(x, slope)
+
+
+def as_float(x, slope=0.1):
+  """Wrong: slope arrives as a traced array, which float() cannot read."""
+  return jax.nn.leaky_relu(x, float(slope))
+
+
+def branches(x, slope=0.1, scale=1.0):
+  """Wrong: an if on a traced array."""
+  return jax.nn.leaky_relu(x, slope) * scale if slope > 0 else jax.nn.relu(x)
 '''
 
 
@@ -174,6 +184,13 @@ def test_a_user_surrogate_from_the_command_line_sweeps_its_keywords(user_files, 
         (["--model", "my_models:not_a_module"], "not an nnx.Module"),
         (["--activations", "relu,my_surrogates:revive(slop=0.2)"], "no keyword hyperparameter 'slop'"),
         (["--activations", "my_surrogates:missing"], "has no attribute 'missing'"),
+        # Regression: a 90-line ConcretizationTypeError traceback, exit 1.
+        (["--activations", "relu,my_surrogates:as_float(slope=[0.1, 0.3])"],
+         "my_surrogates:as_float needs a Python value of its hyperparameter 'slope'"
+         " (ConcretizationTypeError), but float hyperparameters arrive as JAX arrays"),
+        (["--activations", "my_surrogates:branches(scale=[1.0, 2.0])"],
+         "my_surrogates:branches needs a Python value of its hyperparameter 'slope'"
+         " (TracerBoolConversionError)"),
         (["--dataset", "missing_data:load"], "no module named 'missing_data'"),
         (["--model", "resnet2"], "Did you mean 'resnet20'?"),
         (["--preset", "sugar"], "Unknown preset 'sugar'"),
