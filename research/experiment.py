@@ -27,10 +27,11 @@ import tqdm
 
 from research import config as config_lib
 from research import (
-    data, devices, findings, fingerprint, grid, model_spec, plots, programs, results, summary,
-    tables, train,
+    data, devices, findings, fingerprint, grid, memory, model_spec, plots, programs, results,
+    summary, tables, train,
 )
-from research.command import command_line
+from research.command import check_interrupt, command_line, record_progress, uninterrupted
+from research.checkpoints import Checkpoints, Schedule
 from research.config import Config
 
 
@@ -154,11 +155,12 @@ def prepare_parts(
   datasets, grids = [], []
   for part in parts:
     config_lib.validate(part.config)
-    grid.expand(part.config)  # the activation specs, before any data is loaded
+    memory.run_counts(part.config)  # the activation specs, before any data is loaded or run listed
     key = (part.config.dataset, part.config.data_seed)
     if key not in loaded:
       loaded[key] = data.load(part.config.dataset, seed=part.config.data_seed)
     datasets.append(loaded[key])
+    memory.check_fits(part.config, loaded[key], name=name)  # before the runs are listed or compiled
     grids.append(_grids(part.config, loaded[key]))
   expected = {run.run_id for part_grids in grids for g in part_grids for run in g.runs}
   if len(expected) < sum(len(g.runs) for part_grids in grids for g in part_grids):
@@ -172,6 +174,7 @@ def prepare_parts(
   except BaseException:
     folder.close()
     raise
+  record_progress(folder.path, len(finished), len(expected))  # for Ctrl-C's line
   pending = [
       (index, g, [r for r in g.runs if r.run_id not in finished])
       for index, part_grids in enumerate(grids) for g in part_grids
@@ -210,7 +213,7 @@ RunColumns = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
 def train_pending(
     prepared: Prepared, *, quiet: bool = False, run_columns: RunColumns | None = None,
-    close: bool = True,
+    close: bool = True, checkpoints: Schedule = Schedule(),
 ) -> Trained:
   """Trains what :func:`prepare_parts` found pending, writing each program's runs as it finishes.
 
@@ -224,9 +227,11 @@ def train_pending(
     run_columns: a study's own columns for ``runs.csv``, computed from each
       finished run's row (with its part's columns) and written with it, e.g.
       ``lambda row: {"solved": int(row["test_accuracy"] >= 0.99)}``.
+    checkpoints: when to save each program's state inside the folder, so that
+      a rerun after a kill resumes it mid-run (:mod:`research.checkpoints`).
   """
   try:
-    trained = _train_pending(prepared, quiet, run_columns)
+    trained = _train_pending(prepared, quiet, run_columns, checkpoints)
   except OSError as error:  # a full disk: the grids written so far are intact
     prepared.folder.close()
     raise results.ResultsWriteError(prepared.folder.path) from error
@@ -259,19 +264,24 @@ def program_batches(prepared: Prepared) -> list[tuple[int, Batch]]:
   return batches
 
 
-def _train_pending(prepared: Prepared, quiet: bool, run_columns: RunColumns | None) -> Trained:
+def _train_pending(prepared: Prepared, quiet: bool, run_columns: RunColumns | None,
+                   checkpoints: Schedule = Schedule()) -> Trained:
   parts, datasets, folder, grids, pending, dropped = prepared
   machine, command = devices.machine_description(), command_line()
   say(f"Writing to {folder.path}", quiet)
   say(machine, quiet)
   for damage in dropped:  # even when quiet: a repair is never silent
-    tqdm.tqdm.write(f"Dropped a damaged row, {damage}; its run will be trained again.",
-                    file=sys.stderr)
+    tqdm.tqdm.write(damage.notice, file=sys.stderr)
   total = sum(len(g.runs) for part_grids in grids for g in part_grids)
   skipped = total - sum(len(runs) for _, _, runs in pending)
   if skipped:
     say(f"Resuming: {skipped} finished run(s) skipped.", quiet)
+  finished = skipped
   batches = program_batches(prepared)
+  run_ids = [[run.run_id for _, runs in batch for run in runs] for _, batch in batches]
+  saver = Checkpoints.of(folder.path, checkpoints)  # None unless this process alone writes
+  if saver is not None:
+    saver.keep_only(run_ids)  # only the programs in flight keep checkpoints
   bar = tqdm.tqdm(
       total=sum(train.resolved_steps(parts[index].config, datasets[index]) for index, _ in batches),
       unit="step",
@@ -279,6 +289,7 @@ def _train_pending(prepared: Prepared, quiet: bool, run_columns: RunColumns | No
   )
   with bar:
     for number, (index, batch) in enumerate(batches, start=1):
+      check_interrupt()  # a Ctrl-C that Python lost stops here, between programs
       keys = parts[index].keys
       label = " ".join(f"{value}" for value in keys.values())
       specs = ", ".join(this_grid.spec for this_grid, _ in batch)
@@ -286,19 +297,26 @@ def _train_pending(prepared: Prepared, quiet: bool, run_columns: RunColumns | No
       bar.set_description(f"[{number}/{len(batches)}] {label} {specs} x {count} runs".replace("  ", " ").strip())
 
       def on_chunk(steps: int, mean_loss: float) -> None:
+        check_interrupt()  # and between chunks
         bar.update(steps)
         bar.set_postfix(loss=f"{mean_loss:.4f}")
 
-      result = programs.train_grids(parts[index].config, datasets[index], batch, on_chunk=on_chunk)
+      result = programs.train_grids(parts[index].config, datasets[index], batch, on_chunk=on_chunk,
+                                    checkpoints=saver)
       if devices.writes_results():
         record = {**keys, **result.timing, "machine": machine, "command": command}
         runs_rows = _with_keys(result.runs, keys)
         if run_columns is not None:
           runs_rows = [{**row, **run_columns(row)} for row in runs_rows]
-        folder.add(
-            runs_rows, _with_keys(result.history, keys),
-            _with_keys(result.layers, keys), record,
-        )
+        with uninterrupted():  # a Ctrl-C lets the program's rows reach all four files
+          folder.add(
+              runs_rows, _with_keys(result.history, keys),
+              _with_keys(result.layers, keys), record,
+          )
+          finished += count
+          record_progress(folder.path, finished, total)  # before the Ctrl-C's line is written
+        if saver is not None:
+          saver.finished(run_ids[number - 1])  # the rows are written: its checkpoints go
   return Trained(folder.path, folder.runs(), folder.history(), folder.layers(), folder.grids(),
                  tuple(str(damage) for damage in dropped))
 
@@ -309,6 +327,7 @@ def write_report(folder: pathlib.Path, name: str, text: str) -> None:
     results.write_text_atomic(folder / name, text)
   except OSError as error:
     raise results.ResultsWriteError(folder) from error
+  check_interrupt()  # one held back while the file was written
 
 
 def write_outputs(
@@ -327,6 +346,7 @@ def write_outputs(
     plots(folder)
   except OSError as error:
     raise results.ResultsWriteError(folder) from error
+  check_interrupt()
 
 
 def context(command: str, seconds: float, trained: Trained,
@@ -350,12 +370,13 @@ def context(command: str, seconds: float, trained: Trained,
   }
 
 
-def run(prepared: Prepared, *, quiet: bool = False, command: str = "") -> Comparison:
+def run(prepared: Prepared, *, quiet: bool = False, command: str = "",
+        checkpoints: Schedule = Schedule()) -> Comparison:
   """Trains what :func:`prepare` found pending, then summarises and plots."""
   started = time.perf_counter()
   try:
-    return _summarise(prepared, train_pending(prepared, quiet=quiet, close=False), started,
-                      quiet=quiet, command=command)
+    trained = train_pending(prepared, quiet=quiet, close=False, checkpoints=checkpoints)
+    return _summarise(prepared, trained, started, quiet=quiet, command=command)
   finally:
     prepared.folder.close()  # only now: another writer must not come in before the summary
 

@@ -31,6 +31,7 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
 from research import devices, metrics, observe, precompile
+from research.checkpoints import Checkpoints, ProgramCheckpoints
 from research.config import Config
 from research.data import Dataset
 from research.grid import Grid, Run
@@ -210,6 +211,20 @@ class _Recorder:
                for name in metrics.LAYER_METRICS if name in layer_values},
         })
 
+  def saved(self, training_seconds: float) -> dict[str, Any]:
+    """The rows so far, JSON-ready, for a checkpoint (:meth:`restore` reads them back)."""
+    position = {id(row): index for index, row in enumerate(self.history)}
+    return {"history": self.history, "layers": self.layers, "training_seconds": training_seconds,
+            "last_healthy": [None if row is None else position[id(row)]
+                             for row in self.last_healthy]}
+
+  def restore(self, saved: dict[str, Any]) -> float:
+    """Takes back the rows of :meth:`saved`; returns its training seconds."""
+    self.history, self.layers = list(saved["history"]), list(saved["layers"])
+    self.last_healthy = [None if index is None else self.history[index]
+                         for index in saved["last_healthy"]]
+    return float(saved["training_seconds"])
+
 
 def _finite_or_none(value: Any) -> float | None:
   """NaN marks "not measured" (the output layer's activation): an empty field."""
@@ -267,6 +282,7 @@ def train_grids(
     grids_and_runs: Sequence[tuple[Grid, Sequence[Run]]],
     *,
     on_chunk: Callable[[int, float], None] | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> GridResult:
   """Trains the runs of several grids of ``config`` as one program.
 
@@ -282,6 +298,10 @@ def train_grids(
     grids_and_runs: each grid with the runs of it to train (all, or those a
       resumed sweep still needs); grids without runs are left out.
     on_chunk: as for :func:`train_grid`.
+    checkpoints: where to save the program's state as it trains (see
+      :mod:`research.checkpoints`) and resume it from; the caller deletes them
+      (:meth:`~research.checkpoints.Checkpoints.finished`) once the rows are
+      written. None: no checkpoints.
 
   Returns:
     The rows of every run, in the order given, and one ``grids.csv`` row for
@@ -295,8 +315,13 @@ def train_grids(
   started = time.perf_counter()
   mesh = devices.runs_mesh()
   program = Program.of(config, dataset, grids)
-  state, recorder, training_seconds = _train(
-      program, mesh, dataset, grids, runs, config.eval_every, on_chunk)
+  saver = None if checkpoints is None else checkpoints.program([run.run_id for run in runs])
+  try:
+    state, recorder, training_seconds = _train(
+        program, mesh, dataset, grids, runs, config.eval_every, on_chunk, saver)
+  finally:
+    if saver is not None:
+      saver.close()
   rows = _final_rows(program, runs, recorder, state)
   timing = {
       "grid": " + ".join(grid.spec for grid in grids),
@@ -319,8 +344,13 @@ def train_grids(
 def _train(
     program: Program, mesh: Mesh, dataset: Dataset, grids: Sequence[Grid], runs: Sequence[Run],
     eval_every: int, on_chunk: Callable[[int, float], None] | None,
+    saver: ProgramCheckpoints | None = None,
 ) -> tuple[RunState, _Recorder, float]:
   """Trains ``runs`` chunk by chunk, evaluating before the first and after each.
+
+  With ``saver``, starts from the program's latest checkpoint if it has one
+  (training only the steps after it) and saves one after the evaluations the
+  saver's schedule asks for.
 
   Returns the final state, the evaluations' rows and the seconds spent in
   the training chunks alone.
@@ -333,9 +363,14 @@ def _train(
       evaluate=programs.evaluate, train_chunk=programs.train_chunk)
   state = programs.init(inputs)
   recorder = _Recorder(runs)
-  state, run_values, layer_values = programs.evaluate(state, inputs, data, jnp.asarray(0))
-  recorder.record(0, run_values, layer_values, state.diverged)
   step, training_seconds = 0, 0.0
+  resumed = None if saver is None else saver.restore(state)
+  if resumed is None:
+    state, run_values, layer_values = programs.evaluate(state, inputs, data, jnp.asarray(0))
+    recorder.record(0, run_values, layer_values, state.diverged)
+  else:
+    step, state = resumed.step, resumed.state
+    training_seconds = recorder.restore(resumed.record)
   while step < program.config.steps:
     chunk = min(eval_every, program.config.steps - step)
     chunk_started = time.perf_counter()
@@ -345,6 +380,8 @@ def _train(
     step += chunk
     state, run_values, layer_values = programs.evaluate(state, inputs, data, jnp.asarray(step))
     recorder.record(step, run_values, layer_values, state.diverged)
+    if saver is not None and saver.due(step, eval_every, program.config.steps):
+      saver.save(step, state, recorder.saved(training_seconds))
     if on_chunk is not None:
       on_chunk(chunk, _mean_healthy_loss(losses, len(runs)))
   return state, recorder, training_seconds

@@ -43,6 +43,7 @@ from typing import Annotated, Any, NamedTuple
 import pandas as pd
 import tyro
 
+from research import checkpoints as checkpoints_lib
 from research import config as config_lib
 from research import experiment, findings, tables
 from research.command import command_line, run_command
@@ -89,10 +90,11 @@ class Study:
   owns: tuple[str, ...] = ()
 
   def run(self, settings: Any = None, *, out: str | os.PathLike | None = None,
-          quiet: bool = False, command: str = "") -> "Outcome":
+          quiet: bool = False, command: str = "",
+          checkpoints: checkpoints_lib.Schedule = checkpoints_lib.Schedule()) -> "Outcome":
     """:func:`run` of this study; ``settings`` default to the full study."""
     return run(self, self.settings() if settings is None else settings, out=out, quiet=quiet,
-               command=command)
+               command=command, checkpoints=checkpoints)
 
 
 class Outcome(NamedTuple):
@@ -127,7 +129,8 @@ def record(study: Study, settings: Any) -> dict[str, Any]:
 
 
 def run(study: Study, settings: Any, *, out: str | os.PathLike | None = None,
-        quiet: bool = False, command: str = "") -> Outcome:
+        quiet: bool = False, command: str = "",
+        checkpoints: checkpoints_lib.Schedule = checkpoints_lib.Schedule()) -> Outcome:
   """Trains a study's parts into ``out`` (resuming it), analyses the rows and writes the findings.
 
   Writes the engine's files, then ``summary.md``, ``findings.json``, each
@@ -141,7 +144,8 @@ def run(study: Study, settings: Any, *, out: str | os.PathLike | None = None,
   run_columns = study.run_columns(settings) if study.run_columns else None
   try:
     measured = study.measure(settings, prepared.folder.path, quiet) if study.measure else {}
-    trained = experiment.train_pending(prepared, quiet=quiet, run_columns=run_columns, close=False)
+    trained = experiment.train_pending(prepared, quiet=quiet, run_columns=run_columns, close=False,
+                                       checkpoints=checkpoints)
     return _conclude(study, settings, trained, measured, started, quiet, command)
   finally:
     prepared.folder.close()  # only now: another writer must not come in before the summary
@@ -171,20 +175,24 @@ def _conclude(study: Study, settings: Any, trained: experiment.Trained,
 def command(study: Study) -> Callable[..., int]:
   """The study's subcommand: its settings as flags (``--base.steps`` for the engine's), tyro-derived."""
 
-  def study_command(settings: Any = None, out: str = "", quiet: bool = False) -> int:
+  def study_command(settings: Any = None, out: str = "", quiet: bool = False,
+                    checkpoint_every: int = 0, checkpoint_minutes: float = 5.0) -> int:
     def work() -> None:
-      outcome = study.run(settings, out=out or None, quiet=quiet, command=command_line())
+      outcome = study.run(settings, out=out or None, quiet=quiet, command=command_line(),
+                          checkpoints=checkpoints_lib.Schedule(checkpoint_every, checkpoint_minutes))
       print(f"\nResults: {outcome.out}/")
 
     return run_command(work, out=out)
 
-  study_command.__defaults__ = (study.settings(), "", False)
+  study_command.__defaults__ = (study.settings(), "", False, 0, 5.0)
   study_command.__annotations__ = {
       "settings": Annotated[study.settings, tyro.conf.arg(name="")], "out": str, "quiet": bool,
-      "return": int}
+      "checkpoint_every": int, "checkpoint_minutes": float, "return": int}
   study_command.__name__ = study.name.replace("-", "_")
   study_command.__doc__ = (
       f"{study.question}\n\nArgs:\n  settings: the study (--base.* are the engine's settings).\n"
       f"  out: output folder; empty means results/{study.name}-<timestamp>. Rerunning with the"
-      " same folder resumes.\n  quiet: no progress bar.\n")
+      " same folder resumes.\n  quiet: no progress bar.\n"
+      f"  checkpoint_every: {checkpoints_lib.EVERY_HELP}\n"
+      f"  checkpoint_minutes: {checkpoints_lib.MINUTES_HELP}\n")
   return study_command
