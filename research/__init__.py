@@ -9,7 +9,14 @@ activations with several seeds and confidence intervals::
 or from Python, ``research.compare(research.Config(...), out="results/mine")``.
 """
 
-from research.config import Config
-from research.experiment import Comparison, compare
+import sys
+
+if sys.argv[:1] == ["-m"]:  # `python -m research`: a Ctrl-C during the imports below is one line too
+  from research import command
+
+  command.exit_at_once_on_interrupt()
+
+from research.config import Config  # noqa: E402
+from research.experiment import Comparison, compare  # noqa: E402
 
 __all__ = ["Comparison", "Config", "compare"]
