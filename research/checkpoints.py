@@ -59,13 +59,6 @@ import numpy as np
 
 FOLDER = "checkpoints"
 FORMAT = 1  # of the ``record`` item; another is not read
-EVERY_HELP = ("save each program's state every N steps (rounded up to a multiple of --eval-every)"
-              " into the folder, so that a rerun after a kill resumes it mid-run; 0: not by steps."
-              " Not part of the experiment: a rerun may change it.")
-MINUTES_HELP = ("save each program's state once this many minutes have passed since its start"
-                " or last save (at the next evaluation); 0: not by time.")
-
-
 @dataclasses.dataclass(frozen=True)
 class Schedule:
   """When a program's state is saved: every so many steps and/or minutes of training.

@@ -17,10 +17,11 @@ from typing import Annotated, Any
 
 import tyro
 
-from research import checkpoints, devices
+from research import devices
 from research.bench.config import BenchConfig
 from research.command import ParseErrors, command_line, run_command
 from research.config import Config
+from research.run_options import RunOptions
 
 DESCRIPTION = "Experiments on surrogate activations. `compare` runs the main job."
 
@@ -31,7 +32,7 @@ def compare_command(default: Config | None = None) -> Callable[..., int]:
   def compare(
       config: Annotated[Config, tyro.conf.arg(name="")] = default or Config(),
       out: str = "", quiet: bool = False, preset: str = "",
-      checkpoint_every: int = 0, checkpoint_minutes: float = 5.0,
+      options: Annotated[RunOptions, tyro.conf.arg(name="")] = RunOptions(),
   ) -> int:
     """Compare activations: every activation x seed x learning rate, with metrics.
 
@@ -40,8 +41,7 @@ def compare_command(default: Config | None = None) -> Callable[..., int]:
       out: output folder; empty means results/compare-<timestamp>. Rerunning with the same folder resumes.
       quiet: no progress bar (the table is still printed).
       preset: start from a named configuration, the other flags overriding it: sugar-cifar100-vgg16, sugar-cifar100-resnet18 (see research.presets).
-      checkpoint_every: {EVERY}
-      checkpoint_minutes: {MINUTES}
+      options: how the command runs, never what it computes (research.run_options).
     """
     from research import experiment, summary
 
@@ -50,7 +50,7 @@ def compare_command(default: Config | None = None) -> Callable[..., int]:
     def work() -> None:
       comparison = experiment.run(
           experiment.prepare(config, out or None), quiet=quiet, command=command_line(),
-          checkpoints=checkpoints.Schedule(checkpoint_every, checkpoint_minutes),
+          checkpoints=options.checkpoints(),
       )
       if quiet:
         print(summary.plain_table(comparison.findings.tables[0].frame))
@@ -58,9 +58,6 @@ def compare_command(default: Config | None = None) -> Callable[..., int]:
 
     return run_command(work, out=out)
 
-  if compare.__doc__:  # the flags' help, shared with the studies' commands
-    compare.__doc__ = compare.__doc__.format(EVERY=checkpoints.EVERY_HELP,
-                                             MINUTES=checkpoints.MINUTES_HELP)
   return compare
 
 

@@ -47,6 +47,7 @@ from research import checkpoints as checkpoints_lib
 from research import config as config_lib
 from research import experiment, findings, tables
 from research.command import command_line, run_command
+from research.run_options import RunOptions
 
 Parts = Callable[[Any], Sequence[experiment.Part]]
 Analyse = Callable[[Any, tables.Tables], findings.Findings]
@@ -176,23 +177,22 @@ def command(study: Study) -> Callable[..., int]:
   """The study's subcommand: its settings as flags (``--base.steps`` for the engine's), tyro-derived."""
 
   def study_command(settings: Any = None, out: str = "", quiet: bool = False,
-                    checkpoint_every: int = 0, checkpoint_minutes: float = 5.0) -> int:
+                    options: RunOptions = RunOptions()) -> int:
     def work() -> None:
       outcome = study.run(settings, out=out or None, quiet=quiet, command=command_line(),
-                          checkpoints=checkpoints_lib.Schedule(checkpoint_every, checkpoint_minutes))
+                          checkpoints=options.checkpoints())
       print(f"\nResults: {outcome.out}/")
 
     return run_command(work, out=out)
 
-  study_command.__defaults__ = (study.settings(), "", False, 0, 5.0)
+  study_command.__defaults__ = (study.settings(), "", False, RunOptions())
   study_command.__annotations__ = {
       "settings": Annotated[study.settings, tyro.conf.arg(name="")], "out": str, "quiet": bool,
-      "checkpoint_every": int, "checkpoint_minutes": float, "return": int}
+      "options": Annotated[RunOptions, tyro.conf.arg(name="")], "return": int}
   study_command.__name__ = study.name.replace("-", "_")
   study_command.__doc__ = (
       f"{study.question}\n\nArgs:\n  settings: the study (--base.* are the engine's settings).\n"
       f"  out: output folder; empty means results/{study.name}-<timestamp>. Rerunning with the"
       " same folder resumes.\n  quiet: no progress bar.\n"
-      f"  checkpoint_every: {checkpoints_lib.EVERY_HELP}\n"
-      f"  checkpoint_minutes: {checkpoints_lib.MINUTES_HELP}\n")
+      "  options: how the command runs, never what it computes (research.run_options).\n")
   return study_command
