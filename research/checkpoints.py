@@ -57,6 +57,8 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from research.command import uninterrupted
+
 FOLDER = "checkpoints"
 FORMAT = 1  # of the ``record`` item; another is not read
 @dataclasses.dataclass(frozen=True)
@@ -135,11 +137,16 @@ class Checkpoints:
   def of(cls, folder: str | os.PathLike, schedule: Schedule = Schedule()) -> Checkpoints | None:
     """The folder's checkpoints, or None where this process must not use them.
 
-    Only a single-process job uses checkpoints: process 0 alone writes the
-    folder, and the other processes of a ``jax.distributed`` job could not
-    resume with it (not supported yet).
+    Only a single-process job uses checkpoints: in a job of several processes
+    a save would gather every process's state at the same step (a time-based
+    one need not come at the same step everywhere), and a resume would need
+    process 0's checkpoint on every host; not supported, so process 0 says so
+    in one line and a killed job resumes from its finished programs.
     """
     if jax.process_count() > 1:
+      if jax.process_index() == 0 and not schedule.off:
+        _stderr("checkpoints: none in a job of several processes; a rerun resumes from the"
+                " programs that finished.")
       return None
     return cls(folder, schedule)
 
@@ -200,7 +207,9 @@ class ProgramCheckpoints:
     """Saves ``state`` (a pytree of arrays) and ``record`` (JSON-ready) as of ``step``.
 
     Blocks until the checkpoint is complete on disk (written to a temporary
-    directory, then renamed); the oldest beyond two is deleted.
+    directory, then renamed); the oldest beyond two is deleted. A first
+    Ctrl-C waits for the checkpoint and its file list to be whole
+    (:func:`research.command.uninterrupted`).
     """
     import orbax.checkpoint as ocp
 
@@ -209,10 +218,11 @@ class ProgramCheckpoints:
     full = {"format": FORMAT, "program": self.key, "run_ids": self.run_ids, "step": step,
             "leaves": len(leaves), "devices": jax.device_count(), **record}
     manager = self._open()
-    manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(stored), record=ocp.args.JsonSave(full)))
-    manager.wait_until_finished()
-    _write_manifest(self.path / str(step))
+    with uninterrupted():
+      manager.save(step, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(stored), record=ocp.args.JsonSave(full)))
+      manager.wait_until_finished()
+      _write_manifest(self.path / str(step))
     self._since = time.monotonic()
 
   def restore(self, example: Any) -> Restored | None:

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import tyro
 
-from research import devices
+from research import devices, distributed
 from research.bench.config import BenchConfig
 from research.command import ParseErrors, command_line, run_command
 from research.config import Config
@@ -39,24 +39,31 @@ def compare_command(default: Config | None = None) -> Callable[..., int]:
     Args:
       config: the experiment.
       out: output folder; empty means results/compare-<timestamp>. Rerunning with the same folder resumes.
-      quiet: no progress bar (the table is still printed).
+      quiet: no progress bar and no line per finished program (the table is still printed).
       preset: start from a named configuration, the other flags overriding it: sugar-cifar100-vgg16, sugar-cifar100-resnet18 (see research.presets).
       options: how the command runs, never what it computes (research.run_options).
     """
-    from research import experiment, summary
+    from research import experiment, summary, tensorboard
 
     del preset  # applied to the defaults before parsing (main)
 
     def work() -> None:
+      distributed.join(options.processes())  # before JAX computes anything
+      if options.tensorboard:
+        tensorboard.require()  # before the data is loaded
       comparison = experiment.run(
-          experiment.prepare(config, out or None), quiet=quiet, command=command_line(),
-          checkpoints=options.checkpoints(),
+          experiment.prepare(config, out or None), quiet=quiet or not devices.writes_results(),
+          command=command_line(), checkpoints=options.checkpoints(),
+          tensorboard=options.tensorboard,
       )
+      if not devices.writes_results():
+        print(distributed.done_line())
+        return
       if quiet:
         print(summary.plain_table(comparison.findings.tables[0].frame))
       print(f"\nResults: {comparison.out}/")
 
-    return run_command(work, out=out)
+    return distributed.run(lambda: run_command(work, out=out))
 
   return compare
 

@@ -3,7 +3,8 @@
 A grid's state has a leading "runs" axis. It is sharded over a one-axis
 :class:`jax.sharding.Mesh` of all devices, the data replicated, so each device
 trains its share of the runs and the same code uses one GPU, eight, a TPU slice,
-or several hosts after ``jax.distributed.initialize()``. A run count that does
+or the devices of several processes (:mod:`research.distributed`), of which
+process 0 alone writes results. A run count that does
 not divide the device count is padded with copies of the last run, whose
 results are dropped.
 
@@ -15,6 +16,7 @@ command line therefore asks XLA for one CPU device per core
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import platform
 from typing import Any
@@ -142,16 +144,82 @@ def replicated_sharding(mesh: Mesh) -> NamedSharding:
 
 def shard_runs(tree: Any, mesh: Mesh) -> Any:
   """Places each leaf with its leading (runs) axis split over the mesh."""
-  return jax.device_put(tree, runs_sharding(mesh))
+  return jax.tree.map(lambda leaf: place(leaf, runs_sharding(mesh)), tree)
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:
   """Places a full copy of each leaf on every device of the mesh."""
-  return jax.device_put(tree, replicated_sharding(mesh))
+  return jax.tree.map(lambda leaf: place(leaf, replicated_sharding(mesh)), tree)
+
+
+def place(leaf: Any, sharding: NamedSharding) -> Any:
+  """``leaf`` (the same value on every process) as one array laid out by ``sharding``.
+
+  :func:`jax.device_put` reaches this process's devices only; over several
+  processes each builds its own pieces of the global array from its copy.
+  """
+  if sharding.is_fully_addressable:
+    return jax.device_put(leaf, sharding)
+  if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+    data = place(jax.random.key_data(leaf), sharding)
+    return jax.random.wrap_key_data(data, impl=jax.random.key_impl(leaf))
+  host = np.asarray(leaf)
+  return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
 
 def to_host(tree: Any) -> Any:
-  """Every leaf as a NumPy array, gathered from all processes if need be."""
+  """Every leaf as a NumPy array, gathered from all processes if need be.
+
+  In a job of several processes every process must call it at the same
+  point: it is a collective.
+  """
   if jax.process_count() > 1:
     return multihost_utils.process_allgather(tree, tiled=True)
   return jax.tree.map(np.asarray, jax.device_get(tree))
+
+
+def key_or_array_to_host(leaf: Any) -> Any:
+  """A leaf on the host: a NumPy array, or a random key array on this process's first device.
+
+  Random keys have no NumPy dtype, so their data travels; a leaf split over
+  several processes is gathered (:func:`to_host`).
+  """
+  if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+    data = to_host(jax.random.key_data(leaf))
+    return jax.random.wrap_key_data(data, impl=jax.random.key_impl(leaf))
+  return to_host(leaf)
+
+
+def check_same_runs(run_ids: list[str]) -> None:
+  """Raises a one-line ``ValueError`` where the processes of a job would train different runs.
+
+  Each run id covers its settings, code and data, so processes started with
+  other flags, code or data files are named before anything trains (they
+  would otherwise wait for each other forever or mix their runs).
+  """
+  if jax.process_count() == 1:
+    return
+  digest = hashlib.sha256("\n".join(run_ids).encode()).digest()
+  every = np.asarray(multihost_utils.process_allgather(np.frombuffer(digest, np.uint8)))
+  every = every.reshape(jax.process_count(), -1)  # one digest per process
+  others = [number for number, row in enumerate(every) if not np.array_equal(row, every[0])]
+  if others:
+    raise ValueError(
+        f"process(es) {', '.join(map(str, others))} would train other runs than process 0: start"
+        " every process with the same command, code and data files.")
+
+
+def process_zero_choice(chosen: set[str], candidates: list[str]) -> set[str]:
+  """Process 0's ``chosen`` (a subset of ``candidates``, the same list everywhere), on every process.
+
+  The finished runs of a resumed folder, say: only process 0 reads it.
+
+  Examples:
+    >>> sorted(process_zero_choice({"b"}, ["a", "b"]))
+    ['b']
+  """
+  if jax.process_count() == 1:
+    return set(chosen)
+  mask = np.array([candidate in chosen for candidate in candidates], np.int32)
+  mask = np.asarray(multihost_utils.broadcast_one_to_all(mask))
+  return {candidate for candidate, taken in zip(candidates, mask) if taken}

@@ -27,9 +27,10 @@ import tqdm
 
 from research import config as config_lib
 from research import (
-    data, devices, findings, fingerprint, grid, memory, model_spec, plots, programs, results,
-    summary, tables, train,
+    data, devices, findings, fingerprint, grid, memory, model_spec, plots, programs, progress,
+    results, summary, tables, train,
 )
+from research import tensorboard as tensorboard_lib
 from research.command import check_interrupt, command_line, record_progress, uninterrupted
 from research.checkpoints import Checkpoints, Schedule
 from research.config import Config
@@ -165,12 +166,16 @@ def prepare_parts(
   expected = {run.run_id for part_grids in grids for g in part_grids for run in g.runs}
   if len(expected) < sum(len(g.runs) for part_grids in grids for g in part_grids):
     raise ValueError("Two parts of this experiment train the same runs; give each its own settings.")
+  devices.check_same_runs(sorted(expected))  # every process of a job trains the same runs
   path = pathlib.Path(out) if out else default_out(name)
-  folder = results.ResultsFolder(path, settings, read_only=not devices.writes_results())
+  writes = devices.writes_results()  # process 0 alone reads and writes the folder
+  folder = results.ResultsFolder(path, settings, read_only=not writes)
   try:
-    dropped = folder.drop_damaged() if devices.writes_results() else []
-    _refuse_foreign_runs(folder, expected)
-    finished = folder.finished_run_ids()
+    dropped = folder.drop_damaged() if writes else []
+    if writes:
+      _refuse_foreign_runs(folder, expected)
+    finished = devices.process_zero_choice(folder.finished_run_ids() if writes else set(),
+                                           sorted(expected))
   except BaseException:
     folder.close()
     raise
@@ -213,7 +218,7 @@ RunColumns = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
 def train_pending(
     prepared: Prepared, *, quiet: bool = False, run_columns: RunColumns | None = None,
-    close: bool = True, checkpoints: Schedule = Schedule(),
+    close: bool = True, checkpoints: Schedule = Schedule(), tensorboard: bool = False,
 ) -> Trained:
   """Trains what :func:`prepare_parts` found pending, writing each program's runs as it finishes.
 
@@ -223,15 +228,20 @@ def train_pending(
 
   Args:
     prepared: what :func:`prepare_parts` returned.
-    quiet: no progress bar.
+    quiet: no progress bar and no line per finished program
+      (:func:`research.progress.program_line`).
     run_columns: a study's own columns for ``runs.csv``, computed from each
       finished run's row (with its part's columns) and written with it, e.g.
       ``lambda row: {"solved": int(row["test_accuracy"] >= 0.99)}``.
     checkpoints: when to save each program's state inside the folder, so that
       a rerun after a kill resumes it mid-run (:mod:`research.checkpoints`).
+    tensorboard: also write each finished run's history as a TensorBoard
+      event file under ``<out>/tensorboard`` (:mod:`research.tensorboard`).
   """
   try:
-    trained = _train_pending(prepared, quiet, run_columns, checkpoints)
+    if tensorboard:
+      tensorboard_lib.require()  # before any training
+    trained = _train_pending(prepared, quiet, run_columns, checkpoints, tensorboard)
   except OSError as error:  # a full disk: the grids written so far are intact
     prepared.folder.close()
     raise results.ResultsWriteError(prepared.folder.path) from error
@@ -265,7 +275,7 @@ def program_batches(prepared: Prepared) -> list[tuple[int, Batch]]:
 
 
 def _train_pending(prepared: Prepared, quiet: bool, run_columns: RunColumns | None,
-                   checkpoints: Schedule = Schedule()) -> Trained:
+                   checkpoints: Schedule = Schedule(), tensorboard: bool = False) -> Trained:
   parts, datasets, folder, grids, pending, dropped = prepared
   machine, command = devices.machine_description(), command_line()
   say(f"Writing to {folder.path}", quiet)
@@ -282,6 +292,9 @@ def _train_pending(prepared: Prepared, quiet: bool, run_columns: RunColumns | No
   saver = Checkpoints.of(folder.path, checkpoints)  # None unless this process alone writes
   if saver is not None:
     saver.keep_only(run_ids)  # only the programs in flight keep checkpoints
+  part_keys = _part_keys(prepared) if tensorboard and devices.writes_results() else None
+  if part_keys is not None:  # runs finished without --tensorboard, or before a kill
+    tensorboard_lib.catch_up(folder, part_keys.get)
   bar = tqdm.tqdm(
       total=sum(train.resolved_steps(parts[index].config, datasets[index]) for index, _ in batches),
       unit="step",
@@ -301,8 +314,12 @@ def _train_pending(prepared: Prepared, quiet: bool, run_columns: RunColumns | No
         bar.update(steps)
         bar.set_postfix(loss=f"{mean_loss:.4f}")
 
+      def on_resume(step: int) -> None:
+        bar.total -= step  # restored, not trained: the ETA counts the steps left only
+        bar.refresh()
+
       result = programs.train_grids(parts[index].config, datasets[index], batch, on_chunk=on_chunk,
-                                    checkpoints=saver)
+                                    checkpoints=saver, on_resume=on_resume)
       if devices.writes_results():
         record = {**keys, **result.timing, "machine": machine, "command": command}
         runs_rows = _with_keys(result.runs, keys)
@@ -317,9 +334,20 @@ def _train_pending(prepared: Prepared, quiet: bool, run_columns: RunColumns | No
           record_progress(folder.path, finished, total)  # before the Ctrl-C's line is written
         if saver is not None:
           saver.finished(run_ids[number - 1])  # the rows are written: its checkpoints go
+        if part_keys is not None:  # from the rows just written, so that both agree exactly
+          tensorboard_lib.write(folder.path, result.history, result.layers, part_keys.get)
+        say(progress.program_line(number, len(batches), keys, result.runs,
+                                  result.timing["seconds"]), quiet)
+  if not devices.writes_results():  # the rows are process 0's, on its disk
+    return Trained(folder.path, [], [], [], [])
   return Trained(folder.path, folder.runs(), folder.history(), folder.layers(), folder.grids(),
                  tuple(str(damage) for damage in dropped))
 
+
+def _part_keys(prepared: Prepared) -> dict[str, Mapping[str, Any]]:
+  """Each run id's part columns (``{"depth": 4}``), for its TensorBoard folder."""
+  return {run.run_id: prepared.parts[index].keys
+          for index, part_grids in enumerate(prepared.grids) for g in part_grids for run in g.runs}
 
 def write_report(folder: pathlib.Path, name: str, text: str) -> None:
   """Writes a report file into a results folder; OS errors become :class:`results.ResultsWriteError`."""
@@ -328,7 +356,6 @@ def write_report(folder: pathlib.Path, name: str, text: str) -> None:
   except OSError as error:
     raise results.ResultsWriteError(folder) from error
   check_interrupt()  # one held back while the file was written
-
 
 def write_outputs(
     folder: pathlib.Path, texts: Mapping[str, str], plots: Callable[[pathlib.Path], None]
@@ -347,7 +374,6 @@ def write_outputs(
   except OSError as error:
     raise results.ResultsWriteError(folder) from error
   check_interrupt()
-
 
 def context(command: str, seconds: float, trained: Trained,
             settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -369,17 +395,18 @@ def context(command: str, seconds: float, trained: Trained,
       "settings": dict(settings),
   }
 
-
 def run(prepared: Prepared, *, quiet: bool = False, command: str = "",
-        checkpoints: Schedule = Schedule()) -> Comparison:
+        checkpoints: Schedule = Schedule(), tensorboard: bool = False) -> Comparison:
   """Trains what :func:`prepare` found pending, then summarises and plots."""
   started = time.perf_counter()
   try:
-    trained = train_pending(prepared, quiet=quiet, close=False, checkpoints=checkpoints)
+    trained = train_pending(prepared, quiet=quiet, close=False, checkpoints=checkpoints,
+                            tensorboard=tensorboard)
+    if not devices.writes_results():  # its share of the runs is trained; the rows are process 0's
+      return Comparison(trained.out, tables.Tables.of([]), findings.Findings(""), "")
     return _summarise(prepared, trained, started, quiet=quiet, command=command)
   finally:
     prepared.folder.close()  # only now: another writer must not come in before the summary
-
 
 def _summarise(prepared: Prepared, trained: Trained, started: float, *, quiet: bool,
                command: str) -> Comparison:
@@ -397,7 +424,6 @@ def _summarise(prepared: Prepared, trained: Trained, started: float, *, quiet: b
   say(f"({time.perf_counter() - started:.1f} s)", quiet)
   return Comparison(trained.out, tables.Tables.of(trained.runs, trained.history, trained.layers,
                                                   trained.grids), found, text)
-
 
 def compare(
     config: Config, *, out: str | os.PathLike | None = None, quiet: bool = False

@@ -64,22 +64,18 @@ def _without_hyperparameters(inputs: RunInputs) -> RunInputs:
 
 
 def _to_host(leaf: Array) -> Any:
-  if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-    data = np.asarray(jax.device_get(jax.random.key_data(leaf)))
-    return jax.random.wrap_key_data(data, impl=jax.random.key_impl(leaf))
-  return np.asarray(jax.device_get(leaf))
+  return devices.key_or_array_to_host(leaf)  # gathered from every process of a job
 
 
 def init_runs(program: Program, mesh: Mesh) -> Callable[[RunInputs], RunState]:
   """``init(inputs)``: every run's initial state, one run at a time, stacked over ``mesh``."""
   init_one = _init_one(_init_program(program))
-  runs = devices.runs_sharding(mesh)
 
   def init(inputs: RunInputs) -> RunState:
     inputs = _without_hyperparameters(inputs)
     count = inputs.learning_rate.shape[0]
     states = [init_one(jax.tree.map(lambda a: a[i], inputs)) for i in range(count)]
-    return jax.device_put(jax.tree.map(_stack, *states), runs)
+    return devices.shard_runs(jax.tree.map(_stack, *states), mesh)
 
   return init
 

@@ -283,6 +283,7 @@ def train_grids(
     *,
     on_chunk: Callable[[int, float], None] | None = None,
     checkpoints: Checkpoints | None = None,
+    on_resume: Callable[[int], None] | None = None,
 ) -> GridResult:
   """Trains the runs of several grids of ``config`` as one program.
 
@@ -302,6 +303,9 @@ def train_grids(
       :mod:`research.checkpoints`) and resume it from; the caller deletes them
       (:meth:`~research.checkpoints.Checkpoints.finished`) once the rows are
       written. None: no checkpoints.
+    on_resume: called with the step the program resumes at, if it resumes
+      from a checkpoint: the steps before it are not trained (nor reported to
+      ``on_chunk``).
 
   Returns:
     The rows of every run, in the order given, and one ``grids.csv`` row for
@@ -318,7 +322,7 @@ def train_grids(
   saver = None if checkpoints is None else checkpoints.program([run.run_id for run in runs])
   try:
     state, recorder, training_seconds = _train(
-        program, mesh, dataset, grids, runs, config.eval_every, on_chunk, saver)
+        program, mesh, dataset, grids, runs, config.eval_every, on_chunk, saver, on_resume)
   finally:
     if saver is not None:
       saver.close()
@@ -344,7 +348,7 @@ def train_grids(
 def _train(
     program: Program, mesh: Mesh, dataset: Dataset, grids: Sequence[Grid], runs: Sequence[Run],
     eval_every: int, on_chunk: Callable[[int, float], None] | None,
-    saver: ProgramCheckpoints | None = None,
+    saver: ProgramCheckpoints | None = None, on_resume: Callable[[int], None] | None = None,
 ) -> tuple[RunState, _Recorder, float]:
   """Trains ``runs`` chunk by chunk, evaluating before the first and after each.
 
@@ -371,6 +375,8 @@ def _train(
   else:
     step, state = resumed.step, resumed.state
     training_seconds = recorder.restore(resumed.record)
+    if on_resume is not None:
+      on_resume(step)
   while step < program.config.steps:
     chunk = min(eval_every, program.config.steps - step)
     chunk_started = time.perf_counter()

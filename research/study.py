@@ -45,7 +45,8 @@ import tyro
 
 from research import checkpoints as checkpoints_lib
 from research import config as config_lib
-from research import experiment, findings, tables
+from research import devices, distributed, experiment, findings, tables
+from research import tensorboard as tensorboard_lib
 from research.command import command_line, run_command
 from research.run_options import RunOptions
 
@@ -92,10 +93,11 @@ class Study:
 
   def run(self, settings: Any = None, *, out: str | os.PathLike | None = None,
           quiet: bool = False, command: str = "",
-          checkpoints: checkpoints_lib.Schedule = checkpoints_lib.Schedule()) -> "Outcome":
+          checkpoints: checkpoints_lib.Schedule = checkpoints_lib.Schedule(),
+          tensorboard: bool = False) -> "Outcome":
     """:func:`run` of this study; ``settings`` default to the full study."""
     return run(self, self.settings() if settings is None else settings, out=out, quiet=quiet,
-               command=command, checkpoints=checkpoints)
+               command=command, checkpoints=checkpoints, tensorboard=tensorboard)
 
 
 class Outcome(NamedTuple):
@@ -131,22 +133,30 @@ def record(study: Study, settings: Any) -> dict[str, Any]:
 
 def run(study: Study, settings: Any, *, out: str | os.PathLike | None = None,
         quiet: bool = False, command: str = "",
-        checkpoints: checkpoints_lib.Schedule = checkpoints_lib.Schedule()) -> Outcome:
+        checkpoints: checkpoints_lib.Schedule = checkpoints_lib.Schedule(),
+        tensorboard: bool = False) -> Outcome:
   """Trains a study's parts into ``out`` (resuming it), analyses the rows and writes the findings.
 
   Writes the engine's files, then ``summary.md``, ``findings.json``, each
   derived table as ``<name>.csv`` and the plots, into ``out`` (default
-  ``results/<name>-<timestamp>``).
+  ``results/<name>-<timestamp>``); with ``tensorboard``, each run's event
+  file too (:mod:`research.tensorboard`).
   """
   check(study, settings)
+  if tensorboard:
+    tensorboard_lib.require()  # before the data is loaded or anything measured
   started = time.perf_counter()
   prepared = experiment.prepare_parts(study.parts(settings), record(study, settings), out,
                                       name=study.name)
   run_columns = study.run_columns(settings) if study.run_columns else None
+  writes = devices.writes_results()  # process 0 alone measures, analyses and writes
   try:
-    measured = study.measure(settings, prepared.folder.path, quiet) if study.measure else {}
+    measured = (study.measure(settings, prepared.folder.path, quiet)
+                if study.measure and writes else {})
     trained = experiment.train_pending(prepared, quiet=quiet, run_columns=run_columns, close=False,
-                                       checkpoints=checkpoints)
+                                       checkpoints=checkpoints, tensorboard=tensorboard)
+    if not writes:  # its share of the runs is trained; the rows are process 0's
+      return Outcome(trained.out, tables.Tables.of([]), findings.Findings(study.question), "")
     return _conclude(study, settings, trained, measured, started, quiet, command)
   finally:
     prepared.folder.close()  # only now: another writer must not come in before the summary
@@ -179,11 +189,14 @@ def command(study: Study) -> Callable[..., int]:
   def study_command(settings: Any = None, out: str = "", quiet: bool = False,
                     options: RunOptions = RunOptions()) -> int:
     def work() -> None:
-      outcome = study.run(settings, out=out or None, quiet=quiet, command=command_line(),
-                          checkpoints=options.checkpoints())
-      print(f"\nResults: {outcome.out}/")
+      distributed.join(options.processes())  # before JAX computes anything
+      writes = devices.writes_results()
+      outcome = study.run(settings, out=out or None, quiet=quiet or not writes,
+                          command=command_line(), checkpoints=options.checkpoints(),
+                          tensorboard=options.tensorboard)
+      print(f"\nResults: {outcome.out}/" if writes else distributed.done_line())
 
-    return run_command(work, out=out)
+    return distributed.run(lambda: run_command(work, out=out))
 
   study_command.__defaults__ = (study.settings(), "", False, RunOptions())
   study_command.__annotations__ = {
@@ -193,6 +206,6 @@ def command(study: Study) -> Callable[..., int]:
   study_command.__doc__ = (
       f"{study.question}\n\nArgs:\n  settings: the study (--base.* are the engine's settings).\n"
       f"  out: output folder; empty means results/{study.name}-<timestamp>. Rerunning with the"
-      " same folder resumes.\n  quiet: no progress bar.\n"
+      " same folder resumes.\n  quiet: no progress bar and no line per finished program.\n"
       "  options: how the command runs, never what it computes (research.run_options).\n")
   return study_command
