@@ -14,27 +14,28 @@ its model and calling it: nothing is allocated or compiled):
 * **state**: per run, the parameters, the optimizer's state (Adam: 2 more
   copies of the parameters; momentum: 1; SGD: none) and the model's other
   state (BatchNorm's averages), in float32, times the runs.
-* **working copies**: twice the state (while training, a chunk of steps
-  returns a new state beside its input and ``lax.map`` stacks the runs';
-  at initialisation every run is built alone, then stacked on the host),
-  plus the gradients and updates of the runs being computed.
-* **activations**: every value the forward pass computes from one example
-  (activations, a convolution's patches...), times the largest batch that
-  goes through with gradients: the training batch, or the evaluation's
-  batch of up to 1,000 examples. Under ``batching="map"`` a device computes
-  one run at a time; under ``"vmap"`` all of its runs at once.
-* **data**: the training set twice (for sampling, and in evaluation batches)
-  and the test set, on every device.
-* on a CPU, **result rows**, each evaluation's rows (``history.csv``,
-  ``layers.csv``) held in Python, :data:`ROW_BYTES` each; and XLA's
+* **working copies**: twice the state (a chunk of steps returns a new state
+  beside its input; at initialisation every run is built alone, then
+  stacked on the host), plus the gradients and updates of the runs computed.
+* **activations**: what the forward pass computes from one example and XLA
+  writes (not the slices and pads fused into a convolution's patches, nor
+  views), a max-pool's gradient, and under ``map`` what a switch over the
+  grids' activations saves beyond the first's; times the largest batch with
+  gradients (training, or the evaluation's up to 1,000 examples), times the
+  runs a device computes at once (``map``: one; ``vmap``: all of its runs).
+* **data**: the training set twice (for sampling, and in evaluation
+  batches) and the test set, on every device.
+* on a CPU, **result rows** held in Python, :data:`ROW_BYTES` each, and XLA's
   **runtime** and compilations, :data:`RUNTIME_BYTES`.
 
-On a CPU the devices share the machine's memory, compared with what
-``/proc/meminfo`` (and a container's cgroup limit) says is available; on a
-GPU or TPU one device's share is compared with its free memory. It is an
-estimate, meant to refuse only what cannot run: the peaks measured on a CPU
-(``docs/engine.md``) lie between 0.7 and 1.7 times it, so a config refused
-here could not have run, and one that fits by a small margin may still fail.
+:attr:`Estimate.program` is one device's share without the host's parts, what
+XLA's ``memory_analysis()`` counts for the compiled program
+(:mod:`research.memory_check`): 0.98 of it for the default compare, 1.04 for
+its ``cnn1d`` grid, 0.90 for a ResNet-20 grid (2-core CPU). The whole
+machine's peak is more (compilation: 0.5 GiB to 1 GiB). On a CPU the devices
+share the machine's memory (``/proc/meminfo``, a container's cgroup limit); on
+a GPU or TPU one device's share is compared with its free memory. A config
+refused here could not have run; one that fits by a small margin may still fail.
 """
 
 from __future__ import annotations
@@ -59,6 +60,12 @@ ROW_BYTES = 1024  # a result row in Python: a dict of ~18 values (measured 1.1 k
 # XLA's runtime and the compilation of a grid's programs on a CPU: measured
 # 0.3 GiB for a small MLP to 1 GiB for a VGG-11.
 RUNTIME_BYTES = GIB // 2
+# Outputs XLA never writes: slices and pads are fused into the concatenation
+# that reads them (a convolution's patches), reshapes and broadcasts are views.
+_VIEWS = frozenset({"slice", "pad", "reshape", "squeeze", "expand_dims", "broadcast_in_dim"})
+# A max-pool's gradient (XLA:CPU's select-and-scatter) keeps each input
+# element's value and index, and their cotangents: measured 32 bytes on VGG-11.
+POOL_BYTES_PER_INPUT = 32
 
 
 class Estimate(NamedTuple):
@@ -78,6 +85,10 @@ class Estimate(NamedTuple):
   data: int
   rows: int  # result rows held in Python (on a CPU only)
   runtime: int  # XLA's runtime and compilations (on a CPU only)
+  # One device's largest compiled program, as XLA's memory_analysis() counts
+  # it (research.memory_check): its runs' state in and out, one run's
+  # gradients and activations at a time (map; all of its runs under vmap), the data.
+  program: int = 0
 
   @property
   def total(self) -> int:
@@ -139,6 +150,7 @@ class _Model(NamedTuple):
   state_bytes: int  # parameters, optimizer state, model state
   example_bytes: int  # what the forward pass computes from one example, in float32
   layers: int  # rows of layers.csv per evaluation
+  units: int  # elements one example passes through the activation
 
 
 def _batch_bytes(jaxpr: jax_core.Jaxpr, tainted: set[Any]) -> int:
@@ -146,7 +158,8 @@ def _batch_bytes(jaxpr: jax_core.Jaxpr, tainted: set[Any]) -> int:
 
   Follows the data into nested calls (``jit``, custom derivatives), where
   the call's outputs are its last values; of a ``cond``'s branches only the
-  largest counts, as only one runs.
+  largest counts, as only one runs. Views (:data:`_VIEWS`) count nothing; a
+  max-pool counts its gradient's :data:`POOL_BYTES_PER_INPUT`.
   """
   total = 0
   for equation in jaxpr.eqns:
@@ -158,7 +171,13 @@ def _batch_bytes(jaxpr: jax_core.Jaxpr, tainted: set[Any]) -> int:
         _batch_bytes(sub, {v for v, fed in zip(sub.invars, _aligned(inputs, sub.invars)) if fed})
         for sub in _nested_jaxprs(equation)
     ]
-    total += max(nested) if nested else _nbytes([v.aval for v in equation.outvars])
+    if nested:
+      total += max(nested)
+    elif equation.primitive.name == "reduce_window_max":
+      total += _nbytes([v.aval for v in equation.outvars])
+      total += POOL_BYTES_PER_INPUT * math.prod(equation.invars[0].aval.shape)
+    elif equation.primitive.name not in _VIEWS:
+      total += _nbytes([v.aval for v in equation.outvars])
   return total
 
 
@@ -204,6 +223,7 @@ def _model(config: Config, dataset: Dataset, first: grid.Grid) -> _Model:
     model.train()
     model(x)
     traced.update(calls=len(calls), kernels=sum(1 for p in jax.tree.leaves(params) if p.ndim >= 2),
+                  units=sum(math.prod(z.shape[1:]) for z, _ in calls),
                   parameters=sum(math.prod(p.shape) for p in jax.tree.leaves(params)))
     return params, opt_state, model_state
 
@@ -214,12 +234,38 @@ def _model(config: Config, dataset: Dataset, first: grid.Grid) -> _Model:
       state_bytes=_nbytes(closed.out_avals),
       example_bytes=_batch_bytes(closed.jaxpr, set(closed.jaxpr.invars)) // batch,
       layers=max(traced["kernels"], traced["calls"]),
+      units=traced["units"],
   )
 
 
 def _first_activation(first: grid.Grid) -> Any:
   """The grid's activation at its first run's hyperparameters, as a function of ``z``."""
   return functools.partial(first.activation(), **dict(first.runs[0].hyperparameters))
+
+
+def _saved_per_element(activation: Any) -> dict[str, int]:
+  """Bytes per element, by dtype, that ``activation``'s forward pass saves for its backward."""
+  size = 64
+  pullback = jax.eval_shape(lambda z: jax.vjp(activation, z)[1],
+                            jax.ShapeDtypeStruct((size,), jnp.float32))
+  saved: dict[str, int] = {}
+  for leaf in jax.tree.leaves(pullback):
+    if leaf.shape == (size,):
+      saved[str(leaf.dtype)] = saved.get(str(leaf.dtype), 0) + leaf.dtype.itemsize
+  return saved
+
+
+def _switch_bytes(grids: tuple[grid.Grid, ...]) -> int:
+  """Bytes per activation element that a switch over ``grids``' activations saves beyond the first's.
+
+  Under ``batching="map"`` each run's activation is a ``lax.switch`` over the
+  program's activations (:func:`research.train.bound_activation`), and a
+  switch's backward keeps, of each type, what the branch needing most saves:
+  relu's one-byte mask beside leaky_relu's float32 input, for every run.
+  """
+  saved = [_saved_per_element(_first_activation(g)) for g in grids]
+  merged = {dtype: max(each.get(dtype, 0) for each in saved) for dtype in set().union(*saved)}
+  return sum(merged.values()) - sum(saved[0].values())
 
 
 def _data_bytes(dataset: Dataset) -> int:
@@ -271,7 +317,12 @@ def estimate(config: Config, dataset: Dataset, *, num_devices: int | None = None
   evaluation_batch = min(train.EVAL_BATCH, len(dataset.x_train))
   examples = max(config.batch_size, evaluation_batch)  # the largest batch with gradients
   itemsize = 2 if config.dtype == "bfloat16" else 4
-  activations = in_flight * examples * model.example_bytes // 4 * itemsize
+  example_bytes = model.example_bytes + (
+      model.units * _switch_bytes(one_seed) if programs.grids_share_a_program(config) else 0)
+  activations = in_flight * examples * example_bytes // 4 * itemsize
+  # One device's program: its runs' state in and out, gradients and updates, activations, data.
+  program = (2 * per_device * model.state_bytes + in_flight * 2 * parameter_bytes + activations
+             + _data_bytes(dataset))
   steps = train.resolved_steps(config, dataset)
   evaluations = -(-steps // config.eval_every) + 1
   if platform == "cpu":  # every device in the machine's memory
@@ -283,7 +334,7 @@ def estimate(config: Config, dataset: Dataset, *, num_devices: int | None = None
         activations=num_devices * activations,
         data=(num_devices + 1) * _data_bytes(dataset),  # one copy per device, and NumPy's
         rows=sum(counts) * evaluations * (1 + model.layers) * ROW_BYTES,
-        runtime=RUNTIME_BYTES,
+        runtime=RUNTIME_BYTES, program=program,
     )
   held = per_device * model.state_bytes
   return Estimate(
@@ -291,7 +342,7 @@ def estimate(config: Config, dataset: Dataset, *, num_devices: int | None = None
       state=held,
       # The first device builds every run before they are stacked and spread out.
       working=max(2 * held, runs * model.state_bytes) + in_flight * 2 * parameter_bytes,
-      activations=activations, data=_data_bytes(dataset), rows=0, runtime=0,
+      activations=activations, data=_data_bytes(dataset), rows=0, runtime=0, program=program,
   )
 
 

@@ -12,7 +12,7 @@ import pytest
 from flax import nnx
 
 import activations
-from research.bench import activation_cost, report, resnet_step, suite, targets, timing
+from research.bench import activation_cost, kernels, report, resnet_step, suite, targets, timing
 from research.bench.config import BenchConfig
 from research.config import Config
 
@@ -63,7 +63,7 @@ TINY = suite.Sizes(
     grid_rounds=1, job_rounds=1, torch_seeds=1, torch_steps=20, command_rounds=0,
     job=Config(activations=("relu",), seeds=2, steps=20, eval_every=10),
     activation_names=("necro_relu", "sugar_bsilu", "tanh"), grid_batchings=("map",),
-    torch_compile=False,
+    torch_compile=False, memory_grids=(),
 )
 
 
@@ -84,6 +84,12 @@ def test_bench_writes_json_and_markdown_with_every_table(tmp_path):
   assert job["runs"] == 2 and set(job["split_seconds"]) == {
       "data", "compilation", "training", "evaluation", "other"}
   assert 0 < job["matmul_fraction"] and job["split_seconds"]["compilation"] > 0
+  # the chunk's dots (10 steps of 2 runs of the tiny MLP), counted once per loop iteration
+  sizes = [40] + [TINY.job.width] * TINY.job.depth + [10]
+  shapes = kernels.mlp_matmul_shapes(sizes, TINY.job.batch_size)
+  assert job["chunk_kernels"]["categories"]["matmul"]["flops"] == 10 * 2 * sum(
+      2 * m * k * n for m, k, n in shapes)
+  assert [tuple(row["shape"]) for row in job["matmul_shapes_alone"]] == list(dict.fromkeys(shapes))
   assert written["torch"] == {"skipped": "turned off (--no-torch)"}
   verdicts = {target["name"]: target["verdict"] for target in written["targets"]}
   assert verdicts["NecroReLU residual <= 1 byte per element"] == "met"
@@ -92,6 +98,18 @@ def test_bench_writes_json_and_markdown_with_every_table(tmp_path):
   for heading in ("## Targets", "## The main job", "## Activations", "## Grids", "## PyTorch"):
     assert heading in text
   assert "No GPU was lent" in text
+  assert "What stands in the way" in text
+
+
+def test_kernel_profile_counts_each_kernel_and_its_matmul_flops():
+  left, right = jax.numpy.ones((64, 32)), jax.numpy.ones((32, 16))
+  program = jax.jit(lambda a, b: jax.numpy.tanh(a @ b).sum(axis=0))
+  hlo = program.lower(left, right).compile().as_text()
+  kinds = kernels.kernel_kinds(hlo)
+  assert sum(kind["flops"] for kind in kinds.values()) == 2 * 64 * 32 * 16
+  profile = kernels.profile(lambda: program(left, right), hlo, calls=2)
+  assert profile["categories"]["matmul"]["flops"] == 2 * 64 * 32 * 16
+  assert abs(sum(row["share"] for row in profile["categories"].values()) - 1) < 1e-9
 
 
 def test_targets_say_met_or_not_with_the_measured_value():
@@ -161,11 +179,21 @@ def test_resnet_step_record_has_each_part_and_convolution():
     assert record["torch"]["memory_format"] in ("contiguous", "channels_last")
     assert all(record["ratio"][part] > 0 for part in resnet_step.STEP_PARTS)
     assert all(row["ratio"][op] > 0 for row in record["convs"] for op in resnet_step.CONV_OPS)
+  # The step's kernels: its dots do the 19 convolutions' FLOPs, forward and both gradients
+  # (the stem's input gradient is dead code), and the head's three small matmuls.
+  conv_flops = 2 * 4 * (64 * 27 * 4 + 6 * 64 * 36 * 4 + 16 * 36 * 8 + 5 * 16 * 72 * 8
+                        + 4 * 72 * 16 + 5 * 4 * 144 * 16)
+  matmul = record["jax_kernels"]["categories"]["matmul"]
+  assert matmul["flops"] == 3 * conv_flops - 2 * 4 * 64 * 27 * 4 + 3 * 2 * 4 * 16 * 10
+  assert 0 < matmul["share"] < 1 and record["convolution"] in ("patches", "xla")
+  if "torch_ops" in record:
+    assert record["torch_ops"]["categories"]["convolution"]["seconds"] > 0
   text = report.resnet_step_section(record)
   assert "## ResNet-20 training step" in text and "kernel gradient" in text
+  assert "JAX kernels" in text and "| matmul |" in text
   verdicts = {target.name: target.verdict for target in targets.check({"platform": "cpu",
                                                                        "resnet_step": record})}
-  assert set(verdicts.values()) <= {"measured (no target yet)", "not measured"}
+  assert verdicts[targets.RESNET_STEP] in ("met", "NOT met")
 
 
 def test_torch_resnet20_has_the_option_a_parameter_count():

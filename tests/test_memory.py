@@ -7,9 +7,12 @@ import sys
 import textwrap
 import time
 
+import jax
+import jax.numpy as jnp
 import pytest
 
-from research import cli, data, experiment, grid, memory, precompile, programs, train
+from research import cli, data, experiment, grid, memory, memory_check, precompile, programs, train
+from research.bench import memory_estimate, report, targets
 from research.config import Config
 
 pytestmark = pytest.mark.standard_promotion  # optax's adam state, evaluated abstractly
@@ -159,3 +162,55 @@ def test_a_user_model_is_counted_as_the_engine_counts_it(tmp_path, monkeypatch):
   assert found.parameters == (2 * 32 + 32) + (32 * 2 + 2)
   # SGD keeps no state; Dropout's random stream (a key and a counter) is the model's.
   assert 2 * found.parameters * 4 < found.state <= 2 * (found.parameters * 4 + 16)
+
+
+def test_the_program_is_one_device_s_state_in_and_out_gradients_activations_and_data():
+  found = _estimate(optimizer="sgd", seeds=3)
+  parameter_bytes = 4 * found.parameters
+  assert found.program == (2 * found.state + 2 * parameter_bytes + found.activations
+                           + memory._data_bytes(data.load(XOR)))
+
+
+def test_a_switch_saves_what_its_neediest_activation_saves():
+  one_seed = lambda *specs: memory._one_seed(Config(activations=specs))  # noqa: E731
+  assert memory._switch_bytes(one_seed("relu")) == 0
+  # relu saves a one-byte mask; leaky_relu its float32 input; a switch keeps both.
+  assert memory._switch_bytes(one_seed("relu", "leaky_relu(negative_slope=0.01)")) == 4
+  assert memory._switch_bytes(one_seed("relu", "necro_relu(negative_slope=0.1)")) == 0
+
+
+def test_slices_and_pads_fused_into_a_concatenation_are_not_counted():
+  def patches(x):  # a convolution's patches: the input padded, shifted slices side by side
+    padded = jnp.pad(x, ((0, 0), (1, 1)))
+    return jnp.concatenate([padded[:, :4], padded[:, 2:]], axis=1)
+
+  closed = jax.make_jaxpr(patches)(jnp.zeros((2, 4)))
+  assert memory._batch_bytes(closed.jaxpr, set(closed.jaxpr.invars)) == 2 * 8 * 4  # (2, 8) float32
+
+
+@pytest.mark.slow  # compiles two programs (about 10 s on 2 idle cores)
+def test_the_estimate_is_within_25_percent_of_xla_s_count_for_a_tiny_cnn():
+  config = Config(model="cnn1d", width=16, depth=1, seeds=1, steps=10, eval_every=10,
+                  activations=("relu",))
+  found = memory_check.compare(config, data.load(config.dataset))
+  assert found.largest == "evaluate"  # its 1,000 examples with gradients
+  assert found.measured["evaluate"].temporaries > found.estimate.program / 2  # activations dominate
+  assert 0.8 <= found.ratio <= 1.25, memory_check.record(found)
+
+
+@pytest.mark.slow  # compiles two programs (about 10 s on 2 idle cores)
+def test_the_bench_record_of_a_tiny_mlp_grid_is_within_25_percent_of_xla_s_count():
+  config = Config(dataset="xor(num_train=1000, num_test=100)", width=256, depth=1, seeds=2,
+                  steps=10, eval_every=10, activations=("relu", "leaky_relu(negative_slope=0.01)"))
+  (row,) = memory_estimate.measure({"tiny": config}).values()
+  assert row["grid"] == "mlp on xor(num_train=1000, num_test=100), 4 runs, batch 100"
+  assert set(row["programs"]) == {"train_chunk", "evaluate"} and row["largest"] == "evaluate"
+  evaluate = row["programs"]["evaluate"]
+  assert set(evaluate) == {"arguments", "unread", "outputs", "temporaries", "aliased"}
+  assert evaluate["temporaries"] > row["estimate_mib"] / 2  # the activations (and the switch) dominate
+  assert row["ratio"] == pytest.approx(row["estimate_mib"] / row["measured_mib"], rel=1e-2)
+  assert row["within"] and 0.8 <= row["ratio"] <= 1.25, row
+  (target,) = [t for t in targets.check({"platform": "cpu", "memory_estimate": {"tiny": row}})
+               if t.name == targets.MEMORY_ESTIMATE]
+  assert target.met and f"tiny {row['ratio']:.2f}" in target.measured
+  assert "## Memory estimate against XLA" in report.memory_estimate_section({"tiny": row})

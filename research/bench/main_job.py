@@ -35,7 +35,7 @@ from jax import monitoring
 
 import research
 from research import data, devices, grid, programs, train
-from research.bench import timing
+from research.bench import kernels, timing
 from research.config import Config
 
 COMPILE_EVENTS = (
@@ -128,6 +128,7 @@ def _time_programs(config: Config, dataset: data.Dataset, rounds: int) -> dict[s
   grids = grid.expand(config)
   groups = [grids] if programs.grids_share_a_program(config) else [[g] for g in grids]
   candidates: dict[str, Callable[[], Any]] = {}
+  first_chunk_hlo: Callable[[], str] | None = None
   for number, group in enumerate(groups):
     runs = [run for this_grid in group for run in this_grid.runs]
     compiled = programs.compile_grid(train.Program.of(config, dataset, group), mesh)
@@ -136,6 +137,9 @@ def _time_programs(config: Config, dataset: data.Dataset, rounds: int) -> dict[s
     chunk = min(config.eval_every, config.steps)
     candidates[f"{number} chunk"] = (
         lambda p=compiled, s=state, i=inputs: p.train_chunk(s, i, arrays, jnp.asarray(0), chunk))
+    if first_chunk_hlo is None:
+      first_chunk_hlo = (lambda p=compiled, s=state, i=inputs: p.train_chunk.lower(
+          s, i, arrays, jnp.asarray(0), chunk).compile().as_text())
     candidates[f"{number} evaluate"] = (
         lambda p=compiled, s=state, i=inputs: p.evaluate(s, i, arrays, jnp.asarray(0)))
   measured = timing.interleaved(candidates, rounds)
@@ -143,8 +147,10 @@ def _time_programs(config: Config, dataset: data.Dataset, rounds: int) -> dict[s
   evaluations = chunks + 1
   training = sum(timing.Timing.of(v).median for k, v in measured.items() if k.endswith(" chunk"))
   evaluating = sum(timing.Timing.of(v).median for k, v in measured.items() if k.endswith(" evaluate"))
+  # Where the first program's chunk spends its time, kernel by kernel (after the timed rounds).
+  chunk_kernels = kernels.profile(candidates["0 chunk"], first_chunk_hlo(), calls=2)
   return {"training": training * chunks, "evaluation": evaluating * evaluations,
-          "programs": len(groups),
+          "programs": len(groups), "chunk_kernels": chunk_kernels,
           "chunk_seconds_per_program": training / len(groups),
           "evaluate_seconds_per_program": evaluating / len(groups)}
 
@@ -172,6 +178,8 @@ def measure(config: Config | None = None, *, rounds: int = 5, matmul_rounds: int
   first_seed = comparison.runs[comparison.runs["seed"] == 0]
   flops = model_flops_per_step(config, dataset.input_shape[0], dataset.num_outputs) * config.steps * runs
   matmul = matmul_flops_per_second(rounds=matmul_rounds)
+  sizes = [dataset.input_shape[0]] + [config.width] * config.depth + [dataset.num_outputs]
+  shapes_alone = kernels.matmuls_alone(kernels.mlp_matmul_shapes(sizes, config.batch_size))
   total = data_seconds + job_seconds
   other = total - data_seconds - compile_seconds - timed["training"] - timed["evaluation"]
   return {
@@ -193,5 +201,9 @@ def measure(config: Config | None = None, *, rounds: int = 5, matmul_rounds: int
       "training_flops_per_second": flops / timed["training"],
       "matmul": matmul,
       "matmul_fraction": flops / timed["training"] / matmul["flops_per_second"],
+      # What stands between the job and the matmul limit: the chunk's kernels by kind, and
+      # the job's own matmul shapes timed alone.
+      "chunk_kernels": timed["chunk_kernels"], "cores": devices.cpu_cores(),
+      "matmul_shapes_alone": shapes_alone,
       "test_accuracy": {name: float(value) for name, value in zip(first_seed["name"], first_seed["test_accuracy"])},
   }

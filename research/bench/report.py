@@ -129,6 +129,7 @@ def _main_job(result: dict[str, Any]) -> str:
       f"the faster is the limit. Fraction: **{100 * job['matmul_fraction']:.1f}%** of the "
       "machine's matmul throughput."
   )
+  text += matmul_explanation(job)
   command = result.get("command")
   if command:
     text += (
@@ -207,6 +208,47 @@ def _batched_text(batched: dict[str, Any]) -> str:
           "counts, test accuracy. ")
 
 
+def matmul_explanation(job: dict[str, Any]) -> str:
+  """Why training reaches the fraction of the matmul limit it does, from the job's profile.
+
+  The fraction is the product of three measured factors: the matmuls' rate
+  inside the chunk against one core's share of the limit, their share of the
+  chunk's kernel time, and how much of the cores' wall time kernels fill.
+  """
+  profile = job.get("chunk_kernels")
+  if not profile or "matmul" not in profile["categories"]:
+    return ""
+  limit, cores = job["matmul"]["flops_per_second"], job["cores"]
+  matmul = profile["categories"]["matmul"]
+  rate = matmul["flops_per_second"] / (limit / cores)
+  busy = profile["kernel_seconds"] / (cores * profile["wall_seconds"])
+  shares = ", ".join(f"{name} {100 * row['share']:.0f}%"
+                     for name, row in sorted(profile["categories"].items(),
+                                             key=lambda item: -item[1]["share"]))
+  alone = ", ".join(f"{'x'.join(map(str, row['shape']))} {row['flops_per_second'] / 1e9:.0f}"
+                    for row in job["matmul_shapes_alone"])
+  best = max(row["flops_per_second"] for row in job["matmul_shapes_alone"])
+  return (
+      "\n\nWhat stands in the way, from XLA's trace of one training chunk (each kernel's events "
+      "summed over XLA's threads, named by the optimized HLO): kernel time by kind: "
+      f"{shares}. The matmuls run at {matmul['flops_per_second'] / 1e9:.1f} GFLOP/s per thread "
+      f"inside the chunk, **{100 * rate:.0f}%** of one core's share of the limit "
+      f"({limit / cores / 1e9:.1f} GFLOP/s); they are **{100 * matmul['share']:.0f}%** of the "
+      "kernel time; kernel-seconds per wall-second of the traced calls and core: "
+      f"**{100 * busy:.0f}%** "
+      "(below 100%: cores idle between kernels, in the loop and dispatch; above: kernels "
+      "overlap, an event on each thread that shares one): "
+      f"{100 * rate:.0f}% x {100 * matmul['share']:.0f}% x {100 * busy:.0f}% = "
+      f"{100 * rate * matmul['share'] * busy:.1f}% of the limit during the traced calls (the "
+      f"trace slows them; without it, the job's fraction is {100 * job['matmul_fraction']:.1f}%)."
+      " The job's own matmul shapes (rows x contracted x columns) jitted alone, on all cores, "
+      f"GFLOP/s: {alone}; the fastest reaches {100 * best / limit:.0f}% of the 2048x2048 limit"
+      + (": at these sizes a matmul is too small to reach the machine's rate, whatever surrounds it."
+         if best < limit / 2 else
+         ", so the shapes alone are not what stands in the way: the program around them is.")
+  )
+
+
 def _milliseconds(timing: dict[str, Any]) -> str:
   """``1464 ms (1190-2420)``: whole milliseconds from 100 ms up, else 3 significant digits."""
   def number(seconds: float) -> str:
@@ -253,6 +295,49 @@ def _conv_rows(record: dict[str, Any]) -> list[list[Any]]:
   return rows
 
 
+def _convolution(record: dict[str, Any]) -> str:
+  """How the engine's ``resnet20`` computed its convolutions in this record."""
+  return {"patches": "patches times a matrix, the engine's `convolution=\"auto\"` on CPU",
+          "xla": "XLA's convolution"}.get(record.get("convolution", "xla"), record.get("convolution"))
+
+
+def _kernel_rows(record: dict[str, Any]) -> list[list[Any]]:
+  """Each kind of work: JAX's kernels and PyTorch's ops, milliseconds per step and share."""
+  jax_side = record["jax_kernels"]["categories"]
+  torch_side = (record.get("torch_ops") or {}).get("categories", {})
+  rows = []
+  for category in list(jax_side) + [c for c in torch_side if c not in jax_side]:
+    cells = [category]
+    for side in (jax_side, torch_side):
+      row = side.get(category)
+      cells.append(f"{1e3 * row['seconds']:.0f} ms ({100 * row['share']:.0f}%)" if row else "")
+    rate = jax_side.get(category, {}).get("flops_per_second")
+    cells.append(f"{rate / 1e9:.0f} GFLOP/s" if rate else "")
+    rows.append(cells)
+  return rows
+
+
+def resnet_kernels_text(record: dict[str, Any]) -> str:
+  """Where each framework's step spends its time, by kind of work (markdown), or ``""``."""
+  if "jax_kernels" not in record:
+    return ""
+  kernels_record = record["jax_kernels"]
+  slowest = ", ".join(f"`{row['name']}` ({row['category']}) {1e3 * row['seconds']:.0f} ms"
+                      for row in kernels_record["slowest"][:5])
+  return (
+      "\n\nWhere each step's time goes: JAX's kernels from XLA's trace of the step (each "
+      "kernel's events summed over XLA's threads, named by its optimized HLO: a matmul is a dot "
+      "alone or fused, *slices and pads* build the convolutions' patches and their gradients "
+      "with the elementwise work XLA fused into them), "
+      f"{1e3 * kernels_record['kernel_seconds']:.0f} ms of kernels per step; PyTorch's ops "
+      "from `torch.profiler` (self CPU time per op, by name)"
+      + (f", {1e3 * record['torch_ops']['self_seconds']:.0f} ms per step" if "torch_ops" in record
+         else "") + ". Matmul rate: the dots' FLOPs (from the HLO shapes) over their time.\n\n"
+      + _table(["work", "JAX kernels", "PyTorch ops", "JAX rate"], _kernel_rows(record))
+      + f"\n\nJAX's slowest kernels: {slowest}."
+  )
+
+
 def resnet_step_section(record: dict[str, Any]) -> str:
   """The ResNet-20 step table, its convolutions, and their share of the step (markdown)."""
   shape, torch = record["shape"], record["torch"]
@@ -280,12 +365,32 @@ def resnet_step_section(record: dict[str, Any]) -> str:
       + _table(["JAX program", "JAX", "share of step"] + torch_columns, _resnet_step_rows(record))
       + "\n\nIts convolutions: at each stage's shape (NHWC, and how many of the network's 19 "
       "convolutions have it) one 3x3 stride-1 convolution and the two of its backward pass, "
-      "each jitted alone (PyTorch: `aten.convolution_backward`, as autograd calls it); "
+      f"each jitted alone, computed as the step computes them here ({_convolution(record)}; "
+      "PyTorch: `aten.convolution_backward`, as autograd calls it); "
       f"{record['conv_rounds']} rounds of 3 calls.{' Ratio: PyTorch / JAX.' if with_torch else ''}\n\n"
       + _table(["stage", "shape", "convolution", "JAX"] + torch_columns, _conv_rows(record))
       + f"\n\nTimed alone, these 16 convolutions (forward and both gradients each) add up to "
       f"{shares}: an isolated timing can exceed its cost inside the step (above 100%), so this "
       "bounds the convolutions' share rather than measuring it."
+      + resnet_kernels_text(record)
+  )
+
+
+def memory_estimate_section(rows: dict[str, Any]) -> str:
+  """The memory estimate of each grid's program against XLA's count of it (markdown)."""
+  table = [[f"`{name}`: {row['grid']}", row["runs_per_device"], f"{row['estimate_mib']:.1f}",
+            f"{row['measured_mib']:.1f} ({row['largest']})", f"**{row['ratio']:.2f}**",
+            f"{row['seconds']:.0f} s"] for name, row in rows.items()]
+  return (
+      "## Memory estimate against XLA\n\n"
+      "`research.memory.estimate` sizes one device's share of a grid's largest program before "
+      "anything is built (the refusal of a grid that cannot fit rests on it); the program is "
+      "then compiled as the engine compiles it, never run, and XLA's `memory_analysis()` of it "
+      "read: arguments (and the data arrays a program leaves unread, on the device all the "
+      "same), outputs and temporaries, less aliased, of the larger of the training chunk and "
+      "the evaluation. Target: the ratio between 0.8 and 1.25.\n\n"
+      + _table(["grid", "runs per device", "estimate MiB", "XLA MiB (program)", "estimate / XLA",
+                "estimate + compile"], table)
   )
 
 
@@ -310,4 +415,6 @@ def markdown(result: dict[str, Any]) -> str:
     parts.append(_torch(result))
   if result.get("resnet_step"):
     parts.append(resnet_step_section(result["resnet_step"]))
+  if result.get("memory_estimate"):
+    parts.append(memory_estimate_section(result["memory_estimate"]))
   return "\n\n".join(parts) + "\n"

@@ -18,10 +18,18 @@ Where the time goes, both sides timed in the same rounds:
   a 3x3 stride-1 convolution from ``channels`` to ``channels``, the shape of
   16 of the network's 19 convolutions) the forward convolution and the two of
   its backward pass, the input gradient and the kernel gradient, each jitted
-  alone in JAX, and ``aten.convolution_backward`` (what autograd calls) in
-  PyTorch. Timed alone, they can cost more than inside the step (other
-  caches, no overlap), so their sum is a bound on the convolutions' share,
-  not a measurement of it.
+  alone in JAX, computed as the step's ``resnet20`` computes them
+  (``convolution="auto"``: patches times a matrix on CPU, see
+  :mod:`research.convolution`), and ``aten.convolution_backward`` (what
+  autograd calls) in PyTorch. Timed alone, they can cost more than inside the
+  step (other caches, no overlap), so their sum is a bound on the
+  convolutions' share, not a measurement of it;
+* its **kernels**, after the timed rounds: JAX's step under XLA's trace, each
+  kernel named by its optimized HLO and grouped by kind
+  (:func:`research.bench.kernels.profile`: matmuls with their FLOP rate, the
+  patches' slices and pads, concatenations, reductions, elementwise), and
+  PyTorch's step under ``torch.profiler``, self time per op grouped alike
+  (:func:`research.bench.torch_resnet.op_profile`).
 
 Every time comes from :func:`research.bench.timing.interleaved`, all
 candidates of a table timed in turn in each round; a ratio is PyTorch's time
@@ -51,8 +59,8 @@ import optax
 from flax import nnx
 from jax import Array
 
-from research import architectures
-from research.bench import timing, torch_reference, torch_resnet
+from research import architectures, convolution
+from research.bench import kernels, timing, torch_reference, torch_resnet
 
 CONV_OPS = ("forward", "input_grad", "kernel_grad")
 STEP_PARTS = ("forward", "forward_backward", "step")
@@ -121,6 +129,12 @@ def jax_programs(shape: ResnetShape, seed: int = 0) -> dict[str, Callable[[], An
   ``step`` updates the state it holds (donated, as in a training loop); the
   parts read the current state.
   """
+  return _jax_programs(shape, seed)[0]
+
+
+def _jax_programs(shape: ResnetShape, seed: int = 0
+                  ) -> tuple[dict[str, Callable[[], Any]], Callable[[], str]]:
+  """:func:`jax_programs`, and a call that returns the step's optimized HLO (to read a profile)."""
   # An "rbg" key: the initial values do not change the time, and XLA compiles
   # threefry's random numbers slowly on a CPU (seconds per parameter shape).
   key = jax.random.key(seed, impl="rbg")
@@ -147,7 +161,7 @@ def jax_programs(shape: ResnetShape, seed: int = 0) -> dict[str, Callable[[], An
       "forward": lambda: forward(state[0], state[1], images, labels),
       "forward_backward": lambda: forward_backward(state[0], state[1], images, labels),
       "step": run_step,
-  }
+  }, lambda: step.lower(*state, images, labels).compile().as_text()
 
 
 def _conv(images: Array, kernel: Array) -> Array:
@@ -156,27 +170,32 @@ def _conv(images: Array, kernel: Array) -> Array:
                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-@jax.jit
-def _input_grad(images: Array, kernel: Array, cotangent: Array) -> Array:
-  return jax.vjp(lambda x: _conv(x, kernel), images)[1](cotangent)[0]  # the forward is dead code
+def _patches_conv(images: Array, kernel: Array) -> Array:
+  """:func:`_conv` as the engine computes it on CPU: patches times a matrix."""
+  return convolution.patches_convolution(images, kernel, (1, 1), ((1, 1), (1, 1)))
 
 
-@jax.jit
-def _kernel_grad(images: Array, kernel: Array, cotangent: Array) -> Array:
-  return jax.vjp(lambda w: _conv(images, w), kernel)[1](cotangent)[0]
+def jax_conv_ops(batch: int, size: int, channels: int,
+                 implementation: str = "auto") -> dict[str, Callable[[], Any]]:
+  """One convolution's forward and two gradients (:data:`CONV_OPS`) on fixed random arrays.
 
-
-def jax_conv_ops(batch: int, size: int, channels: int) -> dict[str, Callable[[], Any]]:
-  """One convolution's three XLA convolutions (:data:`CONV_OPS`) on fixed random arrays."""
+  ``implementation`` as the engine's models take it (:mod:`research.convolution`):
+  ``"auto"``, what the step's ``resnet20`` runs (patches times a matrix on CPU),
+  ``"xla"`` or ``"patches"``.
+  """
   image_key, kernel_key, cotangent_key = jax.random.split(jax.random.key(0, impl="rbg"), 3)
   images = jax.random.normal(image_key, (batch, size, size, channels))
   kernel = jax.random.normal(kernel_key, (3, 3, channels, channels))
   cotangent = jax.random.normal(cotangent_key, (batch, size, size, channels))
-  forward = jax.jit(_conv)
+  patches = convolution.resolve(implementation) == "patches"
+  conv = _patches_conv if patches else _conv
+  forward = jax.jit(conv)
+  input_grad = jax.jit(lambda x, w, t: jax.vjp(lambda x: conv(x, w), x)[1](t)[0])
+  kernel_grad = jax.jit(lambda x, w, t: jax.vjp(lambda w: conv(x, w), w)[1](t)[0])
   return {
       "forward": lambda: forward(images, kernel),
-      "input_grad": lambda: _input_grad(images, kernel, cotangent),
-      "kernel_grad": lambda: _kernel_grad(images, kernel, cotangent),
+      "input_grad": lambda: input_grad(images, kernel, cotangent),
+      "kernel_grad": lambda: kernel_grad(images, kernel, cotangent),
   }
 
 
@@ -188,27 +207,39 @@ def _torch_missing(torch: bool) -> str | None:
   return torch_reference.available() if torch else "turned off (--no-torch)"
 
 
-def measure_step(shape: ResnetShape, rounds: int, *, torch: bool = True) -> dict[str, Any]:
+def measure_step(shape: ResnetShape, rounds: int, *, torch: bool = True,
+                 profile_calls: int = 2) -> dict[str, Any]:
   """The step and its parts, JAX and (if installed) PyTorch in both layouts, in turn.
 
   Returns ``jax`` and ``torch`` (each part's timing; torch's also names the
-  layout compared, the faster step), ``ratio`` (PyTorch / JAX per part) and
-  ``split`` (forward, backward and update shares of JAX's step).
+  layout compared, the faster step), ``ratio`` (PyTorch / JAX per part),
+  ``split`` (forward, backward and update shares of JAX's step),
+  ``convolution`` (how the engine's ``resnet20`` computes them here), and
+  where each step's time goes: ``jax_kernels`` (:func:`research.bench.kernels.profile`
+  of ``profile_calls`` steps) and ``torch_ops`` (:func:`research.bench.torch_resnet.op_profile`
+  of the compared layout's step).
   """
-  candidates = {f"jax {part}": call for part, call in jax_programs(shape).items()}
+  programs, step_hlo = _jax_programs(shape)
+  candidates = {f"jax {part}": call for part, call in programs.items()}
   missing = _torch_missing(torch)
+  torch_steps = {}
   if not missing:
     for layout in torch_resnet.MEMORY_FORMATS:
       calls = torch_resnet.training_step(shape.batch, shape.image_size, shape.num_classes,
                                          shape.width, memory_format=layout)
       candidates |= {f"torch {layout} {part}": call for part, call in calls.items()}
+      torch_steps[layout] = calls["step"]
   measured = timing.interleaved(candidates, rounds)
   jax_times = {part: measured[f"jax {part}"] for part in STEP_PARTS}
-  result: dict[str, Any] = {"jax": _summaries(jax_times), "split": _split(jax_times)}
+  result: dict[str, Any] = {"jax": _summaries(jax_times), "split": _split(jax_times),
+                            "convolution": convolution.resolve("auto")}
+  # Where the step's time goes, kernel by kernel (after the timed rounds: a trace slows them).
+  result["jax_kernels"] = kernels.profile(programs["step"], step_hlo(), calls=profile_calls)
   if missing:
     return result | {"torch": {"skipped": missing}}
   layout = min(torch_resnet.MEMORY_FORMATS,
                key=lambda name: statistics.median(measured[f"torch {name} step"]))
+  result["torch_ops"] = torch_resnet.op_profile(torch_steps[layout], calls=profile_calls)
   torch_module = torch_reference.import_torch()
   result["torch"] = {
       "version": torch_module.__version__, "threads": torch_module.get_num_threads(),
@@ -233,7 +264,10 @@ def _split(jax_times: dict[str, list[float]]) -> dict[str, float]:
 
 def measure_convs(shape: ResnetShape, rounds: int, *, memory_format: str | None,
                   calls_per_round: int = 3) -> list[dict[str, Any]]:
-  """Each stage's three convolutions, JAX and (``memory_format`` not None) PyTorch, in turn."""
+  """Each stage's three convolutions, JAX and (``memory_format`` not None) PyTorch, in turn.
+
+  JAX computes them as the step's ``resnet20`` does here (``convolution="auto"``).
+  """
   rows = []
   for stage, (size, channels) in enumerate(shape.stages()):
     candidates = {f"jax {op}": call for op, call in jax_conv_ops(shape.batch, size, channels).items()}

@@ -19,8 +19,8 @@ from jax.experimental.compilation_cache import compilation_cache
 
 from research import data, devices, results
 from research.bench import (
-    activation_cost, grid_throughput, main_job, report, resnet_step, targets, timing,
-    torch_reference,
+    activation_cost, grid_throughput, main_job, memory_estimate, report, resnet_step, targets,
+    timing, torch_reference,
 )
 from research.bench.config import BenchConfig
 from research.config import Config
@@ -48,6 +48,7 @@ class Sizes:
   torch_compile: bool = True  # also time the MLP step under torch.compile
   resnet: resnet_step.ResnetShape | None = None  # the ResNet-20 step; None: not measured
   resnet_rounds: int = 5  # rounds of the ResNet-20 step and of its convolutions
+  memory_grids: tuple[str, ...] = tuple(memory_estimate.GRIDS)  # estimate vs XLA (compiled only)
 
   @classmethod
   def of(cls, platform: str, quick: bool) -> Sizes:
@@ -150,6 +151,10 @@ def run(config: BenchConfig, sizes: Sizes | None = None) -> dict[str, Any]:
   if sizes.resnet is not None:
     _say("the ResNet-20 training step against PyTorch eager, and its convolutions")
     result["resnet_step"] = resnet_step.measure(sizes.resnet, sizes.resnet_rounds, torch=config.torch)
+  if sizes.memory_grids:
+    _say("the memory estimate against XLA's count of each grid's compiled program")
+    result["memory_estimate"] = memory_estimate.measure(
+        {name: memory_estimate.GRIDS[name] for name in sizes.memory_grids})
   result["bench_seconds"] = time.perf_counter() - started
   result["targets"] = [dataclasses.asdict(t) | {"verdict": t.verdict} for t in targets.check(result)]
   text = report.markdown(result)

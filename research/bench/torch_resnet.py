@@ -145,3 +145,57 @@ def conv_ops(batch: int, size: int, channels: int,
       return torch.nn.functional.conv2d(x, kernel, padding=1)
 
   return {"forward": forward, "input_grad": backward(True), "kernel_grad": backward(False)}
+
+
+TORCH_OP_CATEGORIES = (  # (category, any of these in an op's name): the first match wins
+    ("convolution", ("convolution", "conv2d")),
+    ("batch norm", ("batch_norm",)),
+    ("optimizer", ("_foreach", "sgd")),
+    ("matmul", ("addmm", "::mm", "bmm", "linear")),
+    ("reduction", ("mean", "sum", "softmax", "nll_loss")),
+    ("elementwise", ("relu", "threshold", "add", "mul", "div", "pad", "slice", "copy", "fill",
+                     "zero", "empty", "clone", "cat", "as_strided")),
+)
+
+
+def op_category(name: str) -> str:
+  """The kind of work a PyTorch profiler event does, from its name.
+
+  Examples:
+    >>> op_category("aten::convolution_backward"), op_category("aten::native_batch_norm")
+    ('convolution', 'batch norm')
+    >>> op_category("autograd::engine::evaluate_function: ConvolutionBackward0")
+    'other'
+  """
+  if name.startswith("aten::"):
+    for category, parts in TORCH_OP_CATEGORIES:
+      if any(part in name for part in parts):
+        return category
+  return "other"
+
+
+def op_profile(step: Callable[[], Any], calls: int = 2) -> dict[str, Any]:
+  """Where ``calls`` of ``step`` spend their time: each category's self CPU seconds per call.
+
+  ``torch.profiler`` counts an op's self time, its children's apart, on the
+  thread that called it (the intra-op threads' work inside it included), so
+  the categories add up to the step's time on its calling thread. Also the
+  slowest ops by self time.
+  """
+  torch = torch_reference.import_torch()
+  step()  # warm
+  with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
+    for _ in range(calls):
+      step()
+  events = [(event.key, event.self_cpu_time_total / 1e6 / calls, event.count // calls)
+            for event in profiler.key_averages()]
+  total = sum(seconds for _, seconds, _ in events)
+  categories: dict[str, dict[str, float]] = {}
+  for name, seconds, _ in events:
+    row = categories.setdefault(op_category(name), {"seconds": 0.0, "share": 0.0})
+    row["seconds"] += seconds
+    row["share"] += seconds / total if total else 0.0
+  slowest = sorted(events, key=lambda event: event[1], reverse=True)[:8]
+  return {"self_seconds": total, "categories": categories,
+          "slowest": [{"name": name, "category": op_category(name), "seconds": seconds,
+                       "calls": count} for name, seconds, count in slowest]}
