@@ -41,17 +41,13 @@ refused here could not have run; one that fits by a small margin may still fail.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import math
 import pathlib
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
-import jax.extend.core as jax_core
-import jax.numpy as jnp
 import numpy as np
 
-from research import devices, grid, model_spec, observe, optimizers, programs, train
+from research import devices, grid, memory_trace, model_spec, programs, train
 from research.config import Config
 from research.data import Dataset
 
@@ -60,12 +56,6 @@ ROW_BYTES = 1024  # a result row in Python: a dict of ~18 values (measured 1.1 k
 # XLA's runtime and the compilation of a grid's programs on a CPU: measured
 # 0.3 GiB for a small MLP to 1 GiB for a VGG-11.
 RUNTIME_BYTES = GIB // 2
-# Outputs XLA never writes: slices and pads are fused into the concatenation
-# that reads them (a convolution's patches), reshapes and broadcasts are views.
-_VIEWS = frozenset({"slice", "pad", "reshape", "squeeze", "expand_dims", "broadcast_in_dim"})
-# A max-pool's gradient (XLA:CPU's select-and-scatter) keeps each input
-# element's value and index, and their cotangents: measured 32 bytes on VGG-11.
-POOL_BYTES_PER_INPUT = 32
 
 
 class Estimate(NamedTuple):
@@ -130,144 +120,6 @@ def run_counts(config: Config) -> tuple[int, ...]:
   return tuple(len(g.runs) * config.seeds * len(config.learning_rates) for g in _one_seed(config))
 
 
-def _nbytes(tree: Any) -> int:
-  """Bytes of every array leaf of an abstract tree (random keys count their data)."""
-  total = 0
-  for leaf in jax.tree.leaves(tree):
-    dtype = leaf.dtype
-    if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
-      itemsize = 8  # two uint32 words per threefry key
-    else:
-      itemsize = np.dtype(dtype).itemsize
-    total += math.prod(leaf.shape) * itemsize
-  return total
-
-
-class _Model(NamedTuple):
-  """One run's sizes, from one abstract trace of its initialisation and forward pass."""
-
-  parameters: int
-  state_bytes: int  # parameters, optimizer state, model state
-  example_bytes: int  # what the forward pass computes from one example, in float32
-  layers: int  # rows of layers.csv per evaluation
-  units: int  # elements one example passes through the activation
-
-
-def _batch_bytes(jaxpr: jax_core.Jaxpr, tainted: set[Any]) -> int:
-  """Bytes of every value ``jaxpr`` computes from the variables in ``tainted`` (the batch).
-
-  Follows the data into nested calls (``jit``, custom derivatives), where
-  the call's outputs are its last values; of a ``cond``'s branches only the
-  largest counts, as only one runs. Views (:data:`_VIEWS`) count nothing; a
-  max-pool counts its gradient's :data:`POOL_BYTES_PER_INPUT`.
-  """
-  total = 0
-  for equation in jaxpr.eqns:
-    inputs = [isinstance(v, jax_core.Var) and v in tainted for v in equation.invars]
-    if not any(inputs):
-      continue  # the initialisation: parameters, not the batch
-    tainted.update(equation.outvars)
-    nested = [
-        _batch_bytes(sub, {v for v, fed in zip(sub.invars, _aligned(inputs, sub.invars)) if fed})
-        for sub in _nested_jaxprs(equation)
-    ]
-    if nested:
-      total += max(nested)
-    elif equation.primitive.name == "reduce_window_max":
-      total += _nbytes([v.aval for v in equation.outvars])
-      total += POOL_BYTES_PER_INPUT * math.prod(equation.invars[0].aval.shape)
-    elif equation.primitive.name not in _VIEWS:
-      total += _nbytes([v.aval for v in equation.outvars])
-  return total
-
-
-def _nested_jaxprs(equation: jax_core.JaxprEqn) -> list[jax_core.Jaxpr]:
-  """The jaxprs an equation calls: a ``jit``'s, a custom derivative's, a cond's branches."""
-  found = []
-  for value in equation.params.values():
-    for item in value if isinstance(value, (tuple, list)) else (value,):
-      item = getattr(item, "jaxpr", item)  # a ClosedJaxpr's Jaxpr
-      if isinstance(item, jax_core.Jaxpr):
-        found.append(item)
-  return found
-
-
-def _aligned(fed: list[bool], invars: list[Any]) -> list[bool]:
-  """Which inputs of a nested jaxpr the batch feeds.
-
-  Those of the equation's last inputs (a cond's branches do not take its
-  index); all of them where the two do not line up.
-  """
-  if len(invars) > len(fed):
-    return [True] * len(invars)
-  return fed[len(fed) - len(invars):]
-
-
-def _model(config: Config, dataset: Dataset, first: grid.Grid) -> _Model:
-  """One run's sizes: its state's shapes and what its forward pass computes, nothing allocated.
-
-  One ``jax.make_jaxpr`` of building the model and calling it on a batch of
-  two: the outputs are the state's shapes, the equations fed by the batch its
-  intermediate values (every activation, the convolutions' patches...).
-  """
-  program = train.Program.of(config, dataset, first)
-  build = train.model_builder(program)
-  traced: dict[str, Any] = {}
-
-  def one_run(x: jax.Array) -> tuple[Any, ...]:
-    record, calls = observe.recording(_first_activation(first))
-    model = build(record, jax.random.key(0))
-    params, model_state = observe.split(model)
-    opt_state = optimizers.make_optimizer(config, jnp.float32(1)).init(params)
-    calls.clear()  # a factory may call its model while building it (nnx.bridge)
-    model.train()
-    model(x)
-    traced.update(calls=len(calls), kernels=sum(1 for p in jax.tree.leaves(params) if p.ndim >= 2),
-                  units=sum(math.prod(z.shape[1:]) for z, _ in calls),
-                  parameters=sum(math.prod(p.shape) for p in jax.tree.leaves(params)))
-    return params, opt_state, model_state
-
-  batch = 2
-  closed = jax.make_jaxpr(one_run)(jax.ShapeDtypeStruct((batch, *dataset.input_shape), jnp.float32))
-  return _Model(
-      parameters=traced["parameters"],
-      state_bytes=_nbytes(closed.out_avals),
-      example_bytes=_batch_bytes(closed.jaxpr, set(closed.jaxpr.invars)) // batch,
-      layers=max(traced["kernels"], traced["calls"]),
-      units=traced["units"],
-  )
-
-
-def _first_activation(first: grid.Grid) -> Any:
-  """The grid's activation at its first run's hyperparameters, as a function of ``z``."""
-  return functools.partial(first.activation(), **dict(first.runs[0].hyperparameters))
-
-
-def _saved_per_element(activation: Any) -> dict[str, int]:
-  """Bytes per element, by dtype, that ``activation``'s forward pass saves for its backward."""
-  size = 64
-  pullback = jax.eval_shape(lambda z: jax.vjp(activation, z)[1],
-                            jax.ShapeDtypeStruct((size,), jnp.float32))
-  saved: dict[str, int] = {}
-  for leaf in jax.tree.leaves(pullback):
-    if leaf.shape == (size,):
-      saved[str(leaf.dtype)] = saved.get(str(leaf.dtype), 0) + leaf.dtype.itemsize
-  return saved
-
-
-def _switch_bytes(grids: tuple[grid.Grid, ...]) -> int:
-  """Bytes per activation element that a switch over ``grids``' activations saves beyond the first's.
-
-  Under ``batching="map"`` each run's activation is a ``lax.switch`` over the
-  program's activations (:func:`research.train.bound_activation`), and a
-  switch's backward keeps, of each type, what the branch needing most saves:
-  relu's one-byte mask beside leaky_relu's float32 input, for every run.
-  """
-  saved = [_saved_per_element(_first_activation(g)) for g in grids]
-  merged = {dtype: max(each.get(dtype, 0) for each in saved) for dtype in set().union(*saved)}
-  return sum(merged.values()) - sum(saved[0].values())
-
-
 def _data_bytes(dataset: Dataset) -> int:
   """The dataset as :func:`research.train.device_arrays` holds it on each device."""
 
@@ -312,13 +164,13 @@ def estimate(config: Config, dataset: Dataset, *, num_devices: int | None = None
   runs = sum(counts) if programs.grids_share_a_program(config) else max(counts)
   per_device = -(-runs // num_devices)
   in_flight = per_device if batching == "vmap" else 1  # runs a device computes at once
-  model = _model(config, dataset, one_seed[0])
+  model = memory_trace.run_sizes(config, dataset, one_seed[0])
   parameter_bytes = 4 * model.parameters
   evaluation_batch = min(train.EVAL_BATCH, len(dataset.x_train))
   examples = max(config.batch_size, evaluation_batch)  # the largest batch with gradients
   itemsize = 2 if config.dtype == "bfloat16" else 4
   example_bytes = model.example_bytes + (
-      model.units * _switch_bytes(one_seed) if programs.grids_share_a_program(config) else 0)
+      model.units * memory_trace.switch_bytes(one_seed) if programs.grids_share_a_program(config) else 0)
   activations = in_flight * examples * example_bytes // 4 * itemsize
   # One device's program: its runs' state in and out, gradients and updates, activations, data.
   program = (2 * per_device * model.state_bytes + in_flight * 2 * parameter_bytes + activations

@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from research import devices, grid, memory, precompile, programs, train
+from research import devices, grid, memory, memory_trace, precompile, programs, train
 from research.config import Config
 from research.data import Dataset
 
@@ -73,7 +73,7 @@ def _device_bytes(tree: Any) -> int:
   total = 0
   for leaf in jax.tree.leaves(tree):
     shape = leaf.sharding.shard_shape(leaf.shape) if leaf.sharding is not None else leaf.shape
-    total += memory._nbytes([jax.ShapeDtypeStruct(shape, leaf.dtype)])
+    total += memory_trace.nbytes([jax.ShapeDtypeStruct(shape, leaf.dtype)])
   return total
 
 

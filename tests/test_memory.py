@@ -11,7 +11,9 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from research import cli, data, experiment, grid, memory, memory_check, precompile, programs, train
+from research import (
+    cli, data, experiment, grid, memory, memory_check, memory_trace, precompile, programs, train,
+)
 from research.bench import memory_estimate, report, targets
 from research.config import Config
 
@@ -173,10 +175,10 @@ def test_the_program_is_one_device_s_state_in_and_out_gradients_activations_and_
 
 def test_a_switch_saves_what_its_neediest_activation_saves():
   one_seed = lambda *specs: memory._one_seed(Config(activations=specs))  # noqa: E731
-  assert memory._switch_bytes(one_seed("relu")) == 0
+  assert memory_trace.switch_bytes(one_seed("relu")) == 0
   # relu saves a one-byte mask; leaky_relu its float32 input; a switch keeps both.
-  assert memory._switch_bytes(one_seed("relu", "leaky_relu(negative_slope=0.01)")) == 4
-  assert memory._switch_bytes(one_seed("relu", "necro_relu(negative_slope=0.1)")) == 0
+  assert memory_trace.switch_bytes(one_seed("relu", "leaky_relu(negative_slope=0.01)")) == 4
+  assert memory_trace.switch_bytes(one_seed("relu", "necro_relu(negative_slope=0.1)")) == 0
 
 
 def test_slices_and_pads_fused_into_a_concatenation_are_not_counted():
@@ -185,7 +187,7 @@ def test_slices_and_pads_fused_into_a_concatenation_are_not_counted():
     return jnp.concatenate([padded[:, :4], padded[:, 2:]], axis=1)
 
   closed = jax.make_jaxpr(patches)(jnp.zeros((2, 4)))
-  assert memory._batch_bytes(closed.jaxpr, set(closed.jaxpr.invars)) == 2 * 8 * 4  # (2, 8) float32
+  assert memory_trace.batch_bytes(closed.jaxpr, set(closed.jaxpr.invars)) == 2 * 8 * 4  # (2, 8) float32
 
 
 @pytest.mark.slow  # compiles two programs (about 10 s on 2 idle cores)
