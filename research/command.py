@@ -33,7 +33,7 @@ import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from research import results
+from research import atomic, csv_rows, results
 
 
 def command_line() -> str:
@@ -233,8 +233,7 @@ def _on_interrupt(signum: int, frame: types.FrameType | None) -> None:
 @functools.cache
 def _writes() -> frozenset[types.CodeType]:
   """What a first Ctrl-C does not cut: the results' atomic writes and appends, and :func:`_cache_writes`."""
-  functions = [getattr(results, name, None) for name in ("write_bytes_atomic", "_append_rows")]
-  codes = {function.__code__ for function in functions if function is not None}
+  codes = {atomic.write_bytes_atomic.__code__, csv_rows.append_rows.__code__}
   return frozenset(codes | _cache_writes())
 
 

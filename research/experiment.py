@@ -27,8 +27,8 @@ import tqdm
 
 from research import config as config_lib
 from research import (
-    data, devices, findings, fingerprint, grid, memory, model_spec, plots, programs, progress,
-    results, summary, tables, train,
+    atomic, data, devices, findings, fingerprint, grid, memory, model_spec, plots, programs,
+    progress, results, summary, tables, train,
 )
 from research import tensorboard as tensorboard_lib
 from research.command import check_interrupt, command_line, record_progress, uninterrupted
@@ -352,7 +352,7 @@ def _part_keys(prepared: Prepared) -> dict[str, Mapping[str, Any]]:
 def write_report(folder: pathlib.Path, name: str, text: str) -> None:
   """Writes a report file into a results folder; OS errors become :class:`results.ResultsWriteError`."""
   try:
-    results.write_text_atomic(folder / name, text)
+    atomic.write_text_atomic(folder / name, text)
   except OSError as error:
     raise results.ResultsWriteError(folder) from error
   check_interrupt()  # one held back while the file was written

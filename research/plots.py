@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from research import metrics
-from research.results import write_bytes_atomic
+from research.atomic import write_bytes_atomic
 from research.statistics import mean_confidence_interval
 from research.summary import choose_metric
 

@@ -64,21 +64,19 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import csv
 import dataclasses
-import io
 import itertools
 import json
 import math
 import os
 import pathlib
-import re
-import tempfile
-import zlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from research import atomic, csv_rows
+from research.csv_rows import CHECKSUM, RUN_IDS, Damage
 
 try:
   import fcntl
@@ -90,136 +88,15 @@ CONFIG_FILE, RUNS_FILE, HISTORY_FILE = "config.json", "runs.csv", "history.csv"
 # any other. Raise it when a change makes old readers misread new folders.
 FORMAT_KEY, FORMAT_VERSION = "results_format", 1
 LAYERS_FILE, GRIDS_FILE, LOCK_FILE = "layers.csv", "grids.csv", ".lock"
-CHECKSUM = "checksum"
 # The per-run files whose rows belong to a run, written before runs.csv.
 _RUN_TABLES = (HISTORY_FILE, LAYERS_FILE)
 _FILES = (RUNS_FILE, *_RUN_TABLES, GRIDS_FILE)
 # runs.csv's bookkeeping: how many rows each run wrote to each other file;
 # grids.csv's: the runs of each program, a JSON list (also the row's key).
 _COUNTS = {HISTORY_FILE: "history_rows", LAYERS_FILE: "layers_rows", GRIDS_FILE: "grids_rows"}
-RUN_IDS = "run_ids"
 _BOOKKEEPING = frozenset({*_COUNTS.values(), RUN_IDS})
 
-# Columns that hold text even when the text looks like a number.
-_TEXT_COLUMNS = frozenset({"run_id", "activation", "name", "grid", RUN_IDS, CHECKSUM})
-# What repr() writes for a float, and what str() writes for an int.
-_INT = re.compile(r"[+-]?\d+")
-_FLOAT = re.compile(r"[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?|nan|inf)")
 
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-  """Replaces the file at ``path`` with ``text`` (UTF-8), all at once or not at all.
-
-  See :func:`write_bytes_atomic`.
-
-  Examples:
-    >>> import os, pathlib, tempfile
-    >>> with tempfile.TemporaryDirectory() as folder:
-    ...   path = pathlib.Path(folder, "summary.md")
-    ...   write_text_atomic(path, "first")
-    ...   write_text_atomic(path, "second")
-    ...   print(path.read_text(), os.listdir(folder))
-    second ['summary.md']
-  """
-  if not isinstance(text, str):
-    raise TypeError(f"write_text_atomic needs a str, got {type(text).__name__}.")
-  write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-  """Replaces the file at ``path`` with ``data``, all at once or not at all.
-
-  The data goes to a temporary file in the same folder (so that the final
-  rename stays on one file system), is flushed and synced to disk, and then
-  renamed over ``path`` with :func:`os.replace`, which is atomic on POSIX and
-  Windows. If anything fails, the temporary file is removed and ``path`` is
-  left as it was.
-
-  Args:
-    path: the file to write; its folder must exist.
-    data: the new content.
-
-  Examples:
-    >>> import os, pathlib, tempfile
-    >>> with tempfile.TemporaryDirectory() as folder:
-    ...   path = pathlib.Path(folder, "plot.png")
-    ...   write_bytes_atomic(path, b"\\x89PNG")
-    ...   print(path.read_bytes(), os.listdir(folder))
-    b'\\x89PNG' ['plot.png']
-  """
-  path = pathlib.Path(path)
-  descriptor, temporary = tempfile.mkstemp(
-      dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-  )
-  try:
-    # mkstemp makes the file private (0600); give it the usual permissions.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)
-    with os.fdopen(descriptor, "wb") as file:
-      file.write(data)
-      file.flush()
-      os.fsync(file.fileno())
-    os.replace(temporary, path)
-  except BaseException:  # KeyboardInterrupt too: never leave the temporary file
-    with contextlib.suppress(OSError):
-      os.remove(temporary)
-    raise
-  _sync_folder(path.parent)
-
-
-def _sync_folder(folder: pathlib.Path) -> None:
-  """Makes the rename itself durable where the platform allows it (POSIX)."""
-  try:
-    descriptor = os.open(folder, os.O_RDONLY)
-  except OSError:  # Windows cannot open a folder; its rename is already durable
-    return
-  try:
-    os.fsync(descriptor)
-  except OSError:
-    pass
-  finally:
-    os.close(descriptor)
-
-
-class Damage(NamedTuple):
-  """What of a results file cannot be trusted: a row, its header, or rows that are missing.
-
-  Examples:
-    >>> print(Damage("history.csv", 4, "relu|seed=0", "3 fields where the header has 9"))
-    history.csv line 4: 3 fields where the header has 9
-    >>> lost = Damage("layers.csv", None, None, "is missing (deleted?)", ("a", "b"))
-    >>> print(lost.notice)
-    layers.csv: is missing (deleted?); 2 run(s) will be trained again, their rows dropped from every file.
-  """
-
-  file: str
-  line: int | None  # 1 is the header; None: rows missing from the file
-  run_id: str | None  # the run it belongs to, when that much is readable
-  reason: str
-  runs: tuple[str, ...] = ()  # every run it concerns, when it is not one row's
-
-  def __str__(self) -> str:
-    return f"{self.file} line {self.line}: {self.reason}" if self.line else (
-        f"{self.file}: {self.reason}")
-
-  @property
-  def run_ids(self) -> frozenset[str]:
-    """The runs that repairing it trains again."""
-    return frozenset(self.runs) | ({self.run_id} if self.run_id else set())
-
-  @property
-  def notice(self) -> str:
-    """What was found and what repairing it does, one line (stderr, even when quiet)."""
-    if self.line and self.line > 1:
-      return f"Dropped a damaged row, {self}" + (
-          "; its run will be trained again." if self.run_id else ".")
-    if self.line == 1 and self.file == RUNS_FILE:
-      return f"{self}; the runs it held will be trained again."
-    if not self.runs:
-      return f"{self}."
-    return (f"{self}; {len(self.runs)} run(s) will be trained again, their rows dropped from"
-            " every file.")
 
 
 class FolderBusy(RuntimeError):
@@ -318,7 +195,7 @@ class ResultsFolder:
       if self.read_only:
         return
       stored = {**requested, FORMAT_KEY: FORMAT_VERSION}
-      write_text_atomic(config_path, json.dumps(stored, sort_keys=True, indent=2) + "\n")
+      atomic.write_text_atomic(config_path, json.dumps(stored, sort_keys=True, indent=2) + "\n")
       return
     stored = _read_config(config_path)
     differences = _differences(
@@ -357,7 +234,7 @@ class ResultsFolder:
     ``runs.csv`` records and the files do not hold (a deleted or emptied file,
     a deleted row, a lost ``grids.csv`` row). Each names the runs it concerns.
     """
-    return _damage({name: _read_table(self.path / name) for name in _FILES})
+    return _damage({name: csv_rows.read_table(self.path / name) for name in _FILES})
 
   def drop_damaged(self) -> list[Damage]:
     """Removes what :meth:`damage` finds, and every row of a run it concerns, so it is retrained.
@@ -378,20 +255,21 @@ class ResultsFolder:
         item = item._replace(reason=f"{item.reason}; set aside as '{aside.name}'")
       reported.append(item)
     damaged_files = {item.file for item in found if item.line and item.line > 1}
-    kept_runs = [row for row in _read_table(self.path / RUNS_FILE).rows
+    kept_runs = [row for row in csv_rows.read_table(self.path / RUNS_FILE).rows
                  if row["run_id"] not in dropped_runs]
     kept_ids = {row["run_id"] for row in kept_runs}
     # A grids row that lists no runs (an older folder) stays while a run of that age does.
     older = any(row.get(_COUNTS[GRIDS_FILE]) is None for row in kept_runs)
     for name in _FILES:
-      table = _read_table(self.path / name)
+      table = csv_rows.read_table(self.path / name)
       if name == GRIDS_FILE:
         kept = [row for row in table.rows
                 if (kept_ids.intersection(_listed(row)) if row.get(RUN_IDS) else older)]
       else:
         kept = [row for row in table.rows if row.get("run_id") not in dropped_runs]
       if name in damaged_files or len(kept) < len(table.rows):
-        _write_table(self.path / name, table.header, [_as_text(row) for row in kept])
+        csv_rows.write_table(self.path / name, table.header,
+                             [csv_rows.as_text(row) for row in kept])
     self._files.clear()
     return reported
 
@@ -431,13 +309,14 @@ class ResultsFolder:
     per_run = {HISTORY_FILE: history, LAYERS_FILE: layers}
     self._refuse_finished(run_ids, per_run)
     # Format every value before writing anything: a bad value writes nothing.
-    formatted = {name: [_format_row(row) for row in rows] for name, rows in per_run.items()}
-    new_grid = [_format_row({**grid, RUN_IDS: _run_list(run_ids)})] if grid else []
+    formatted = {name: [csv_rows.format_row(row) for row in rows] for name, rows in per_run.items()}
+    new_grid = [csv_rows.format_row({**grid, RUN_IDS: _run_list(run_ids)})] if grid else []
     counts = {name: collections.Counter(row["run_id"] for row in rows)
               for name, rows in formatted.items()}
     counts[GRIDS_FILE] = collections.Counter(run_ids if grid else ())
     new_runs = [
-        _format_row({**row, **{column: counts[name][run_id] for name, column in _COUNTS.items()}})
+        csv_rows.format_row(
+            {**row, **{column: counts[name][run_id] for name, column in _COUNTS.items()}})
         for row, run_id in zip(runs, run_ids)]
     for name, rows in formatted.items():
       self._write_rows(name, rows, replacing=set(run_ids))
@@ -491,7 +370,7 @@ class ResultsFolder:
     return self._rows(GRIDS_FILE)
 
   def _rows(self, name: str) -> list[dict[str, Any]]:
-    table = _read_table(self.path / name)
+    table = csv_rows.read_table(self.path / name)
     if table.damage:
       listed = "; ".join(map(str, table.damage[:3]))
       more = f" (and {len(table.damage) - 3} more)" if len(table.damage) > 3 else ""
@@ -505,7 +384,7 @@ class ResultsFolder:
   def _known(self, file_name: str) -> _FileState:
     """The columns and keys of ``file_name``, read from disk once while the folder is open."""
     if file_name not in self._files:
-      table = _read_table(self.path / file_name)
+      table = csv_rows.read_table(self.path / file_name)
       if table.damage[:1] and table.damage[0].line == 1:  # never append to (or replace) it unread
         raise ValueError(
             f"'{self.path / file_name}' {table.damage[0].reason}. Rerun the experiment with the"
@@ -533,8 +412,9 @@ class ResultsFolder:
       return  # nothing to change: keep the file (and its timestamp) as it is
     key = _key(file_name)
     try:
-      if known.columns and not stale and _columns(known.columns, rows) == known.columns:
-        _append_rows(self.path / file_name, known.columns, rows)
+      unchanged = csv_rows.extended_columns(known.columns, rows) == known.columns
+      if known.columns and not stale and unchanged:
+        csv_rows.append_rows(self.path / file_name, known.columns, rows)
         known.keys.update(row[key] for row in rows if row.get(key))
       else:
         self._rewrite(file_name, rows, stale)
@@ -547,9 +427,10 @@ class ResultsFolder:
     path = self.path / file_name
     key = _key(file_name)
     # A file without a header holds no rows: nothing to read back.
-    table = _read_table(path) if self._known(file_name).columns else _Table([], [], [], [])
-    kept = [_as_text(row) for row in table.rows if row.get(key) not in stale]
-    columns = _write_table(path, table.header, kept + rows)
+    known = self._known(file_name).columns
+    table = csv_rows.read_table(path) if known else csv_rows.Table([], [], [], [])
+    kept = [csv_rows.as_text(row) for row in table.rows if row.get(key) not in stale]
+    columns = csv_rows.write_table(path, table.header, kept + rows)
     self._files[file_name] = _FileState(
         columns, {row[key] for row in kept + rows if row.get(key)})
 
@@ -582,12 +463,12 @@ def _set_aside(path: pathlib.Path) -> pathlib.Path:
     aside = path.with_name(f"{path.name}.damaged" + (f".{number}" if number > 1 else ""))
     if not aside.exists():
       os.replace(path, aside)
-      _sync_folder(path.parent)
+      atomic.sync_folder(path.parent)
       return aside
   raise AssertionError("unreachable")
 
 
-def _damage(tables: Mapping[str, _Table]) -> list[Damage]:
+def _damage(tables: Mapping[str, csv_rows.Table]) -> list[Damage]:
   """What :meth:`ResultsFolder.damage` finds, from each file's table."""
   runs_table = tables[RUNS_FILE]
   runs = list(zip(runs_table.rows, runs_table.lines))
@@ -622,7 +503,8 @@ def _damage(tables: Mapping[str, _Table]) -> list[Damage]:
   return found
 
 
-def _missing_reason(table: _Table, missing: list[tuple[dict[str, Any], int]], counted: str) -> str:
+def _missing_reason(table: csv_rows.Table, missing: list[tuple[dict[str, Any], int]],
+                    counted: str) -> str:
   """Why rows of ``missing`` runs are missing from a file, naming the first run."""
   if not table.exists:
     return f"is missing (deleted?), though runs.csv records rows in it for {len(missing)} run(s)"
@@ -705,193 +587,11 @@ def reading(folder: str | os.PathLike) -> Iterator[None]:
       handle.close()
 
 
-class _Table(NamedTuple):
-  header: list[str]  # empty when the file is missing, empty or its header damaged
-  rows: list[dict[str, Any]]  # intact rows, values parsed, checksum included
-  damage: list[Damage]  # a damaged header (line 1) comes first, alone
-  lines: list[int]  # the line of each intact row
-  exists: bool = True
-
-
-def _checksum(fields: Mapping[str, str]) -> str:
-  """Eight hex digits over a row's non-empty fields, independent of column order."""
-  text = "\x1f".join(f"{key}\x1e{value}" for key, value in sorted(fields.items())
-                     if value != "" and key != CHECKSUM)
-  return f"{zlib.crc32(text.encode('utf-8')):08x}"
-
-
-def _read_table(path: pathlib.Path) -> _Table:
-  if not path.exists():
-    return _Table([], [], [], [], exists=False)
-  # A grids.csv row lists every run of its program: a field may pass csv's 128 KB limit.
-  limit = csv.field_size_limit(2**31 - 1)
-  try:
-    with open(path, newline="", encoding="utf-8", errors="replace") as file:
-      lines = list(csv.reader(file))
-  finally:
-    csv.field_size_limit(limit)
-  if not lines:
-    return _Table([], [], [], [])
-  header, rows, damage, numbers = lines[0], [], [], []
-  if not header or header[-1] != CHECKSUM or len(set(header)) != len(header):
-    return _Table([], [], [Damage(path.name, 1, None, (
-        f"has no valid header (its first line should name the columns, ending with"
-        f" {CHECKSUM!r}; cut short or edited?): none of its rows can be trusted"))], [])
-  for number, fields in enumerate(lines[1:], start=2):
-    run_id = fields[0] if fields and header[0] == "run_id" and fields[0] else None
-    if len(fields) != len(header):
-      damage.append(Damage(path.name, number, run_id,
-                           f"{len(fields)} fields where the header has {len(header)} (cut short?)"))
-      continue
-    text = dict(zip(header, fields))
-    if _checksum(text) != text[CHECKSUM]:
-      damage.append(Damage(path.name, number, run_id,
-                           "its values do not match its checksum (edited or damaged)"))
-      continue
-    rows.append({column: parse_value(column, value) for column, value in text.items()})
-    numbers.append(number)
-  return _Table(header, rows, damage, numbers)
-
-
-def _as_text(row: Mapping[str, Any]) -> dict[str, str]:
-  return {key: value for key, value in _format_row(row).items() if key != CHECKSUM}
-
-
-def _columns(header: Sequence[str], rows: Sequence[Mapping[str, str]]) -> list[str]:
-  """``header``'s columns, then each new column of ``rows`` after its neighbour in the row.
-
-  Keys stay first: a new hyperparameter's column goes beside the others.
-
-  Examples:
-    >>> _columns(["run_id", "seed", "checksum"], [{"run_id": "a", "slope": "0.1", "seed": "0"}])
-    ['run_id', 'slope', 'seed']
-  """
-  columns = [column for column in header if column != CHECKSUM]
-  for row in rows:
-    previous = None
-    for key in row:
-      if key not in columns:
-        columns.insert(columns.index(previous) + 1 if previous else len(columns), key)
-      previous = key
-  return columns
-
-
-def _csv_lines(columns: Sequence[str], rows: Sequence[Mapping[str, str]], *, header: bool) -> str:
-  """``rows`` as CSV lines under ``columns``, each ending with its checksum."""
-  buffer = io.StringIO()
-  writer = csv.writer(buffer, lineterminator="\n")
-  if header:
-    writer.writerow([*columns, CHECKSUM])
-  for row in rows:
-    writer.writerow([*(row.get(column, "") for column in columns), _checksum(row)])
-  return buffer.getvalue()
-
-
-def _write_table(path: pathlib.Path, header: list[str], rows: list[dict[str, str]]) -> list[str]:
-  """Replaces ``path`` with ``rows`` under ``header`` (extended by new columns), atomically.
-
-  Returns the columns written, the checksum left out.
-  """
-  columns = _columns(header, rows)
-  write_text_atomic(path, _csv_lines(columns, rows, header=True))
-  return columns
-
-
-def _append_rows(path: pathlib.Path, columns: Sequence[str], rows: Sequence[Mapping[str, str]]) -> None:
-  """Appends ``rows`` (no new columns) to the end of ``path``, then flushes and syncs it.
-
-  Only the new bytes are written. A last line that an interrupted append left
-  without its newline is ended first: it stays a line of its own, found by its
-  checksum, and the new rows stay intact.
-  """
-  text = _csv_lines(columns, rows, header=False)
-  with open(path, "a+b") as file:  # appends land at the end, wherever the file was read
-    if file.seek(0, os.SEEK_END):
-      file.seek(-1, os.SEEK_END)
-      if file.read(1) != b"\n":
-        text = "\n" + text
-    file.write(text.encode("utf-8"))
-    file.flush()
-    os.fsync(file.fileno())
-
-
-def csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
-  """Plain rows as CSV text (header from the first row), for a study's own tables.
-
-  Unlike the folder's tables these carry no checksum: they are derived from
-  ``runs.csv`` and its siblings and rewritten whole on every run.
-
-  Examples:
-    >>> print(csv_text([{"width": 2, "born_dead_fraction": 0.915}]), end="")
-    width,born_dead_fraction
-    2,0.915
-  """
-  buffer = io.StringIO()
-  writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
-  writer.writeheader()
-  writer.writerows(rows)
-  return buffer.getvalue()
-
-
-def parse_value(column: str, text: str) -> Any:
-  """A CSV field back as the value that was written.
-
-  Empty is ``None``; ``True``/``False`` are bools; integers are ints; floats
-  (including ``nan`` and ``inf``) are floats; anything else, and every value of
-  ``run_id``, ``activation``, ``name`` and ``grid``, stays a string.
-
-  Examples:
-    >>> [parse_value("x", text) for text in ("", "True", "3", "0.1", "-inf", "relu")]
-    [None, True, 3, 0.1, -inf, 'relu']
-    >>> parse_value("activation", "1")
-    '1'
-  """
-  if column in _TEXT_COLUMNS:
-    return text
-  if text == "":
-    return None
-  if text in ("True", "False"):
-    return text == "True"
-  if _INT.fullmatch(text):
-    return int(text)
-  if _FLOAT.fullmatch(text):
-    return float(text)
-  return text
-
-
 def _run_id(row: Mapping[str, Any], which: str) -> str:
   run_id = row.get("run_id") if isinstance(row, Mapping) else None
   if not isinstance(run_id, str) or not run_id:
     raise ValueError(f"Every {which} row needs a non-empty string run_id, got {row!r}.")
   return run_id
-
-
-def _format_row(row: Mapping[str, Any]) -> dict[str, str]:
-  formatted = {}
-  for column, value in row.items():
-    if not isinstance(column, str):
-      raise TypeError(f"Column names must be strings, got {column!r} in {row!r}.")
-    formatted[column] = _format_value(column, value, row)
-  return formatted
-
-
-def _format_value(column: str, value: Any, row: Mapping[str, Any]) -> str:
-  if getattr(value, "shape", None) == () and hasattr(value, "__array__"):
-    value = np.asarray(value).item()  # NumPy and JAX scalars become Python ones
-  if value is None:
-    return ""
-  if isinstance(value, bool):
-    return repr(value)
-  if isinstance(value, int):
-    return str(value)
-  if isinstance(value, float):
-    return repr(value)  # the shortest text that reads back as the same float
-  if isinstance(value, str):
-    return value
-  raise TypeError(
-      f"Column {column!r} of run {row.get('run_id')!r} holds {value!r}; a results"
-      " value must be a number, a bool, a string or None."
-  )
 
 
 def _json_ready(value: Any) -> Any:

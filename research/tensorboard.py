@@ -46,7 +46,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from research import metrics, results
+from research import atomic, metrics, results
 
 FOLDER = "tensorboard"
 FILE = "events.out.tfevents.surrogate-activations"  # TensorBoard reads files named *tfevents*
@@ -124,7 +124,7 @@ def write(folder: str | os.PathLike, history: Rows, layers: Rows,
     if path.exists():
       continue
     path.parent.mkdir(parents=True, exist_ok=True)
-    results.write_bytes_atomic(path, _events(tags))
+    atomic.write_bytes_atomic(path, _events(tags))
     written.append(str(path.parent.relative_to(root)))
   return written
 

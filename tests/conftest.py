@@ -1,5 +1,8 @@
 """Test configuration, after equinox's: strict dtypes, no silent rank promotion."""
 
+import csv
+import pathlib
+
 import jax
 import pytest
 
@@ -36,3 +39,15 @@ def strict_promotion(request):
 @pytest.fixture
 def key() -> jax.Array:
   return jax.random.key(0)
+
+
+def rows_by_run(out: pathlib.Path) -> dict[str, dict[str, list[dict[str, str]]]]:
+  """A results folder's runs.csv, history.csv and layers.csv as their exact text, by run_id."""
+  tables = {}
+  for name in ("runs.csv", "history.csv", "layers.csv"):
+    with open(out / name, newline="") as file:
+      rows = list(csv.DictReader(file))
+    tables[name] = {}
+    for row in rows:
+      tables[name].setdefault(row["run_id"], []).append(row)
+  return tables

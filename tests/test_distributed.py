@@ -19,6 +19,7 @@ import time
 
 import pytest
 
+from conftest import rows_by_run
 from research import distributed, experiment
 from research.config import Config
 
@@ -74,18 +75,6 @@ def _job(out: pathlib.Path, elsewhere: pathlib.Path) -> list[tuple[int, str, str
   return [_finish(process, JOB_SECONDS) for process in processes]
 
 
-def _rows(out: pathlib.Path) -> dict[str, dict[str, list[dict[str, str]]]]:
-  """runs.csv, history.csv and layers.csv as their exact text, by run_id."""
-  tables = {}
-  for name in ("runs.csv", "history.csv", "layers.csv"):
-    with open(out / name, newline="") as file:
-      rows = list(csv.DictReader(file))
-    tables[name] = {}
-    for row in rows:
-      tables[name].setdefault(row["run_id"], []).append(row)
-  return tables
-
-
 def _drop_last_history_row(out: pathlib.Path) -> str:
   """Deletes history.csv's last row (its run is then damaged); returns that run's id."""
   path = out / "history.csv"
@@ -101,7 +90,7 @@ def test_two_processes_write_the_rows_of_one_and_resume(tmp_path):
 
   (status_0, table, notices), (status_1, done, errors) = _job(out, elsewhere)
   assert (status_0, status_1) == (0, 0), (notices, errors)
-  assert _rows(out) == _rows(one.out)  # bit-identical, row by row
+  assert rows_by_run(out) == rows_by_run(one.out)  # bit-identical, row by row
   assert "Results:" in table and "necro_relu" in table
   assert done.strip() == "process 1 of 2: done; its runs are in process 0's results folder."
   assert errors == ""
@@ -115,7 +104,7 @@ def test_two_processes_write_the_rows_of_one_and_resume(tmp_path):
   (status_0, _, notices), (status_1, _, errors) = _job(out, elsewhere)
   assert (status_0, status_1) == (0, 0), (notices, errors)
   assert damaged in notices and "history.csv" in notices
-  assert _rows(out) == _rows(one.out)
+  assert rows_by_run(out) == rows_by_run(one.out)
   with open(out / "grids.csv", newline="") as file:
     programs = list(csv.DictReader(file))
   assert [int(row["runs"]) for row in programs] == [4, 1]

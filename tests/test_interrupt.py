@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import gc
 import os
 import pathlib
@@ -16,7 +15,8 @@ import jax
 import pytest
 
 import research
-from research import cli, command, experiment, results
+from conftest import rows_by_run
+from research import cli, command, csv_rows, experiment, results
 from research.config import Config
 
 pytestmark = pytest.mark.standard_promotion  # trains with optax
@@ -65,18 +65,6 @@ def _data_rows(path: pathlib.Path) -> int:
   return max(0, len(path.read_text().splitlines()) - 1) if path.exists() else 0
 
 
-def _tables(out: pathlib.Path) -> dict[str, dict[str, list[dict[str, str]]]]:
-  """runs.csv, history.csv and layers.csv as their exact text, by run_id."""
-  tables = {}
-  for name in ("runs.csv", "history.csv", "layers.csv"):
-    with open(out / name, newline="") as file:
-      rows = list(csv.DictReader(file))
-    tables[name] = {}
-    for row in rows:
-      tables[name].setdefault(row["run_id"], []).append(row)
-  return tables
-
-
 @pytest.mark.slow
 def test_ctrl_c_stops_at_once_in_one_line_and_a_rerun_resumes_to_the_same_results(
     tmp_path, monkeypatch, capsys):
@@ -107,7 +95,7 @@ def test_ctrl_c_stops_at_once_in_one_line_and_a_rerun_resumes_to_the_same_result
   assert status == 0, capsys.readouterr().err  # the lock went with the process
   assert summary.exists() and (out / "final_accuracy.png").exists()
   reference = research.compare(CONFIG, out=tmp_path / "reference", quiet=True).out
-  assert _tables(out) == _tables(reference)
+  assert rows_by_run(out) == rows_by_run(reference)
 
 
 def _ctrl_c() -> None:
@@ -164,7 +152,7 @@ def test_ctrl_c_inside_a_write_lets_it_finish_then_stops(tmp_path, capsys, monke
       with results.ResultsFolder(tmp_path, {"steps": 1}) as folder:
         folder.add([RUN])  # the file's first rows: written whole, atomically
         try:
-          monkeypatch.setattr(results, "open", _cut_appends, raising=False)
+          monkeypatch.setattr(csv_rows, "open", _cut_appends, raising=False)
           folder.add([{**RUN, "run_id": "relu|seed=1", "seed": 1}])  # appended
         finally:
           monkeypatch.undo()

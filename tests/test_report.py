@@ -13,7 +13,7 @@ import shutil
 import pytest
 
 import research
-from research import cli, experiment, findings, report, results
+from research import atomic, cli, experiment, findings, report, results
 from research import study as study_lib
 from research.config import Config
 
@@ -147,7 +147,7 @@ def test_report_refuses_a_folder_being_written(copy, capsys):
 
 def test_report_holds_the_folders_until_their_summaries_are_copied(copy, tmp_path, monkeypatch):
   admitted = []
-  write = results.write_bytes_atomic
+  write = atomic.write_bytes_atomic
 
   def copying(path, data):
     if path.parent.name == copy.name:  # a copy of the folder's summary, findings or plots
@@ -158,7 +158,7 @@ def test_report_holds_the_folders_until_their_summaries_are_copied(copy, tmp_pat
         admitted.append(False)
     write(path, data)
 
-  monkeypatch.setattr(results, "write_bytes_atomic", copying)
+  monkeypatch.setattr(atomic, "write_bytes_atomic", copying)
   report.report([copy], out=tmp_path / "out" / "FINDINGS.md")
   assert admitted and not any(admitted)  # no writer came in between the checks and the copies
 

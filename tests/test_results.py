@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from research import results
+from research import atomic, csv_rows, results
 from research.results import ResultsFolder
 
 CONFIG = {
@@ -217,14 +217,14 @@ def test_history_is_replaced_when_a_run_is_added_after_an_interruption(tmp_path,
   folder.add([_run("relu|seed=0")], _history("relu|seed=0"))
   # Interrupt the next add between its two writes: history.csv is written,
   # runs.csv is not, so the run is not finished and will be trained again.
-  append = results._append_rows
+  append = csv_rows.append_rows
 
   def interrupted(path, columns, rows):
     if path.name == results.RUNS_FILE:
       raise KeyboardInterrupt
     append(path, columns, rows)
 
-  monkeypatch.setattr(results, "_append_rows", interrupted)
+  monkeypatch.setattr(csv_rows, "append_rows", interrupted)
   with pytest.raises(KeyboardInterrupt):
     folder.add([_run("relu|seed=1", seed=1)], _history("relu|seed=1", steps=(0, 50), loss=5.0))
   monkeypatch.undo()
@@ -249,8 +249,8 @@ def test_adds_append_and_never_rewrite_earlier_bytes(tmp_path, open_folder, monk
   folder.add([_run("relu|seed=0")], _history("relu|seed=0"), _history("relu|seed=0"),
              {"grid": "relu", "seconds": 1.5})
   rewrites = []
-  write = results.write_text_atomic
-  monkeypatch.setattr(results, "write_text_atomic",
+  write = atomic.write_text_atomic
+  monkeypatch.setattr(atomic, "write_text_atomic",
                       lambda path, text: (rewrites.append(path), write(path, text)))
   for seed in range(1, 6):
     before = _contents(folder)
@@ -270,8 +270,8 @@ def test_a_new_column_rewrites_the_file_once(tmp_path, open_folder, monkeypatch)
   folder = open_folder(tmp_path, CONFIG)
   folder.add([_run("relu|seed=0")], _history("relu|seed=0"))
   rewrites = []
-  write = results.write_text_atomic
-  monkeypatch.setattr(results, "write_text_atomic",
+  write = atomic.write_text_atomic
+  monkeypatch.setattr(atomic, "write_text_atomic",
                       lambda path, text: (rewrites.append(path.name), write(path, text)))
   folder.add([_run("necro|seed=0", negative_slope=0.1)], _history("necro|seed=0"))
   folder.add([_run("necro|seed=1", seed=1, negative_slope=0.2)], _history("necro|seed=1"))
@@ -282,8 +282,8 @@ def test_a_new_column_rewrites_the_file_once(tmp_path, open_folder, monkeypatch)
 def test_adds_read_each_file_once_however_many(tmp_path, open_folder, monkeypatch):
   # Quadratic no more: the open folder remembers each file's columns and runs.
   reads = []
-  read = results._read_table
-  monkeypatch.setattr(results, "_read_table", lambda path: (reads.append(path.name), read(path))[1])
+  read = csv_rows.read_table
+  monkeypatch.setattr(csv_rows, "read_table", lambda path: (reads.append(path.name), read(path))[1])
   folder = open_folder(tmp_path, CONFIG)
   for seed in range(30):
     run_id = f"relu|seed={seed}"
@@ -302,17 +302,17 @@ def test_adds_read_each_file_once_however_many(tmp_path, open_folder, monkeypatc
 
 def _crash_mid_append(monkeypatch, file_name: str) -> None:
   """The next append to ``file_name`` writes half its bytes, then the process "dies"."""
-  append = results._append_rows
+  append = csv_rows.append_rows
 
   def crashing(path, columns, rows):
     if path.name != file_name:
       return append(path, columns, rows)
-    text = results._csv_lines(columns, rows, header=False).encode()
+    text = csv_rows.csv_lines(columns, rows, header=False).encode()
     with open(path, "ab") as file:
       file.write(text[: len(text) // 2])
     raise KeyboardInterrupt("simulated crash mid-append")
 
-  monkeypatch.setattr(results, "_append_rows", crashing)
+  monkeypatch.setattr(csv_rows, "append_rows", crashing)
 
 
 @pytest.mark.parametrize("file_name", [results.HISTORY_FILE, results.RUNS_FILE])
@@ -378,11 +378,11 @@ def test_rewrites_are_atomic_and_leave_no_temporary_files(tmp_path, open_folder,
 
 def test_write_bytes_atomic_replaces_whole_file(tmp_path):
   path = tmp_path / "plot.png"
-  results.write_bytes_atomic(path, b"a" * 1000)
-  results.write_bytes_atomic(path, b"b")
+  atomic.write_bytes_atomic(path, b"a" * 1000)
+  atomic.write_bytes_atomic(path, b"b")
   assert path.read_bytes() == b"b" and os.listdir(tmp_path) == ["plot.png"]
   with pytest.raises(TypeError, match="needs a str"):
-    results.write_text_atomic(path, b"bytes")
+    atomic.write_text_atomic(path, b"bytes")
 
 
 # --- damage, locks ------------------------------------------------------------
@@ -511,10 +511,10 @@ def test_each_run_records_its_rows_and_each_program_its_runs_but_readers_get_wha
   ids = _three_runs(folder)
   assert folder.runs() == [_run(ids[0]), _run(ids[1], seed=1), _run(ids[2], seed=2)]
   assert folder.grids() == [{"grid": "relu", "seconds": 1.5}, {"grid": "relu", "seconds": 0.5}]
-  runs = results._read_table(folder.path / results.RUNS_FILE).rows
+  runs = csv_rows.read_table(folder.path / results.RUNS_FILE).rows
   assert [(row["history_rows"], row["layers_rows"], row["grids_rows"]) for row in runs] == [
       (3, 6, 1), (3, 6, 1), (1, 0, 1)]
-  grids = results._read_table(folder.path / results.GRIDS_FILE).rows
+  grids = csv_rows.read_table(folder.path / results.GRIDS_FILE).rows
   assert [json.loads(row["run_ids"]) for row in grids] == [ids[:2], ids[2:]]
   assert folder.damage() == []
 
@@ -575,12 +575,12 @@ def test_a_run_with_more_rows_than_recorded_is_damaged_too(tmp_path, open_folder
 
 def _as_legacy(folder: ResultsFolder) -> None:
   """Rewrites ``folder`` as a version before the row counts wrote it: no bookkeeping columns."""
-  drop = {"history_rows", "layers_rows", "grids_rows", "run_ids", results.CHECKSUM}
+  drop = {"history_rows", "layers_rows", "grids_rows", "run_ids", csv_rows.CHECKSUM}
   for name in (results.RUNS_FILE, results.GRIDS_FILE):
-    table = results._read_table(folder.path / name)
-    rows = [{key: value for key, value in results._as_text(row).items() if key not in drop}
+    table = csv_rows.read_table(folder.path / name)
+    rows = [{key: value for key, value in csv_rows.as_text(row).items() if key not in drop}
             for row in table.rows]
-    results._write_table(folder.path / name, [c for c in table.header if c not in drop], rows)
+    csv_rows.write_table(folder.path / name, [c for c in table.header if c not in drop], rows)
   folder._files.clear()
 
 

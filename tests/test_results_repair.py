@@ -18,7 +18,7 @@ from collections.abc import Callable
 import pytest
 
 import research
-from research import programs, results
+from research import csv_rows, programs, results
 from research.config import Config
 
 pytestmark = pytest.mark.standard_promotion  # optax's adam mixes dtypes
@@ -110,11 +110,11 @@ def test_a_rerun_repairs_the_damage_says_so_and_gives_the_undamaged_rows(
 def _as_legacy(folder: pathlib.Path) -> None:
   """Rewrites ``folder`` as a version before the row counts wrote it: no bookkeeping columns."""
   for name in (results.RUNS_FILE, results.GRIDS_FILE):
-    table = results._read_table(folder / name)
-    drop = {"history_rows", "layers_rows", "grids_rows", "run_ids", results.CHECKSUM}
-    rows = [{key: value for key, value in results._as_text(row).items() if key not in drop}
+    table = csv_rows.read_table(folder / name)
+    drop = {"history_rows", "layers_rows", "grids_rows", "run_ids", csv_rows.CHECKSUM}
+    rows = [{key: value for key, value in csv_rows.as_text(row).items() if key not in drop}
             for row in table.rows]
-    results._write_table(folder / name, [c for c in table.header if c not in drop], rows)
+    csv_rows.write_table(folder / name, [c for c in table.header if c not in drop], rows)
 
 
 def test_a_folder_from_before_the_row_counts_resumes_without_training_and_is_still_repaired(

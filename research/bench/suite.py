@@ -17,7 +17,7 @@ from typing import Any
 import jax
 from jax.experimental.compilation_cache import compilation_cache
 
-from research import data, devices, results
+from research import atomic, data, devices
 from research.bench import (
     activation_cost, grid_throughput, main_job, memory_estimate, report, resnet_step, targets,
     timing, torch_reference,
@@ -158,10 +158,10 @@ def run(config: BenchConfig, sizes: Sizes | None = None) -> dict[str, Any]:
   result["bench_seconds"] = time.perf_counter() - started
   result["targets"] = [dataclasses.asdict(t) | {"verdict": t.verdict} for t in targets.check(result)]
   text = report.markdown(result)
-  results.write_text_atomic(out / "bench.json", json.dumps(result, indent=1) + "\n")
-  results.write_text_atomic(out / "bench.md", text)
+  atomic.write_text_atomic(out / "bench.json", json.dumps(result, indent=1) + "\n")
+  atomic.write_text_atomic(out / "bench.md", text)
   if config.write_benchmarks_md:
-    results.write_text_atomic(REPOSITORY / "BENCHMARKS.md", text)
+    atomic.write_text_atomic(REPOSITORY / "BENCHMARKS.md", text)
   _say(f"wrote {out}/bench.json and bench.md")
   return result
 

@@ -47,7 +47,7 @@ from jax import Array
 
 import activations
 from research import config as config_lib
-from research import devices, experiment, models, plots, results, tables
+from research import csv_rows, devices, experiment, models, plots, tables
 from research.config import Config
 from research.findings import Answer, Estimate, Findings, Table
 from research.study import Study
@@ -213,7 +213,7 @@ def measure(settings: Settings, folder: pathlib.Path, quiet: bool) -> dict[str, 
       rows += [{"width": width, "depth": depth, "init": init, "trials": settings.trials,
                 "born_dead_fraction": counts[depth] / settings.trials} for depth in sorted(settings.depths)]
   if devices.writes_results():
-    experiment.write_report(folder, BORN_DEAD_FILE, results.csv_text(rows))
+    experiment.write_report(folder, BORN_DEAD_FILE, csv_rows.csv_text(rows))
   return {"born_dead": pd.DataFrame(rows)}
 
 
