@@ -193,7 +193,10 @@ def test_resnet_step_record_has_each_part_and_convolution():
   assert "JAX kernels" in text and "| matmul |" in text
   verdicts = {target.name: target.verdict for target in targets.check({"platform": "cpu",
                                                                        "resnet_step": record})}
-  assert verdicts[targets.RESNET_STEP] in ("met", "NOT met")
+  if "skipped" in record["torch"]:  # no PyTorch (the bench extra): nothing to compare with
+    assert targets.RESNET_STEP not in verdicts
+  else:
+    assert verdicts[targets.RESNET_STEP] in ("met", "NOT met")
 
 
 def test_torch_resnet20_has_the_option_a_parameter_count():
