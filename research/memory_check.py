@@ -36,6 +36,7 @@ from research import devices, grid, memory, memory_trace, precompile, programs, 
 from research.config import Config
 from research.data import Dataset
 
+
 class Measured(NamedTuple):
   """XLA's ``memory_analysis()`` of one compiled program, per device, in bytes."""
 
@@ -104,15 +105,10 @@ def compile_largest(config: Config, dataset: Dataset) -> dict[str, Measured]:
   program = train.Program.of(config, dataset, grids)
   compiled = programs.compile_grid(program, mesh)
   inputs = programs.sharded_inputs(runs, grids, mesh)
-  count = inputs.learning_rate.shape[0]
   replicated = devices.replicated_sharding(mesh)
   data = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated),
                       jax.eval_shape(lambda: train.device_arrays(dataset)))
-  one_run = jax.tree.map(lambda a: a[0], precompile._without_hyperparameters(inputs))
-  shapes = jax.eval_shape(precompile._init_one(precompile._init_program(program)), one_run)
-  sharding = devices.runs_sharding(mesh)
-  state = jax.tree.map(
-      lambda s: jax.ShapeDtypeStruct((count, *s.shape), s.dtype, sharding=sharding), shapes)
+  state = precompile.abstract_state(program, mesh, inputs)
   step = jnp.asarray(0)
   passed = _device_bytes((state, inputs, data)) + step.nbytes
   chunk = min(config.eval_every, program.config.steps)

@@ -91,6 +91,24 @@ def _stack(*leaves: Array) -> Any:
   return np.stack(jax.device_get(leaves))
 
 
+def _one_run(inputs: RunInputs) -> RunInputs:
+  """The first run's inputs, without the hyperparameters its initialisation does not read."""
+  return jax.tree.map(lambda a: a[0], _without_hyperparameters(inputs))
+
+
+def abstract_state(program: Program, mesh: Mesh, inputs: RunInputs) -> RunState:
+  """Every run's initial state as shapes and dtypes, sharded over ``mesh`` by runs; nothing computed.
+
+  What :func:`init_runs` would return, for lowering the grid's programs
+  before any state exists.
+  """
+  shapes = jax.eval_shape(_init_one(_init_program(program)), _one_run(inputs))
+  count = inputs.learning_rate.shape[0]
+  runs = devices.runs_sharding(mesh)
+  return jax.tree.map(
+      lambda s: jax.ShapeDtypeStruct((count, *s.shape), s.dtype, sharding=runs), shapes)
+
+
 # (program, mesh, run count, chunk length) of every grid compiled ahead so far.
 _COMPILED: set[tuple[Any, ...]] = set()
 
@@ -110,12 +128,9 @@ def compile_ahead(
   key = (program, mesh, count, chunk)
   if key in _COMPILED:
     return
-  one_run = jax.tree.map(lambda a: a[0], _without_hyperparameters(inputs))
-  init_one = _init_one(_init_program(program))
-  shapes = jax.eval_shape(init_one, one_run)
-  runs = devices.runs_sharding(mesh)
-  state = jax.tree.map(
-      lambda s: jax.ShapeDtypeStruct((count, *s.shape), s.dtype, sharding=runs), shapes)
+  state = abstract_state(program, mesh, inputs)
+  one_run = _one_run(inputs)
+  init_one = _init_one(_init_program(program))  # cached: the function abstract_state traced
   step = jnp.asarray(0)
   # Each compiles as soon as it is lowered, while the next one is traced (in
   # Python, on one core): the init, quick to trace, first; then the longest.
