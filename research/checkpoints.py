@@ -57,10 +57,13 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from research import atomic
 from research.command import uninterrupted
 
 FOLDER = "checkpoints"
 FORMAT = 1  # of the ``record`` item; another is not read
+
+
 @dataclasses.dataclass(frozen=True)
 class Schedule:
   """When a program's state is saved: every so many steps and/or minutes of training.
@@ -332,9 +335,7 @@ def _write_manifest(folder: pathlib.Path) -> None:
   """Lists a finished checkpoint's files with their sizes and hashes (written atomically)."""
   listing = {str(path.relative_to(folder)): [path.stat().st_size, _digest(path)]
              for path in _files(folder)}
-  temporary = folder / f".{MANIFEST}.tmp"
-  temporary.write_text(json.dumps(listing))
-  os.replace(temporary, folder / MANIFEST)
+  atomic.write_text_atomic(folder / MANIFEST, json.dumps(listing))
 
 
 def _check_manifest(folder: pathlib.Path) -> str | None:

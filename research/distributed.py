@@ -90,7 +90,8 @@ class Processes:
     if self.single:
       return
     if self.join_timeout <= 0:
-      raise ValueError(f"--join-timeout must be a positive number of seconds, got {self.join_timeout}.")
+      raise ValueError(
+          f"--join-timeout must be a positive number of seconds, got {self.join_timeout}.")
     if self.coordinator_address == AUTO:
       return  # a flag given beside auto overrides what the cluster says (checked once detected)
     if not self.coordinator_address or self.num_processes == 0 or self.process_id == -1:
@@ -233,6 +234,11 @@ def leave(status: int) -> int:
   if status == 0:
     watch.finish()
     return status
+  _exit_now(status)
+
+
+def _exit_now(status: int) -> None:
+  """Ends the process at once with ``status``, its output flushed, skipping JAX's exit."""
   for stream in (sys.stdout, sys.stderr):
     with contextlib.suppress(Exception):
       stream.flush()
@@ -434,11 +440,7 @@ class _Watch(threading.Thread):
     print(f"error: process {number} of {self.count} stopped before it finished (see its own"
           f" output), so process {self.number} stops too; process 0 keeps the finished runs:"
           " rerun the same command on every process to resume.", file=sys.__stderr__, flush=True)
-    for stream in (sys.stdout, sys.stderr):
-      with contextlib.suppress(Exception):
-        stream.flush()
-    os._exit(1)
-
+    _exit_now(1)
 
 
 def done_line() -> str:
