@@ -304,10 +304,8 @@ def _train_pending(prepared: Prepared, quiet: bool, run_columns: RunColumns | No
     for number, (index, batch) in enumerate(batches, start=1):
       check_interrupt()  # a Ctrl-C that Python lost stops here, between programs
       keys = parts[index].keys
-      label = " ".join(f"{value}" for value in keys.values())
-      specs = ", ".join(this_grid.spec for this_grid, _ in batch)
       count = sum(len(runs) for _, runs in batch)
-      bar.set_description(f"[{number}/{len(batches)}] {label} {specs} x {count} runs".replace("  ", " ").strip())
+      bar.set_description(_description(number, len(batches), keys, batch))
 
       def on_chunk(steps: int, mean_loss: float) -> None:
         check_interrupt()  # and between chunks
@@ -321,15 +319,9 @@ def _train_pending(prepared: Prepared, quiet: bool, run_columns: RunColumns | No
       result = programs.train_grids(parts[index].config, datasets[index], batch, on_chunk=on_chunk,
                                     checkpoints=saver, on_resume=on_resume)
       if devices.writes_results():
-        record = {**keys, **result.timing, "machine": machine, "command": command}
-        runs_rows = _with_keys(result.runs, keys)
-        if run_columns is not None:
-          runs_rows = [{**row, **run_columns(row)} for row in runs_rows]
         with uninterrupted():  # a Ctrl-C lets the program's rows reach all four files
-          folder.add(
-              runs_rows, _with_keys(result.history, keys),
-              _with_keys(result.layers, keys), record,
-          )
+          folder.add(*_program_rows(result, keys, run_columns,
+                                    {"machine": machine, "command": command}))
           finished += count
           record_progress(folder.path, finished, total)  # before the Ctrl-C's line is written
         if saver is not None:
@@ -342,6 +334,25 @@ def _train_pending(prepared: Prepared, quiet: bool, run_columns: RunColumns | No
     return Trained(folder.path, [], [], [], [])
   return Trained(folder.path, folder.runs(), folder.history(), folder.layers(), folder.grids(),
                  tuple(str(damage) for damage in dropped))
+
+
+def _description(number: int, programs_count: int, keys: Mapping[str, Any],
+                 batch: Batch) -> str:
+  """The progress bar's label of a program: its number, part, grids and run count."""
+  label = " ".join(f"{value}" for value in keys.values())
+  specs = ", ".join(this_grid.spec for this_grid, _ in batch)
+  count = sum(len(runs) for _, runs in batch)
+  return f"[{number}/{programs_count}] {label} {specs} x {count} runs".replace("  ", " ").strip()
+
+
+def _program_rows(result: programs.GridResult, keys: Mapping[str, Any],
+                  run_columns: RunColumns | None, context: Mapping[str, Any]) -> tuple[Any, ...]:
+  """A program's runs, history, layers and grids rows, as ResultsFolder.add takes them."""
+  runs_rows = _with_keys(result.runs, keys)
+  if run_columns is not None:
+    runs_rows = [{**row, **run_columns(row)} for row in runs_rows]
+  return (runs_rows, _with_keys(result.history, keys), _with_keys(result.layers, keys),
+          {**keys, **result.timing, **context})
 
 
 def _part_keys(prepared: Prepared) -> dict[str, Mapping[str, Any]]:
