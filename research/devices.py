@@ -90,24 +90,37 @@ def resolved_batching(batching: str) -> str:
   return "map" if jax.default_backend() == "cpu" else "vmap"
 
 
+def cpu_model() -> str:
+  """The CPU's model name, with its family and model numbers where Linux gives them.
+
+  A virtual machine's name can be generic ("AMD EPYC" on two generations whose
+  XLA kernels, hence numbers, differ); the family and model tell them apart.
+  """
+  fields = {}
+  with contextlib.suppress(OSError):
+    with open("/proc/cpuinfo", encoding="utf-8") as file:
+      for line in file:
+        name, _, value = line.partition(":")
+        if not line.strip():
+          break  # the first processor's fields are enough
+        fields.setdefault(name.strip(), value.strip())
+  cpu = fields.get("model name") or platform.processor() or platform.machine()
+  if "cpu family" in fields and "model" in fields:
+    cpu += f" family {fields['cpu family']} model {fields['model']}"
+  return cpu
+
+
 def machine_description() -> str:
   """The CPU model and the devices JAX uses, for summaries and benchmarks.
 
   Numbers differ from one CPU model to another (the same machine reproduces
   them bit for bit), so every result is quoted with this line.
   """
-  cpu = platform.processor() or platform.machine()
-  with contextlib.suppress(OSError):
-    with open("/proc/cpuinfo", encoding="utf-8") as file:
-      for line in file:
-        if line.startswith("model name"):
-          cpu = line.split(":", 1)[1].strip()
-          break
   cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
   device = jax.devices()[0]
   kind = device.device_kind if device.platform != "cpu" else "CPU"
   return (
-      f"{cpu}, {cores} core(s); {jax.device_count()} {device.platform} device(s)"
+      f"{cpu_model()}, {cores} core(s); {jax.device_count()} {device.platform} device(s)"
       f" ({kind}); jax {jax.__version__}"
   )
 

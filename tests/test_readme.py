@@ -58,7 +58,7 @@ def test_readme_table_is_what_the_command_prints_on_the_quoted_cpu(tmp_path):
   from research import devices
 
   section = README.read_text().split("## Quickstart", 1)[1]
-  cpu = devices.machine_description().split(",")[0]
+  cpu = devices.cpu_model()
   if f"({cpu}, jax" not in section:
     pytest.skip(f"the README's table was measured on another CPU than this {cpu!r}")
   completed = subprocess.run(
