@@ -253,3 +253,14 @@ def test_batched_pytorch_target_uses_the_whole_command_where_timed():
   assert target.reason
   row = report._batched_row(result, batched)
   assert row[1:] == ["33.0 s", "15.0 s (whole command, cold cache)", "2.20x"]
+
+
+@pytest.mark.slow  # compiles a ResNet-20 step: seconds on a 2-core CPU
+@pytest.mark.standard_promotion
+def test_resnet_step_with_xla_convolutions_times_xla_s_own_kernels():
+  shape = resnet_step.ResnetShape(batch=2, image_size=8, width=4, convolution="xla")
+  record = resnet_step.measure(shape, rounds=1, torch=False)
+  assert record["convolution"] == "xla"
+  categories = record["jax_kernels"]["categories"]
+  assert categories["convolution"]["share"] > 0  # the patches path has no convolution kernel
+  assert "XLA's convolution" in report.resnet_step_section(record)

@@ -35,7 +35,9 @@ Every time comes from :func:`research.bench.timing.interleaved`, all
 candidates of a table timed in turn in each round; a ratio is PyTorch's time
 over JAX's, per round, its median reported (above 1: JAX is faster).
 
-Run alone: ``python -m research.bench.resnet_step [--quick] [--out FILE]``.
+Run alone: ``python -m research.bench.resnet_step [--quick] [--out FILE] [--convolution xla]``
+(``--convolution``: how JAX computes the convolutions; the bench itself times
+the engine's ``"auto"``).
 XLA's CPU flags (``XLA_FLAGS``, recorded in the result) apply to that
 process, so the effect of one on the JAX side is measured by running it with
 and without. With jaxlib 0.10 on a CPU, XLA runs some of these convolutions
@@ -52,7 +54,7 @@ import os
 import pathlib
 import statistics
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import optax
@@ -74,6 +76,9 @@ class ResnetShape:
   image_size: int = 32  # height and width, pixels
   width: int = 16  # channels of the first stage (16: the paper's ResNet-20)
   num_classes: int = 10
+  # How the step's resnet20 computes convolutions (research.convolution): "auto"
+  # (patches on CPU, what the engine trains with), "xla" or "patches".
+  convolution: str = "auto"
 
   def stages(self) -> list[tuple[int, int]]:
     """(size, channels) of each stage's 3x3 convolutions.
@@ -140,7 +145,8 @@ def _jax_programs(shape: ResnetShape, seed: int = 0
   key = jax.random.key(seed, impl="rbg")
   model = architectures.resnet20(
       jax.nn.relu, input_shape=(shape.image_size, shape.image_size, 3),
-      num_outputs=shape.num_classes, rngs=nnx.Rngs(key), width=shape.width)
+      num_outputs=shape.num_classes, rngs=nnx.Rngs(key), width=shape.width,
+      convolution=shape.convolution)
   model.train()  # BatchNorm normalises with the batch's statistics and updates its averages
   graphdef, params, stats = nnx.split(model, nnx.Param, nnx.BatchStat)
   optimizer = optax.sgd(0.1, momentum=0.9)
@@ -232,7 +238,7 @@ def measure_step(shape: ResnetShape, rounds: int, *, torch: bool = True,
   measured = timing.interleaved(candidates, rounds)
   jax_times = {part: measured[f"jax {part}"] for part in STEP_PARTS}
   result: dict[str, Any] = {"jax": _summaries(jax_times), "split": _split(jax_times),
-                            "convolution": convolution.resolve("auto")}
+                            "convolution": convolution.resolve(shape.convolution)}
   # Where the step's time goes, kernel by kernel (after the timed rounds: a trace slows them).
   result["jax_kernels"] = kernels.profile(programs["step"], step_hlo(), calls=profile_calls)
   if missing:
@@ -266,11 +272,12 @@ def measure_convs(shape: ResnetShape, rounds: int, *, memory_format: str | None,
                   calls_per_round: int = 3) -> list[dict[str, Any]]:
   """Each stage's three convolutions, JAX and (``memory_format`` not None) PyTorch, in turn.
 
-  JAX computes them as the step's ``resnet20`` does here (``convolution="auto"``).
+  JAX computes them as the step's ``resnet20`` does here (``shape.convolution``).
   """
   rows = []
   for stage, (size, channels) in enumerate(shape.stages()):
-    candidates = {f"jax {op}": call for op, call in jax_conv_ops(shape.batch, size, channels).items()}
+    candidates = {f"jax {op}": call for op, call in jax_conv_ops(shape.batch, size, channels,
+                                                              shape.convolution).items()}
     if memory_format is not None:
       calls = torch_resnet.conv_ops(shape.batch, size, channels, memory_format)
       candidates |= {f"torch {op}": call for op, call in calls.items()}
@@ -321,6 +328,10 @@ class ResnetStepConfig:
   quick: bool = False  # fewer rounds (2 instead of 5)
   torch: bool = True  # also time PyTorch eager when torch is installed (the bench extra)
   out: str = ""  # also write the record as JSON to this file; empty: print only
+  # How JAX computes the convolutions: "auto" (patches on CPU, as the engine
+  # trains), "xla" (XLA's own; with XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=
+  # individual_dot,individual_convolution,reduce,eltwise, YNNPACK's) or "patches".
+  convolution: Literal["auto", "xla", "patches"] = "auto"
 
 
 def main(config: ResnetStepConfig) -> dict[str, Any]:
@@ -328,7 +339,8 @@ def main(config: ResnetStepConfig) -> dict[str, Any]:
   from research.bench import report  # report reads records; it does not import this module
 
   rounds = 2 if config.quick else 5
-  result = measure(ResnetShape(), rounds, torch=config.torch)
+  convolution.resolve(config.convolution)  # a bad name fails before anything is measured
+  result = measure(ResnetShape(convolution=config.convolution), rounds, torch=config.torch)
   print(report.resnet_step_section(result))
   if config.out:
     pathlib.Path(config.out).write_text(json.dumps(result, indent=1) + "\n")
