@@ -57,7 +57,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from research import atomic
+from research import atomic, devices
 from research.command import uninterrupted
 
 FOLDER = "checkpoints"
@@ -362,14 +362,10 @@ def _first_line(error: BaseException) -> str:
   return text[0][:200] if text else ""
 
 
-def _is_key(leaf: Any) -> bool:
-  return jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
-
-
 def _storable(leaf: Any) -> Any:
   """A typed PRNG key as its raw uint32 data (Orbax stores plain arrays)."""
   leaf = leaf if isinstance(leaf, jax.Array) else np.asarray(leaf)
-  return jax.random.key_data(leaf) if _is_key(leaf) else leaf
+  return jax.random.key_data(leaf) if devices.is_random_key(leaf) else leaf
 
 
 def _abstract(leaf: Any) -> Any:
@@ -381,6 +377,6 @@ def _abstract(leaf: Any) -> Any:
 
 def _restored(value: Any, example: Any) -> Any:
   """A restored leaf as ``example``'s kind: a typed key again where it was one."""
-  if _is_key(example):
+  if devices.is_random_key(example):
     return jax.random.wrap_key_data(value, impl=jax.random.key_impl(example))
   return value

@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import os
 import platform
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -173,11 +174,36 @@ def place(leaf: Any, sharding: NamedSharding) -> Any:
   """
   if sharding.is_fully_addressable:
     return jax.device_put(leaf, sharding)
-  if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-    data = place(jax.random.key_data(leaf), sharding)
-    return jax.random.wrap_key_data(data, impl=jax.random.key_impl(leaf))
-  host = np.asarray(leaf)
-  return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+  def from_host(value: Any) -> jax.Array:
+    host = np.asarray(value)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+  return on_key_data(leaf, from_host)
+
+
+def is_random_key(leaf: Any) -> bool:
+  """Whether ``leaf`` is a typed random key array (it has no NumPy dtype).
+
+  Examples:
+    >>> is_random_key(jax.random.key(0)), is_random_key(np.zeros(2))
+    (True, False)
+  """
+  return jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
+
+
+def on_key_data(leaf: Any, function: Callable[[Any], Any]) -> Any:
+  """``function(leaf)``; for a random key, applied to its raw data, the result a key again.
+
+  Examples:
+    >>> key = on_key_data(jax.random.key(3), np.asarray)
+    >>> is_random_key(key), bool((jax.random.key_data(key) == jax.random.key_data(jax.random.key(3))).all())
+    (True, True)
+  """
+  if not is_random_key(leaf):
+    return function(leaf)
+  data = function(jax.random.key_data(leaf))
+  return jax.random.wrap_key_data(data, impl=jax.random.key_impl(leaf))
 
 
 def to_host(tree: Any) -> Any:
@@ -197,10 +223,7 @@ def key_or_array_to_host(leaf: Any) -> Any:
   Random keys have no NumPy dtype, so their data travels; a leaf split over
   several processes is gathered (:func:`to_host`).
   """
-  if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-    data = to_host(jax.random.key_data(leaf))
-    return jax.random.wrap_key_data(data, impl=jax.random.key_impl(leaf))
-  return to_host(leaf)
+  return on_key_data(leaf, to_host)
 
 
 def check_same_runs(run_ids: list[str]) -> None:

@@ -86,7 +86,7 @@ def _stack(*leaves: Array) -> Any:
   On the host, a copy bit for bit without a compiled stack per leaf shape;
   random keys (Dropout's streams) have no NumPy dtype and stack in JAX.
   """
-  if jax.dtypes.issubdtype(leaves[0].dtype, jax.dtypes.prng_key):
+  if devices.is_random_key(leaves[0]):
     return jnp.stack(leaves)
   return np.stack(jax.device_get(leaves))
 
