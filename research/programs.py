@@ -327,22 +327,29 @@ def train_grids(
     if saver is not None:
       saver.close()
   rows = _final_rows(program, runs, recorder, state)
-  timing = {
-      "grid": " + ".join(grid.spec for grid in grids),
-      "runs": len(runs),
-      "devices": mesh.size,
-      "platform": mesh.devices.flat[0].platform,
-      "batching": program.config.batching,
-      "steps": program.config.steps,
-      "seconds": round(time.perf_counter() - started, 3),
-      "examples_per_second_per_run": round(
-          program.config.steps * program.config.batch_size / max(training_seconds, 1e-9), 1),
-  }
+  timing = _grids_row(program, mesh, grids, len(runs), time.perf_counter() - started,
+                      training_seconds)
   # Rows grid by grid, as if each grid had trained alone (the runs' order within each).
   grid_of = {run.run_id: number for number, (_, grid_runs) in enumerate(pairs) for run in grid_runs}
   by_grid = lambda row: grid_of[row["run_id"]]  # noqa: E731
   return GridResult(rows, sorted(recorder.history, key=by_grid),
                     sorted(recorder.layers, key=by_grid), timing)
+
+
+def _grids_row(program: Program, mesh: Mesh, grids: Sequence[Grid], runs: int,
+               seconds: float, training_seconds: float) -> dict[str, Any]:
+  """The program's ``grids.csv`` row: what it trained, where, and how fast."""
+  return {
+      "grid": " + ".join(grid.spec for grid in grids),
+      "runs": runs,
+      "devices": mesh.size,
+      "platform": mesh.devices.flat[0].platform,
+      "batching": program.config.batching,
+      "steps": program.config.steps,
+      "seconds": round(seconds, 3),
+      "examples_per_second_per_run": round(
+          program.config.steps * program.config.batch_size / max(training_seconds, 1e-9), 1),
+  }
 
 
 def _train(
