@@ -339,7 +339,6 @@ def main(config: ResnetStepConfig) -> dict[str, Any]:
   from research.bench import report  # report reads records; it does not import this module
 
   rounds = 2 if config.quick else 5
-  convolution.resolve(config.convolution)  # a bad name fails before anything is measured
   result = measure(ResnetShape(convolution=config.convolution), rounds, torch=config.torch)
   print(report.resnet_step_section(result))
   if config.out:
