@@ -133,6 +133,17 @@ def _data_bytes(dataset: Dataset) -> int:
   return sampled + padded(dataset.x_train, dataset.y_train) + padded(dataset.x_test, dataset.y_test)
 
 
+def _activation_bytes(config: Config, dataset: Dataset, model: memory_trace.RunSizes,
+                      one_seed: tuple[grid.Grid, ...], shared: bool, in_flight: int) -> int:
+  """What ``in_flight`` runs save for their backward pass at the largest batch with gradients."""
+  evaluation_batch = min(train.EVAL_BATCH, len(dataset.x_train))
+  examples = max(config.batch_size, evaluation_batch)
+  itemsize = 2 if config.dtype == "bfloat16" else 4
+  example_bytes = model.example_bytes + (
+      model.units * memory_trace.switch_bytes(one_seed) if shared else 0)
+  return in_flight * examples * example_bytes // 4 * itemsize
+
+
 def estimate(config: Config, dataset: Dataset, *, num_devices: int | None = None,
              platform: str | None = None) -> Estimate:
   """The memory of ``config``'s largest program on this machine's devices (or those given).
@@ -161,17 +172,13 @@ def estimate(config: Config, dataset: Dataset, *, num_devices: int | None = None
   num_devices = num_devices or jax.device_count()
   platform = platform or jax.devices()[0].platform
   batching = devices.resolved_batching(config.batching)
-  runs = sum(counts) if programs.grids_share_a_program(config) else max(counts)
+  shared = programs.grids_share_a_program(config)
+  runs = sum(counts) if shared else max(counts)
   per_device = -(-runs // num_devices)
   in_flight = per_device if batching == "vmap" else 1  # runs a device computes at once
   model = memory_trace.run_sizes(config, dataset, one_seed[0])
   parameter_bytes = 4 * model.parameters
-  evaluation_batch = min(train.EVAL_BATCH, len(dataset.x_train))
-  examples = max(config.batch_size, evaluation_batch)  # the largest batch with gradients
-  itemsize = 2 if config.dtype == "bfloat16" else 4
-  example_bytes = model.example_bytes + (
-      model.units * memory_trace.switch_bytes(one_seed) if programs.grids_share_a_program(config) else 0)
-  activations = in_flight * examples * example_bytes // 4 * itemsize
+  activations = _activation_bytes(config, dataset, model, one_seed, shared, in_flight)
   # One device's program: its runs' state in and out, gradients and updates, activations, data.
   program = (2 * per_device * model.state_bytes + in_flight * 2 * parameter_bytes + activations
              + _data_bytes(dataset))
