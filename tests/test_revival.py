@@ -74,3 +74,35 @@ def test_check_activation_reports_a_batch_and_sign_dependent_backward():
   assert any(note.startswith("not elementwise") for note in report.notes)
   assert any(note.startswith("not linear in the cotangent") for note in report.notes)
   assert activations.testing.check_activation(activations.necro_relu, dtypes=[jnp.float32]).notes == ()
+
+
+def _designs():
+  """examples/revival_designs.py, the backward passes tried against revival_relu."""
+  import importlib.util
+  import pathlib
+  path = pathlib.Path(__file__).parent.parent / "examples" / "revival_designs.py"
+  spec = importlib.util.spec_from_file_location("revival_designs", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+@pytest.mark.parametrize("use_jit", [False, True])
+def test_the_designs_tried_keep_relus_forward_and_do_what_they_say(use_jit):
+  designs = _designs()
+  transform = jax.jit if use_jit else (lambda f: f)
+  pullbacks = {name: transform(lambda x, t, f=getattr(designs, name): jax.vjp(f, x)[1](t)[0])
+               for name in ("upward_relu", "dead_unit_necro", "revival_by_mean")}
+  for name in pullbacks:
+    np.testing.assert_array_equal(getattr(designs, name)(X), jax.nn.relu(X))
+  # every element below zero: 0.1 x the upward part of its cotangent; above: the cotangent
+  np.testing.assert_allclose(pullbacks["upward_relu"](X, COTANGENT), jnp.where(
+      X > 0, COTANGENT, 0.1 * jnp.minimum(COTANGENT, 0)))
+  # unit 0, dead on the batch, gets 0.1 x its cotangent, both signs; units 1 and 2 ReLU's
+  expected = jnp.where(X > 0, COTANGENT, 0.0).at[:, 0].set(0.1 * COTANGENT[:, 0])
+  np.testing.assert_allclose(pullbacks["dead_unit_necro"](X, COTANGENT), expected)
+  # unit 0's cotangents average to 0.1667 > 0 (asks down): nothing; flip them and it gets 0.3 x mean
+  by_mean = pullbacks["revival_by_mean"]
+  np.testing.assert_allclose(by_mean(X, COTANGENT)[:, 0], [0.0, 0.0, 0.0])
+  np.testing.assert_allclose(by_mean(X, -COTANGENT)[:, 0], [-0.05, -0.05, -0.05], rtol=1e-6)
+  assert by_mean(X, COTANGENT).dtype == jnp.float32
