@@ -61,14 +61,18 @@ def cpu_cores() -> int:
 def use_compilation_cache() -> None:
   """Keeps compiled programs on disk, so a rerun of a study skips compilation.
 
-  The folder is ``$SURROGATE_COMPILATION_CACHE`` if set (``off`` disables it),
-  else ``~/.cache/surrogate-activations/jax`` (under ``$XDG_CACHE_HOME`` if set).
+  The folder is ``$SURROGATE_COMPILATION_CACHE`` if set, else
+  ``~/.cache/surrogate-activations/jax`` (under ``$XDG_CACHE_HOME`` if set).
+  ``off`` turns the cache off, also one set through JAX's own
+  ``JAX_COMPILATION_CACHE_DIR``: a cold measurement stays cold.
   """
   setting = os.environ.get("SURROGATE_COMPILATION_CACHE", "")
   if setting == "off":
+    jax.config.update("jax_enable_compilation_cache", False)
     return
   base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
   folder = setting or os.path.join(base, "surrogate-activations", "jax")
+  jax.config.update("jax_enable_compilation_cache", True)
   jax.config.update("jax_compilation_cache_dir", folder)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 

@@ -1,7 +1,10 @@
 """Test configuration, after equinox's: strict dtypes, no silent rank promotion."""
 
 import csv
+import os
 import pathlib
+import shutil
+import tempfile
 
 import jax
 import pytest
@@ -10,7 +13,39 @@ import pytest
 WRAPS = [pytest.param(lambda f: f, id="eager"), pytest.param(jax.jit, id="jit")]
 
 
+_CACHE = "JAX_COMPILATION_CACHE_DIR"
+
+
+def _share_compilations(config) -> None:
+  """One empty on-disk compilation cache for this run, shared by every process it starts.
+
+  Many tests compile the same programs (the engine builds new jitted functions
+  for each experiment, and subprocesses and notebook kernels start cold);
+  JAX's persistent cache keys a program by its HLO, so each is compiled once
+  per run. The folder starts empty and is removed at the end: nothing is
+  carried from one run to the next. The xdist workers, ``python -m research``
+  subprocesses and notebook kernels inherit it through JAX's environment
+  variables; a cache the caller set is kept.
+  """
+  if hasattr(config, "workerinput") or _CACHE in os.environ:
+    return
+  folder = tempfile.mkdtemp(prefix="surrogate-tests-compilations-")
+  config._shared_compilations = folder
+  os.environ[_CACHE] = folder
+  os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+  os.environ["SURROGATE_COMPILATION_CACHE"] = folder  # what python -m research would use
+  jax.config.update("jax_compilation_cache_dir", folder)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+def pytest_unconfigure(config):
+  folder = getattr(config, "_shared_compilations", None)
+  if folder:
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def pytest_configure(config):
+  _share_compilations(config)
   config.addinivalue_line(
       "markers",
       "standard_promotion: run with JAX's standard dtype promotion (for code"

@@ -69,7 +69,9 @@ TINY = suite.Sizes(
 
 @pytest.mark.standard_promotion  # optax's adam, as users run it
 def test_bench_writes_json_and_markdown_with_every_table(tmp_path):
+  cache_before = jax.config.jax_enable_compilation_cache
   result = suite.run(BenchConfig(out=str(tmp_path), torch=False), TINY)
+  assert jax.config.jax_enable_compilation_cache == cache_before  # off only while it measures
   written = json.loads((tmp_path / "bench.json").read_text())
   assert written["machine"] == result["machine"]
   assert {"jax", "jaxlib", "flax"} <= set(written["versions"])

@@ -158,6 +158,23 @@ def test_every_cpu_core_is_a_device_that_waits_at_collectives_on_a_busy_machine(
   assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=3"  # the user decides
 
 
+def test_compilation_cache_off_turns_off_one_set_through_jax_too(monkeypatch, tmp_path):
+  import jax
+
+  enabled, folder = jax.config.jax_enable_compilation_cache, jax.config.jax_compilation_cache_dir
+  try:
+    monkeypatch.setenv("SURROGATE_COMPILATION_CACHE", str(tmp_path))
+    devices.use_compilation_cache()
+    assert jax.config.jax_compilation_cache_dir == str(tmp_path)
+    assert jax.config.jax_enable_compilation_cache
+    monkeypatch.setenv("SURROGATE_COMPILATION_CACHE", "off")
+    devices.use_compilation_cache()
+    assert not jax.config.jax_enable_compilation_cache  # a cold measurement stays cold
+  finally:
+    jax.config.update("jax_enable_compilation_cache", enabled)
+    jax.config.update("jax_compilation_cache_dir", folder)
+
+
 @pytest.mark.parametrize("argv,message", [
     (["compare", "--seeds", "abc"], "Error parsing --seeds: invalid literal for int() with base 10: 'abc'"
                                     " (--seeds takes INT). See --help."),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import importlib.metadata
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -97,14 +99,21 @@ def time_command(rounds: int) -> dict[str, Any]:
   return timing.Timing.of(seconds).to_dict()
 
 
-def _without_compilation_cache() -> None:
-  """Turns JAX's on-disk compilation cache off: compile times are measured cold.
+@contextlib.contextmanager
+def _without_compilation_cache() -> Iterator[None]:
+  """JAX's on-disk compilation cache off inside: compile times are measured cold.
 
   ``python -m research`` turns it on for every command; a benchmark of
-  compilation must not read programs a previous run left on disk.
+  compilation must not read programs a previous run left on disk. The
+  setting is put back on the way out, for a caller in the same process.
   """
+  enabled = jax.config.jax_enable_compilation_cache
   jax.config.update("jax_enable_compilation_cache", False)
   compilation_cache.reset_cache()
+  try:
+    yield
+  finally:
+    jax.config.update("jax_enable_compilation_cache", enabled)
 
 
 def _say(message: str) -> None:
@@ -118,12 +127,26 @@ def run(config: BenchConfig, sizes: Sizes | None = None) -> dict[str, Any]:
   tests pass tiny ones.
   """
   started = time.perf_counter()
-  _without_compilation_cache()
   platform = jax.default_backend()
   platform = "gpu" if platform in ("gpu", "cuda", "rocm") else platform
   sizes = Sizes.of(platform, config.quick) if sizes is None else sizes
   out = pathlib.Path(config.out or f"results/bench-{datetime.datetime.now():%Y%m%d-%H%M%S}")
   out.mkdir(parents=True, exist_ok=True)
+  with _without_compilation_cache():
+    result = _measure(config, sizes, platform)
+  result["bench_seconds"] = time.perf_counter() - started
+  result["targets"] = [dataclasses.asdict(t) | {"verdict": t.verdict} for t in targets.check(result)]
+  text = report.markdown(result)
+  atomic.write_text_atomic(out / "bench.json", json.dumps(result, indent=1) + "\n")
+  atomic.write_text_atomic(out / "bench.md", text)
+  if config.write_benchmarks_md:
+    atomic.write_text_atomic(REPOSITORY / "BENCHMARKS.md", text)
+  _say(f"wrote {out}/bench.json and bench.md")
+  return result
+
+
+def _measure(config: BenchConfig, sizes: Sizes, platform: str) -> dict[str, Any]:
+  """Every measurement of :func:`run`, in the order the bench prints them."""
   result: dict[str, Any] = {
       "machine": devices.machine_description(),
       "platform": platform,
@@ -155,14 +178,6 @@ def run(config: BenchConfig, sizes: Sizes | None = None) -> dict[str, Any]:
     _say("the memory estimate against XLA's count of each grid's compiled program")
     result["memory_estimate"] = memory_estimate.measure(
         {name: memory_estimate.GRIDS[name] for name in sizes.memory_grids})
-  result["bench_seconds"] = time.perf_counter() - started
-  result["targets"] = [dataclasses.asdict(t) | {"verdict": t.verdict} for t in targets.check(result)]
-  text = report.markdown(result)
-  atomic.write_text_atomic(out / "bench.json", json.dumps(result, indent=1) + "\n")
-  atomic.write_text_atomic(out / "bench.md", text)
-  if config.write_benchmarks_md:
-    atomic.write_text_atomic(REPOSITORY / "BENCHMARKS.md", text)
-  _say(f"wrote {out}/bench.json and bench.md")
   return result
 
 
