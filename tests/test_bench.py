@@ -36,6 +36,26 @@ def test_relu_forward_surrogates_need_no_more_temporary_memory_than_relu(name, r
   assert mine["temp_bytes"] <= relu["temp_bytes"] + allowance, (name, mine, relu)
 
 
+@pytest.mark.parametrize("name", [
+    name for name in activation_cost.relu_forward_surrogates()
+    if name not in targets.BORROWED_DERIVATIVE
+    and not any(note.startswith("not elementwise")
+                for note in activations.testing.backward_notes(activations.get(name)))])
+def test_a_mask_like_surrogates_compiled_step_does_relus_work(name):
+  relu = activation_cost.mlp_memory(activations.relu, TINY_MLP)
+  mine = activation_cost.mlp_memory(activations.get(name), TINY_MLP)
+  assert mine["bytes_accessed"] == relu["bytes_accessed"] > 0  # XLA's count: no byte more
+  assert mine["flops"] <= 1.01 * relu["flops"] and mine["transcendentals"] == 0
+
+
+def test_xla_counts_the_batch_read_of_revival_relu_and_the_exp_of_sugar_elu():
+  relu = activation_cost.mlp_memory(activations.relu, TINY_MLP)
+  revival = activation_cost.mlp_memory(activations.revival_relu, TINY_MLP)
+  assert revival["bytes_accessed"] > relu["bytes_accessed"]  # the reduction over the batch
+  sugar_elu = activation_cost.mlp_memory(activations.sugar_elu, TINY_MLP)
+  assert sugar_elu["transcendentals"] == TINY_MLP.depth * TINY_MLP.width * TINY_MLP.batch
+
+
 def test_relu_forward_surrogates_include_necro_relu_and_sugar():
   names = activation_cost.relu_forward_surrogates()
   assert {"relu_with_leaky_backward", "necro_relu", "sugar_bsilu", "sugar_softplus"} <= set(names)

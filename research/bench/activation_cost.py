@@ -151,14 +151,25 @@ def mlp_step(
 
 
 def mlp_memory(activation: Callable[[jax.Array], jax.Array], shape: MlpShape) -> dict[str, int]:
-  """The compiled step's temporary bytes and whole footprint."""
+  """The compiled step's temporary bytes and whole footprint, and XLA's count of its work.
+
+  ``flops``, ``bytes_accessed`` and ``transcendentals`` are XLA's cost
+  analysis of the compiled step (``compiled.cost_analysis()``): what the
+  program computes and moves, independent of load, where a time ratio of a
+  few percent is within the noise of the rounds.
+  """
   step, arguments = mlp_step(activation, shape)
-  analysis = step.lower(*arguments).compile().memory_analysis()
+  compiled = step.lower(*arguments).compile()
+  analysis = compiled.memory_analysis()
   footprint = (
       analysis.argument_size_in_bytes + analysis.output_size_in_bytes
       + analysis.temp_size_in_bytes - analysis.alias_size_in_bytes
   )
-  return {"temp_bytes": int(analysis.temp_size_in_bytes), "footprint_bytes": int(footprint)}
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, list) else cost  # one entry per program in older jax
+  return {"temp_bytes": int(analysis.temp_size_in_bytes), "footprint_bytes": int(footprint),
+          "flops": int(cost.get("flops", 0)), "bytes_accessed": int(cost.get("bytes accessed", 0)),
+          "transcendentals": int(cost.get("transcendentals", 0))}
 
 
 def measure(
@@ -176,7 +187,9 @@ def measure(
     Per candidate: ``forward_backward`` and ``step`` timings (median, fastest,
     slowest seconds and the ratio to relu), ``temp_bytes``, ``footprint_bytes``
     and their ratios, ``temp_extra_per_unit`` (temporary bytes beyond relu's
-    per hidden unit and layer), ``residual_bytes_per_element`` and the residuals.
+    per hidden unit and layer), XLA's ``flops``, ``bytes_accessed`` and
+    ``transcendentals`` of the step with the first two's ratios,
+    ``residual_bytes_per_element`` and the residuals.
   """
   functions = candidates(names)
   elementwise = _paired_forward_backward(functions, shape.dtype, array_size, rounds)
@@ -195,6 +208,8 @@ def measure(
         "temp_extra_per_unit": (memory["temp_bytes"] - base_memory["temp_bytes"])
                                / (shape.depth * shape.width),
         "footprint_ratio": memory["footprint_bytes"] / max(base_memory["footprint_bytes"], 1),
+        "flops_ratio": memory["flops"] / max(base_memory["flops"], 1),
+        "bytes_accessed_ratio": memory["bytes_accessed"] / max(base_memory["bytes_accessed"], 1),
         "residual_bytes_per_element": residual,
         "residuals": described,
     }

@@ -51,6 +51,7 @@ def _activations(result: dict[str, Any]) -> str:
         _seconds(cost["step"]), f"{cost['step']['ratio']:.3f}",
         f"{cost['temp_bytes'] / 2**20:.1f}", f"{cost['temp_ratio']:.3f}",
         f"{cost['footprint_ratio']:.3f}",
+        _ratio(cost, "flops_ratio"), _ratio(cost, "bytes_accessed_ratio"),
         f"{cost['residual_bytes_per_element']:g}",
     ])
   return (
@@ -61,11 +62,18 @@ def _activations(result: dict[str, Any]) -> str:
       "memory is the compiled step's `memory_analysis().temp_size_in_bytes`; footprint adds "
       "arguments and outputs (the program's peak on any device). Residuals: bytes per input "
       "element the forward pass saves for the backward (`saved_residuals`; `jax.nn.relu`'s "
-      "broadcast zeros are a constant XLA never stores and are not counted). GPU peak memory: "
+      "broadcast zeros are a constant XLA never stores and are not counted). FLOPs and bytes: "
+      "XLA's cost analysis of the compiled step (`cost_analysis()`), what it computes and moves "
+      "whatever the load, against `jax.nn.relu`'s step. GPU peak memory: "
       "empty (no GPU).\n\n"
       + _table(["activation", "fwd+bwd", "x relu", "MLP step", "x relu", "temp MiB", "x relu",
-                "footprint x relu", "residual B/elt"], rows)
+                "footprint x relu", "FLOPs x relu", "bytes x relu", "residual B/elt"], rows)
   )
+
+
+def _ratio(cost: dict[str, Any], key: str) -> str:
+  """A ratio to relu's to 4 decimals, empty in a record from before it was measured."""
+  return f"{cost[key]:.4f}" if key in cost else ""
 
 
 def _grids(result: dict[str, Any]) -> str:
