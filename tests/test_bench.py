@@ -164,6 +164,21 @@ def test_a_sugar_backward_is_held_to_the_step_of_the_activation_it_borrows():
   assert {t.name: t for t in targets.check(result)}[targets.BORROWED_STEP].met
 
 
+def test_a_backward_that_reads_the_batch_has_its_own_step_target_with_xlas_count():
+  def cost(ratio, moved):
+    return {"step": {"ratio": ratio}, "temp_ratio": 1.0, "residual_bytes_per_element": 1.0,
+            "flops_ratio": 1.001, "bytes_accessed_ratio": moved}
+
+  result = {"platform": "cpu", "activations": {
+      "necro_relu": cost(1.03, 1.0), "revival_relu": cost(1.04, 1.0714)}}
+  checked = {target.name: target for target in targets.check(result)}
+  mask, batch = checked[targets.STEP_TIME], checked[targets.BATCH_STEP]
+  assert mask.measured.startswith("worst necro_relu: 1.030x") and not mask.met
+  assert "bytes moved at most 1.0000x (necro_relu)" in mask.measured  # the same work as relu's
+  assert batch.measured.startswith("worst revival_relu: 1.040x") and not batch.met
+  assert "bytes moved at most 1.0714x (revival_relu)" in batch.measured
+
+
 @pytest.mark.standard_promotion
 def test_torch_reference_trains_the_comparison_when_torch_is_installed():
   from research import data
