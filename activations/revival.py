@@ -25,7 +25,7 @@ of its units it ends with 0.0-0.1% dead, and its lowest per-layer
 pre-activation stays within 10x ReLU's (NecroReLU's runs 160x below). It does
 not make a ReLU network train like a LeakyReLU one at Adam 0.1 (MNIST-1D:
 32% against LeakyReLU's 52%; every ReLU-forward backward tried did worse,
-and LeakyReLU's own backward under a ReLU forward pass trains worst of all:
+and LeakyReLU's own backward under a ReLU forward pass trains far worse:
 the forward pass is what it has; docs/studies.md, "Designs tried"), one of
 three MNIST-5k runs at Adam 0.1 diverged (on an AMD EPYC family 26 model 2,
 one of LeakyReLU's three did too), and with plain SGD at the highest rates it
