@@ -24,21 +24,34 @@ def _dead_units(active):
   return jnp.logical_not(jnp.any(active, axis=tuple(range(active.ndim - 1)), keepdims=True))
 
 
-@jax.custom_vjp
-def _upward(x, slope):
-  return jax.nn.relu(x)
+def _relu_forward(below_zero):
+  """ReLU forward; backward: the cotangent where ``x > 0``, ``below_zero(active, cotangent, slope)`` elsewhere."""
+
+  @jax.custom_vjp
+  def function(x, slope):
+    return jax.nn.relu(x)
+
+  def forward(x, slope):
+    return jax.nn.relu(x), (x > 0, slope)
+
+  def backward(residual, cotangent):
+    active, slope = residual
+    return (jnp.where(active, cotangent, below_zero(active, cotangent, slope)),
+            jnp.zeros_like(slope))
+
+  function.defvjp(forward, backward)
+  return function
 
 
-def _upward_forward(x, slope):
-  return jax.nn.relu(x), (x > 0, slope)
+def _batch_mean(cotangent):
+  return jnp.mean(cotangent, axis=tuple(range(cotangent.ndim - 1)), keepdims=True)
 
 
-def _upward_backward(residual, cotangent):
-  active, slope = residual
-  return jnp.where(active, cotangent, slope * jnp.minimum(cotangent, 0)), jnp.zeros_like(slope)
-
-
-_upward.defvjp(_upward_forward, _upward_backward)
+_upward = _relu_forward(lambda active, cotangent, slope: slope * jnp.minimum(cotangent, 0))
+_dead_unit_necro = _relu_forward(
+    lambda active, cotangent, slope: jnp.where(_dead_units(active), slope * cotangent, 0))
+_revival_by_mean = _relu_forward(lambda active, cotangent, slope: jnp.where(
+    _dead_units(active), slope * jnp.minimum(_batch_mean(cotangent), 0), 0))
 
 
 def upward_relu(x, slope=0.1):
@@ -49,39 +62,9 @@ def upward_relu(x, slope=0.1):
   return _upward(x, slope)
 
 
-@jax.custom_vjp
-def _dead_unit_necro(x, slope):
-  return jax.nn.relu(x)
-
-
-def _dead_unit_necro_backward(residual, cotangent):
-  active, slope = residual
-  below = jnp.where(_dead_units(active), slope * cotangent, 0)
-  return jnp.where(active, cotangent, below), jnp.zeros_like(slope)
-
-
-_dead_unit_necro.defvjp(_upward_forward, _dead_unit_necro_backward)
-
-
 def dead_unit_necro(x, slope=0.1):
   """NecroReLU's ``slope * cotangent`` (both signs), but only on units dead on the whole batch."""
   return _dead_unit_necro(x, slope)
-
-
-@jax.custom_vjp
-def _revival_by_mean(x, slope):
-  return jax.nn.relu(x)
-
-
-def _revival_by_mean_backward(residual, cotangent):
-  active, slope = residual
-  mean = jnp.mean(cotangent, axis=tuple(range(cotangent.ndim - 1)), keepdims=True)
-  upward = jnp.broadcast_to(slope * jnp.minimum(mean, 0), cotangent.shape)
-  return (jnp.where(active, cotangent, jnp.where(_dead_units(active), upward, 0)),
-          jnp.zeros_like(slope))
-
-
-_revival_by_mean.defvjp(_upward_forward, _revival_by_mean_backward)
 
 
 def revival_by_mean(x, slope=0.3):
