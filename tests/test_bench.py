@@ -21,38 +21,35 @@ TINY_MLP = activation_cost.MlpShape(depth=2, width=128, batch=64, dtype="float32
 
 @pytest.fixture(scope="module")
 def relu_memory():
-  return activation_cost.mlp_memory(jax.nn.relu, TINY_MLP)
+  return activation_cost.compiled_step_costs(jax.nn.relu, TINY_MLP)
 
 
 @pytest.mark.parametrize("name", activation_cost.relu_forward_surrogates())
 def test_relu_forward_surrogates_need_no_more_temporary_memory_than_relu(name, relu_memory):
   relu = relu_memory
   function = activations.get(name)
-  mine = activation_cost.mlp_memory(function, TINY_MLP)
+  mine = activation_cost.compiled_step_costs(function, TINY_MLP)
   # A rule that reads the whole batch (revival_relu) keeps at most one flag per unit and layer.
-  reads_the_batch = any(note.startswith("not elementwise")
-                        for note in activations.testing.backward_notes(function))
-  allowance = TINY_MLP.depth * TINY_MLP.width if reads_the_batch else 0
+  allowance = TINY_MLP.depth * TINY_MLP.width if activation_cost.reads_the_batch(function) else 0
   assert mine["temp_bytes"] <= relu["temp_bytes"] + allowance, (name, mine, relu)
 
 
 @pytest.mark.parametrize("name", [
     name for name in activation_cost.relu_forward_surrogates()
     if name not in targets.BORROWED_DERIVATIVE
-    and not any(note.startswith("not elementwise")
-                for note in activations.testing.backward_notes(activations.get(name)))])
+    and not activation_cost.reads_the_batch(activations.get(name))])
 def test_a_mask_like_surrogates_compiled_step_does_relus_work(name):
-  relu = activation_cost.mlp_memory(activations.relu, TINY_MLP)
-  mine = activation_cost.mlp_memory(activations.get(name), TINY_MLP)
+  relu = activation_cost.compiled_step_costs(activations.relu, TINY_MLP)
+  mine = activation_cost.compiled_step_costs(activations.get(name), TINY_MLP)
   assert mine["bytes_accessed"] == relu["bytes_accessed"] > 0  # XLA's count: no byte more
   assert mine["flops"] <= 1.01 * relu["flops"] and mine["transcendentals"] == 0
 
 
 def test_xla_counts_the_batch_read_of_revival_relu_and_the_exp_of_sugar_elu():
-  relu = activation_cost.mlp_memory(activations.relu, TINY_MLP)
-  revival = activation_cost.mlp_memory(activations.revival_relu, TINY_MLP)
+  relu = activation_cost.compiled_step_costs(activations.relu, TINY_MLP)
+  revival = activation_cost.compiled_step_costs(activations.revival_relu, TINY_MLP)
   assert revival["bytes_accessed"] > relu["bytes_accessed"]  # the reduction over the batch
-  sugar_elu = activation_cost.mlp_memory(activations.sugar_elu, TINY_MLP)
+  sugar_elu = activation_cost.compiled_step_costs(activations.sugar_elu, TINY_MLP)
   assert sugar_elu["transcendentals"] == TINY_MLP.depth * TINY_MLP.width * TINY_MLP.batch
 
 

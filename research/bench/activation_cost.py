@@ -49,6 +49,17 @@ def relu_forward_surrogates() -> tuple[str, ...]:
                if name != "relu" and activations.registry.relu_forward(name))
 
 
+def reads_the_batch(function: Callable[[jax.Array], jax.Array]) -> bool:
+  """Whether ``function``'s backward pass is not elementwise: it reads the rest of the batch.
+
+  Examples:
+    >>> reads_the_batch(activations.revival_relu), reads_the_batch(activations.necro_relu)
+    (True, False)
+  """
+  return any(note.startswith("not elementwise")
+             for note in activations.testing.backward_notes(function))
+
+
 @dataclasses.dataclass(frozen=True)
 class MlpShape:
   """The MLP of the step benchmark."""
@@ -150,7 +161,8 @@ def mlp_step(
   return step, (weights, inputs)
 
 
-def mlp_memory(activation: Callable[[jax.Array], jax.Array], shape: MlpShape) -> dict[str, int]:
+def compiled_step_costs(activation: Callable[[jax.Array], jax.Array],
+                        shape: MlpShape) -> dict[str, int]:
   """The compiled step's temporary bytes and whole footprint, and XLA's count of its work.
 
   ``flops``, ``bytes_accessed`` and ``transcendentals`` are XLA's cost
@@ -195,9 +207,9 @@ def measure(
   elementwise = _paired_forward_backward(functions, shape.dtype, array_size, rounds)
   steps = _paired_steps(functions, shape, rounds)
   results: dict[str, dict[str, Any]] = {}
-  base_memory = mlp_memory(functions[BASELINE], shape)
+  base_memory = compiled_step_costs(functions[BASELINE], shape)
   for name, function in functions.items():
-    memory = base_memory if name == BASELINE else mlp_memory(function, shape)
+    memory = base_memory if name == BASELINE else compiled_step_costs(function, shape)
     residual, described = residual_bytes_per_element(function, shape.dtype)
     results[name] = {
         "forward_backward": _timed(elementwise, name),

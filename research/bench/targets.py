@@ -101,10 +101,11 @@ def _borrowed_step(costs: dict[str, Any], surrogates: list[str]) -> list[Target]
                   ratios[worst] <= 1.02)]
 
 
-def _reads_the_batch(name: str) -> bool:
-  """Whether the registered activation's backward pass is not elementwise (reads the batch)."""
-  return any(note.startswith("not elementwise")
-             for note in activations.testing.backward_notes(activations.get(name)))
+def _worst_step(target: str, costs: dict[str, Any], names: list[str]) -> Target:
+  """``target`` held by the slowest step of ``names`` against relu's, with XLA's count beside it."""
+  worst = max(names, key=lambda name: costs[name]["step"]["ratio"])
+  step = costs[worst]["step"]["ratio"]
+  return _target(target, f"worst {worst}: {step:.3f}x" + _work(costs, names), step <= 1.02)
 
 
 def _work(costs: dict[str, Any], names: list[str]) -> str:
@@ -124,21 +125,14 @@ def check(result: dict[str, Any]) -> list[Target]:
   costs = result.get("activations") or {}
   surrogates = [name for name in activation_cost.relu_forward_surrogates() if name in costs]
   if surrogates:
-    batch = [name for name in surrogates if _reads_the_batch(name)]
+    batch = [name for name in surrogates
+             if activation_cost.reads_the_batch(activations.get(name))]
     masks = [name for name in surrogates if name not in BORROWED_DERIVATIVE and name not in batch]
     worst_temp = max(surrogates, key=lambda name: costs[name]["temp_ratio"])
     temp = costs[worst_temp]["temp_ratio"]
     extra = costs[worst_temp].get("temp_extra_per_unit", 0.0 if temp <= 1.0 else math.inf)
-    if masks:
-      worst_step = max(masks, key=lambda name: costs[name]["step"]["ratio"])
-      step = costs[worst_step]["step"]["ratio"]
-      targets.append(_target(STEP_TIME, f"worst {worst_step}: {step:.3f}x" + _work(costs, masks),
-                             step <= 1.02))
-    if batch:
-      worst_batch = max(batch, key=lambda name: costs[name]["step"]["ratio"])
-      step = costs[worst_batch]["step"]["ratio"]
-      targets.append(_target(BATCH_STEP, f"worst {worst_batch}: {step:.3f}x" + _work(costs, batch),
-                             step <= 1.02))
+    targets += [_worst_step(target, costs, names)
+                for target, names in ((STEP_TIME, masks), (BATCH_STEP, batch)) if names]
     targets += _borrowed_step(costs, surrogates)
     targets.append(_target(TEMPORARY_MEMORY, f"worst {worst_temp}: {temp:.4f}x"
                            f" ({max(extra, 0):.2f} B per unit and layer)", extra <= 1.0))
